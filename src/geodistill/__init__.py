@@ -1,0 +1,2 @@
+"""geodistill: knowledge distillation for aerial scene classifiers."""
+__version__ = "0.1.0"
