@@ -1,0 +1,183 @@
+"""One validated configuration for every run, named recipes, and ``key=value`` overrides.
+
+A run is described by a :class:`RunConfig` (data + optimisation + objective). Recipes are
+partial dicts merged under the user's overrides; YAML files give the same dicts.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from geodistill.errors import GeodistillError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    """Which images, at which size, split how, augmented how."""
+
+    dataset: str = "synthetic"
+    root: str | None = None
+    size: int = Field(32, ge=8, le=1024)
+    channels: int | None = Field(None, ge=1, le=64)
+    fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    split_seed: int = 0
+    normalization: Literal["unit", "mean_std"] = "unit"
+    augment: Literal["dihedral", "none", "dihedral+crop"] = "dihedral"
+    cache_dir: str | None = None
+    strict: bool = False
+    download: bool = False
+    n_per_class: int | None = Field(None, ge=3)  # synthetic only: images per class
+
+    @field_validator("fractions")
+    @classmethod
+    def _sum_to_one(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(f <= 0 for f in v) or abs(sum(v) - 1.0) > 1e-6:
+            raise ValueError("fractions must be three positive numbers summing to 1, e.g. 0.6,0.2,0.2")
+        return v
+
+
+class TrainConfig(_Strict):
+    """Optimisation: the same for a teacher, a student alone and a distilled student."""
+
+    model: str = "cnn3"
+    weights: str | None = None
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(64, ge=1)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = Field(3e-3, gt=0)
+    weight_decay: float = Field(5e-4, ge=0)
+    warmup_epochs: float = Field(1.0, ge=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    seed: int = 0
+    precision: Literal["32-true", "bf16-mixed", "16-mixed", "32", "bf16"] = "32-true"
+    channels_last: bool = True
+    patience: int | None = Field(None, ge=1)
+    checkpoint_every: int = Field(0, ge=0)
+    accelerator: str = "auto"
+    devices: int | str = 1
+    strategy: str = "auto"
+    num_nodes: int = Field(1, ge=1)
+    progress: bool = True
+
+
+class DistillConfig(_Strict):
+    """The student's objective; ``loss`` is a preset name or a spec string."""
+
+    teacher: str | None = None
+    loss: str = "student"
+    alpha: float = Field(0.5, ge=0, le=1)
+    beta: float | None = Field(None, ge=0)
+    T: float = Field(4.0, gt=0)
+
+
+class RunConfig(_Strict):
+    """Everything one training run needs."""
+
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+    distill: DistillConfig = DistillConfig()
+    out: str = "runs"
+    name: str | None = None
+
+
+def _set_dotted(d: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    for k in keys[:-1]:
+        d = d.setdefault(k, {})
+    d[keys[-1]] = value
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    """Recursive dict merge; ``over`` wins."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``["train.lr=0.01", "data.size=64"]`` -> nested dict, values parsed as YAML scalars."""
+    out: dict = {}
+    for item in items:
+        if "=" not in item:
+            raise GeodistillError(f"Override {item!r} is not of the form section.key=value (e.g. train.lr=0.01).")
+        key, raw = item.split("=", 1)
+        _set_dotted(out, key.strip(), yaml.safe_load(raw))
+    return out
+
+
+def load_yaml(path: str | Path) -> dict:
+    """Read a YAML config file into a dict, with a clear error when it is missing or malformed."""
+    p = Path(path)
+    if not p.is_file():
+        raise GeodistillError(f"Config file {p} does not exist; pass the path of a YAML file.")
+    try:
+        d = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise GeodistillError(f"Config file {p} is not valid YAML ({str(e).splitlines()[0]}); fix the line it names.") from None
+    if not isinstance(d, dict):
+        raise GeodistillError(f"Config file {p} must hold a mapping (section: {{key: value}}), not {type(d).__name__}.")
+    return d
+
+
+def build_config(d: dict, where: str = "config") -> RunConfig:
+    """Validate a nested dict into a :class:`RunConfig`, naming the first bad field."""
+    try:
+        return RunConfig.model_validate(d)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(x) for x in err["loc"])
+        raise GeodistillError(f"In {where}, field {field!r} is invalid: {err['msg']}.") from None
+
+
+# Named recipes: the shared base, the teacher's and the student's training, the objectives to
+# compare (each dict is a DistillConfig update) and the seeds. `geodistill run` runs one.
+RECIPES: dict[str, dict] = {
+    "demo": {
+        "about": "embedded synthetic land-use set, 32 px, CNN4 teacher -> CNN3 student, ~3 min on 2 CPU cores",
+        "base": {"data": {"dataset": "synthetic", "size": 32, "augment": "dihedral"},
+                 "train": {"batch_size": 64, "lr": 3e-3, "weight_decay": 5e-4, "warmup_epochs": 1}},
+        "teacher": {"train": {"model": "cnn4", "epochs": 12}},
+        "student": {"train": {"model": "cnn3", "epochs": 12}},
+        "objectives": [{"loss": "student"}, {"loss": "kl+cos", "alpha": 0.7, "T": 4.0}],
+        "seeds": [0, 1, 2],
+    },
+    "thesis": {
+        "about": "the thesis: 32 px, CNN4 teacher -> CNN3 student, α-soft + hard + β-nuclear and its ablations",
+        "base": {"data": {"size": 32, "augment": "dihedral"},
+                 "train": {"batch_size": 64, "lr": 3e-3, "warmup_epochs": 1}},
+        "teacher": {"train": {"model": "cnn4", "epochs": 40, "patience": 10}},
+        "student": {"train": {"model": "cnn3", "epochs": 40, "patience": 10}},
+        "objectives": [{"loss": "student"}, {"loss": "kl", "alpha": 0.5}, {"loss": "cos", "alpha": 0.5},
+                       {"loss": "kl+cos", "alpha": 0.5}, {"loss": "thesis", "alpha": 0.5, "beta": 1e-3}],
+        "seeds": [0, 1, 2],
+    },
+    "paper": {
+        "about": "the paper at CPU scale: 64 px, VGG16 teacher -> MobileNetV2 student, CE + KL + cosine",
+        "base": {"data": {"size": 64, "augment": "dihedral", "normalization": "mean_std"},
+                 "train": {"batch_size": 64, "lr": 1e-3, "warmup_epochs": 1, "label_smoothing": 0.1}},
+        "teacher": {"train": {"model": "vgg16", "epochs": 30, "patience": 8}},
+        "student": {"train": {"model": "mobilenet_v2", "epochs": 30, "patience": 8}},
+        "objectives": [{"loss": "student"}, {"loss": "kl", "alpha": 0.5}, {"loss": "cos", "alpha": 0.5},
+                       {"loss": "kl+cos", "alpha": 0.5}],
+        "seeds": [0, 1, 2],
+    },
+}
+
+
+def get_recipe(name: str) -> dict:
+    """A copy of a named recipe, or a clear error listing the names."""
+    if name not in RECIPES:
+        raise GeodistillError(f"Recipe {name!r} is unknown; choose one of {', '.join(RECIPES)}.")
+    return copy.deepcopy(RECIPES[name])

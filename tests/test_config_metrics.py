@@ -1,0 +1,64 @@
+"""Config validation, overrides and recipes; quality metrics pinned against hand counts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from geodistill.config import build_config, deep_merge, get_recipe, load_yaml, parse_overrides
+from geodistill.errors import GeodistillError
+from geodistill.metrics import classification_metrics
+
+
+def test_overrides_parse_to_nested_typed_values():
+    d = parse_overrides(["train.lr=0.01", "data.size=64", "distill.loss=kl+cos", "train.patience=null"])
+    assert d == {"train": {"lr": 0.01, "patience": None}, "data": {"size": 64}, "distill": {"loss": "kl+cos"}}
+    cfg = build_config(d)
+    assert cfg.train.lr == 0.01 and cfg.data.size == 64 and cfg.distill.loss == "kl+cos"
+
+
+def test_bad_field_is_named():
+    with pytest.raises(GeodistillError, match=r"'train.lr'"):
+        build_config({"train": {"lr": -1}})
+    with pytest.raises(GeodistillError, match=r"'data.fractions'"):
+        build_config({"data": {"fractions": [0.5, 0.5, 0.5]}})
+    with pytest.raises(GeodistillError, match=r"'train.lrr'"):
+        build_config({"train": {"lrr": 0.1}})
+    with pytest.raises(GeodistillError, match="section.key=value"):
+        parse_overrides(["train.lr"])
+
+
+def test_yaml_errors_name_the_file(tmp_path):
+    with pytest.raises(GeodistillError, match="does not exist"):
+        load_yaml(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(GeodistillError, match=str(bad)):
+        load_yaml(bad)
+
+
+def test_recipes_validate_and_unknown_is_explained():
+    for name in ("demo", "thesis", "paper"):
+        r = get_recipe(name)
+        for role in ("teacher", "student"):
+            build_config(deep_merge(r["base"], r[role]))
+    with pytest.raises(GeodistillError, match="demo, thesis, paper"):
+        get_recipe("nope")
+
+
+def test_metrics_match_hand_counts():
+    # true:  0 0 1 1 1 2 ; pred: 0 1 1 1 2 2
+    m = classification_metrics(torch.tensor([0, 1, 1, 1, 2, 2]), torch.tensor([0, 0, 1, 1, 1, 2]), ["a", "b", "c"])
+    assert m["confusion_matrix"] == [[1, 1, 0], [0, 2, 1], [0, 0, 1]]
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    # precision: a 1/1, b 2/3, c 1/2 ; recall: a 1/2, b 2/3, c 1/1
+    assert m["precision_macro"] == pytest.approx((1 + 2 / 3 + 1 / 2) / 3)
+    assert m["recall_macro"] == pytest.approx((1 / 2 + 2 / 3 + 1) / 3)
+    f1 = [2 * 1 * 0.5 / 1.5, 2 / 3, 2 * 0.5 * 1 / 1.5]
+    assert m["f1_macro"] == pytest.approx(sum(f1) / 3)
+    assert m["per_class_f1"]["a"] == pytest.approx(2 / 3)
+
+
+def test_never_predicted_class_has_zero_precision_not_nan():
+    m = classification_metrics(torch.tensor([0, 0]), torch.tensor([0, 1]), ["a", "b"])
+    assert m["precision_macro"] == pytest.approx(0.25) and m["per_class_f1"]["b"] == 0.0
