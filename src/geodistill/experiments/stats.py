@@ -1,0 +1,322 @@
+"""Paired comparison of each distillation setting with the student trained alone.
+
+For a setting (dataset, model, objective, α, β, T) and the baseline run of the same dataset,
+student model and seed, d_i = x_i − base_i over the n seeds both have. Then
+
+    mean d = (1/n) Σ d_i,   sd = sqrt(Σ (d_i − mean d)² / (n − 1)),
+    95% CI = mean d ± t_{0.975, n−1} · sd / √n          (Student's t, paired design)
+
+Pairing by seed removes the seed-to-seed variance both runs share (same split, same init
+stream), so a small but consistent gain shows up with few seeds.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import warnings
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from geodistill.errors import GeodistillWarning
+from geodistill.experiments.table import check_columns
+
+GROUP_BY = ("dataset", "model", "objective_name", "alpha", "beta", "T")
+FRACTION_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
+
+
+# ---------------------------------------------------------------- Student's t
+
+
+def t_cdf(t: float, df: int) -> float:
+    """P(T ≤ t) for Student's t with an integer number of degrees of freedom `df` ≥ 1.
+
+    Exact finite series (Abramowitz & Stegun 26.7.3–4) with θ = atan(t/√df), c = cos²θ:
+    odd df:  A = (2/π)·[θ + sinθ·cosθ·(1 + (2/3)c + (2·4)/(3·5)c² + … up to c^((df−3)/2))]
+             (A = 2θ/π for df = 1);
+    even df: A = sinθ·(1 + (1/2)c + (1·3)/(2·4)c² + … up to c^((df−2)/2));
+    P(T ≤ t) = (1 + A)/2, A being P(|T| ≤ |t|) signed like t.
+    """
+    if df < 1 or int(df) != df:
+        raise ValueError(f"df must be a positive integer, got {df}")
+    df = int(df)
+    theta = math.atan(t / math.sqrt(df))
+    s, c2 = math.sin(theta), math.cos(theta) ** 2
+    if df % 2 == 1:
+        total, term = 0.0, 1.0
+        for k in range(1, (df - 1) // 2 + 1):  # terms 1, (2/3)c, (2·4)/(3·5)c², …
+            total += term
+            term *= c2 * (2 * k) / (2 * k + 1)
+        a = (2.0 / math.pi) * (theta + s * math.cos(theta) * total) if df > 1 else 2.0 * theta / math.pi
+    else:
+        total, term = 0.0, 1.0
+        for k in range(1, df // 2 + 1):  # terms 1, (1/2)c, (1·3)/(2·4)c², …
+            total += term
+            term *= c2 * (2 * k - 1) / (2 * k)
+        a = s * total
+    return 0.5 * (1.0 + a)
+
+
+def t_quantile(p: float, df: int) -> float:
+    """The t with P(T ≤ t) = p for Student's t with `df` degrees of freedom (bisection on
+    `t_cdf`, to ~1e-12). E.g. t_quantile(0.975, 1) = 12.706, (0.975, 4) = 2.776."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"p must be in (0, 1), got {p}")
+    if p < 0.5:
+        return -t_quantile(1.0 - p, df)
+    if p == 0.5:
+        return 0.0
+    lo, hi = 0.0, 1.0
+    while t_cdf(hi, df) < p:
+        lo, hi = hi, hi * 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if t_cdf(mid, df) < p:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-12 * max(1.0, hi):
+            break
+    return 0.5 * (lo + hi)
+
+
+# ---------------------------------------------------------------- paired differences
+
+
+def _ok(row: dict[str, Any], metric: str) -> bool:
+    v = row.get(metric)
+    return row.get("status", "ok") == "ok" and isinstance(v, (int, float)) and not math.isnan(v)
+
+
+def _is_baseline(row: dict[str, Any], baseline: str) -> bool:
+    return row.get("objective_name") == baseline and row.get("role", "student") == "student"
+
+
+def paired_difference(
+    rows: Iterable[dict[str, Any]], baseline: str = "student", metric: str = "accuracy"
+) -> list[dict[str, Any]]:
+    """For every setting other than the baseline and the teachers, pair each seed's run with
+    the baseline run (objective_name `baseline`, role 'student') of the same dataset, model and
+    seed. Returns one row per setting with n (pairs), mean_diff, sd_diff, ci_low, ci_high
+    (95%, t distribution; nan when n < 2), wins (d_i > 0), losses (d_i < 0), the means of
+    the setting and the baseline over the paired seeds, and the seeds without a baseline.
+    Differences are in the metric's own units (fractions for accuracy/F1)."""
+    rows = list(rows)
+    check_columns(rows, [*GROUP_BY, metric], "paired_difference")
+    rows = [r for r in rows if _ok(r, metric)]
+    base: dict[tuple, list[float]] = {}
+    for r in rows:
+        if _is_baseline(r, baseline):
+            base.setdefault((r.get("dataset"), r.get("model"), r.get("seed")), []).append(float(r[metric]))
+    for (ds, model, seed), values in base.items():
+        if len(values) > 1:
+            warnings.warn(
+                f"{len(values)} '{baseline}' runs for dataset {ds}, model {model}, seed {seed}; "
+                "their mean is used as the baseline.",
+                GeodistillWarning,
+                stacklevel=2,
+            )
+    baseline_value = {k: statistics.fmean(v) for k, v in base.items()}
+
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rows:
+        if _is_baseline(r, baseline) or r.get("role") == "teacher":
+            continue
+        groups.setdefault(tuple(r.get(k) for k in GROUP_BY), []).append(r)
+
+    out = []
+    for key, members in groups.items():
+        by_seed: dict[Any, list[float]] = {}
+        for r in members:
+            by_seed.setdefault(r.get("seed"), []).append(float(r[metric]))
+        pairs, missing = [], []
+        for seed in sorted(by_seed, key=lambda s: (str(type(s)), s)):
+            x = statistics.fmean(by_seed[seed])
+            b = baseline_value.get((key[0], key[1], seed))
+            if b is None:
+                missing.append(seed)
+            else:
+                pairs.append((seed, x, b))
+        d = [x - b for _, x, b in pairs]
+        n = len(d)
+        mean_d = statistics.fmean(d) if n else math.nan
+        sd = statistics.stdev(d) if n > 1 else math.nan
+        if n > 1:
+            half = t_quantile(0.975, n - 1) * sd / math.sqrt(n)
+            lo, hi = mean_d - half, mean_d + half
+        else:
+            lo = hi = math.nan
+        row = dict(zip(GROUP_BY, key))
+        row.update(
+            objective=members[0].get("objective"),
+            metric=metric,
+            baseline=baseline,
+            n=n,
+            mean=statistics.fmean([x for _, x, _ in pairs]) if n else math.nan,
+            baseline_mean=statistics.fmean([b for _, _, b in pairs]) if n else math.nan,
+            mean_diff=mean_d,
+            sd_diff=sd,
+            ci_low=lo,
+            ci_high=hi,
+            wins=sum(1 for v in d if v > 0),
+            losses=sum(1 for v in d if v < 0),
+            seeds=[s for s, _, _ in pairs],
+            seeds_without_baseline=missing,
+        )
+        out.append(row)
+    out.sort(key=lambda r: tuple(_sort_key(r.get(k)) for k in GROUP_BY))
+    return out
+
+
+def _sort_key(value: Any) -> tuple:
+    if value is None:
+        return (0, 0.0, "")
+    if isinstance(value, (int, float)):
+        return (1, float(value), "")
+    return (2, 0.0, str(value))
+
+
+# ---------------------------------------------------------------- verdict in words
+
+_TERM_NAMES = {
+    "kl": "KL",
+    "kd": "KD",
+    "cos": "cosine",
+    "cosine": "cosine",
+    "nuc": "nuclear norm",
+    "nuclear": "nuclear norm",
+    "dkd": "DKD",
+    "dist": "DIST",
+    "ce": "CE",
+    "soft_ce": "soft CE",
+    "thesis": "the thesis objective",
+    "student": "the student alone",
+    "teacher": "the teacher",
+}
+
+
+def pretty_objective(name: str | None) -> str:
+    """'kl+cos' -> 'KL+cosine', 'thesis' -> 'the thesis objective'; unknown names unchanged."""
+    if not name:
+        return "an unnamed objective"
+    parts = [p.strip() for p in str(name).split("+")]
+    return "+".join(_TERM_NAMES.get(p.lower(), p) for p in parts)
+
+
+def _num(x: float) -> str:
+    """A number of points for prose: one decimal, two below 0.1 in magnitude, '−' sign."""
+    s = f"{x:.2f}" if 0 < abs(x) < 0.1 else f"{x:.1f}"
+    if s in ("-0.0", "-0.00"):
+        s = s[1:]
+    return s.replace("-", "−")
+
+
+def _setting(row: dict[str, Any]) -> str:
+    name = pretty_objective(row.get("objective_name"))
+    params = [f"{sym}={_param(row.get(k))}" for k, sym in (("alpha", "α"), ("beta", "β"), ("T", "T"))
+              if row.get(k) is not None]
+    return f"{name} ({', '.join(params)})" if params else name
+
+
+def _param(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, (int, float)) else str(v)
+
+
+def _scale(metric: str) -> tuple[float, str]:
+    return (100.0, "points") if metric in FRACTION_METRICS else (1.0, "")
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed" if n == 1 else f"{n} seeds"
+
+
+def _classify(row: dict[str, Any]) -> str:
+    if row["n"] == 0:
+        return "no_baseline"
+    if row["n"] == 1:
+        return "single"
+    if row["ci_low"] > 0:
+        return "better"
+    if row["ci_high"] < 0:
+        return "worse"
+    return "unclear"
+
+
+def _sentence(row: dict[str, Any], lead: str = "") -> str:
+    """One sentence judging one setting; `lead` (e.g. 'the best setting, ') goes before its name."""
+    k, unit = _scale(row["metric"])
+    unit_s = f" {unit}" if unit else ""
+    who = f"{lead}{_setting(row)}," if lead else _setting(row)
+    base = pretty_objective(row["baseline"])
+    metric = row["metric"].replace("_", " ")
+    kind = _classify(row)
+    n = row["n"]
+    if kind == "no_baseline":
+        return (f"{who} could not be compared: there is no '{row['baseline']}' run of the same "
+                f"dataset, model and seed ({_seeds(len(row['seeds_without_baseline']))} without one).")
+    m, sd = k * row["mean_diff"], k * row["sd_diff"]
+    lo, hi = k * row["ci_low"], k * row["ci_high"]
+    if kind == "single":
+        direction = "above" if m > 0 else "below" if m < 0 else "level with"
+        amount = f"{_num(abs(m))}{unit_s} " if m != 0 else ""
+        return (f"{who} is {amount}{direction} {base} in {metric} on a single seed; with one "
+                "seed there is no confidence interval, so this is one observation, not evidence.")
+    ci = f"95% CI {_num(lo)} to {_num(hi)}"
+    if kind == "better":
+        return (f"{who} beats {base} in {metric} by {_num(m)} ± {_num(sd)}{unit_s} "
+                f"(mean ± sd over {_seeds(n)}; {ci}), better in {row['wins']}/{n} seeds.")
+    if kind == "worse":
+        return (f"{who} is worse than {base} in {metric} by {_num(-m)} ± {_num(sd)}{unit_s} "
+                f"(mean ± sd over {_seeds(n)}; {ci}), worse in {row['losses']}/{n} seeds.")
+    return (f"{who} does not clearly differ from {base} in {metric}: {_num(m)} ± {_num(sd)}{unit_s} "
+            f"(mean ± sd over {_seeds(n)}; the {ci} contains 0), better in {row['wins']}/{n} seeds.")
+
+
+def _capitalize(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def verdict(diff_rows: Sequence[dict[str, Any]]) -> str:
+    """One paragraph in plain words from `paired_difference` rows: per dataset and student
+    model, the best setting (largest mean difference) judged by its 95% CI, then how many
+    settings clearly beat, do not clearly differ from, or are clearly worse than the baseline."""
+    if not diff_rows:
+        return ("There is nothing to compare: no finished distilled runs besides the baseline "
+                "and the teachers.")
+    scopes: dict[tuple, list[dict[str, Any]]] = {}
+    for r in diff_rows:
+        scopes.setdefault((r.get("dataset"), r.get("model")), []).append(r)
+    parts = []
+    for (ds, model), rows in scopes.items():
+        prefix = f"On {ds} with the {model} student, " if len(scopes) > 1 else ""
+        comparable = [r for r in rows if r["n"] > 0]
+        if not comparable:
+            parts.append(_capitalize(
+                f"{prefix}no setting could be compared: there is no '{rows[0]['baseline']}' run "
+                "(role 'student') of the same dataset, model and seed to pair with."))
+            continue
+        best = max(comparable, key=lambda r: r["mean_diff"])
+        lead = "the best setting, " if len(rows) > 1 else ""
+        parts.append(_capitalize(prefix + _sentence(best, lead)))
+        if len(rows) > 1:
+            parts.append(_tally(rows))
+    return " ".join(parts)
+
+
+def _tally(rows: Sequence[dict[str, Any]]) -> str:
+    kinds = [_classify(r) for r in rows]
+    base = pretty_objective(rows[0]["baseline"])
+    bits = []
+    counts = {k: kinds.count(k) for k in ("better", "unclear", "worse", "single", "no_baseline")}
+    phrases = {  # kind -> (singular, plural)
+        "better": (f"clearly beats {base}", f"clearly beat {base}"),
+        "unclear": ("does not clearly differ from it", "do not clearly differ from it"),
+        "worse": ("is clearly worse", "are clearly worse"),
+        "single": ("has a single seed (no interval)", "have a single seed (no interval)"),
+        "no_baseline": ("has no baseline run to pair with", "have no baseline run to pair with"),
+    }
+    for kind, (one, many) in phrases.items():
+        if counts[kind]:
+            bits.append(f"{counts[kind]} {one if counts[kind] == 1 else many}")
+    listed = bits[0] if len(bits) == 1 else ", ".join(bits[:-1]) + " and " + bits[-1]
+    return f"Of the {len(rows)} settings tried, {listed} (a setting counts as clear when its 95% CI excludes 0)."

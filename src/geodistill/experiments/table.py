@@ -1,0 +1,367 @@
+"""Results table: gather every run's `results.json`, flatten to one row per run, aggregate.
+
+A *row* is a flat dict (one run). An *aggregate row* is one group of runs that share the
+`by` fields (usually everything but the seed) with, for each metric m,
+
+    m_mean = (1/n) Σ x_i          m_std = sqrt( Σ (x_i - m_mean)² / (n - 1) )   (sample std)
+
+and `m_std = nan` when n = 1 (shown as '–').
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import statistics
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from geodistill.errors import GeodistillError
+
+RESULTS_FILE = "results.json"
+FAILED_FILE = "failed.json"
+AGGREGATE_BY = ("dataset", "model", "objective_name", "alpha", "beta", "T")
+AGGREGATE_METRICS = ("accuracy", "f1_macro")
+QUALITY_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
+COST_FIELDS = ("params", "flops", "size_bytes", "latency_ms")
+_REQUIRED = ("run_id", "dataset", "model", "objective_name", "seed")
+DASH = "–"
+
+
+# ---------------------------------------------------------------- reading
+
+
+def collect(directory: str | Path) -> list[dict[str, Any]]:
+    """Read every run under `directory` (any depth; a run folder or a sweep folder).
+
+    A run is a folder with `results.json`; a folder with only `failed.json` (what a sweep
+    writes when a point crashed) counts as a failed run. A `failed.json` beside a
+    `results.json` is stale (the point was re-run) and ignored. Each returned dict is the
+    file's content plus `_path` (the file's path), sorted by path.
+    """
+    root = Path(directory)
+    if root.is_file() and root.name in (RESULTS_FILE, FAILED_FILE):
+        files = [root]
+    elif root.is_dir():
+        files = sorted(root.rglob(RESULTS_FILE))
+        done = {f.parent for f in files}
+        files += [f for f in root.rglob(FAILED_FILE) if f.parent not in done]
+        files.sort()
+    else:
+        raise GeodistillError(f"{root} is not a folder; give the run or sweep folder that holds results.json files.")
+    if not files:
+        raise GeodistillError(f"No {RESULTS_FILE} found under {root}; give a run or sweep folder whose runs have finished.")
+    return [_read_one(f) for f in files]
+
+
+def _read_one(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise GeodistillError(f"{path} is not readable JSON ({exc}); re-run that run or delete its folder.") from None
+    if not isinstance(data, dict):
+        raise GeodistillError(f"{path} must hold a JSON object; re-run that run or delete its folder.")
+    for key in _REQUIRED:
+        if key not in data:
+            raise GeodistillError(f"{path} lacks the field '{key}'; re-run that run or delete its folder.")
+    if path.name == FAILED_FILE:
+        data["status"] = "failed"
+    if data.get("status", "ok") == "ok":
+        metrics = data.get("metrics")
+        if not isinstance(metrics, dict) or not isinstance(metrics.get("accuracy"), (int, float)):
+            raise GeodistillError(f"{path} has status 'ok' but no number at 'metrics.accuracy'; re-run that run or delete its folder.")
+    data["_path"] = str(path)
+    return data
+
+
+# ---------------------------------------------------------------- tidy rows
+
+
+def is_number(x: Any) -> bool:
+    """True for a finite int or float (not bool, not nan/inf): a value that can be averaged."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _num(x: Any) -> float | None:
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
+
+
+def tidy_rows(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One flat row per run: identity, hyper-parameters, quality metrics, per-class F1
+    (`f1[<class>]` columns, the union over all runs, None where a run lacks the class),
+    cost (params, flops, size_bytes, latency_ms), epochs, wall time, status, error."""
+    results = list(results)
+    classes: list[str] = []
+    for r in results:
+        for c in (r.get("metrics") or {}).get("per_class_f1") or {}:
+            if c not in classes:
+                classes.append(c)
+    rows = []
+    for r in results:
+        m = r.get("metrics") or {}
+        cost = r.get("cost") or {}
+        per_class = m.get("per_class_f1") or {}
+        row: dict[str, Any] = {
+            "run_id": r.get("run_id"),
+            "dataset": r.get("dataset"),
+            "model": r.get("model"),
+            "role": r.get("role"),
+            "teacher": r.get("teacher"),
+            "objective_name": r.get("objective_name"),
+            "objective": r.get("objective"),
+            "alpha": _num(r.get("alpha")),
+            "beta": _num(r.get("beta")),
+            "T": _num(r.get("T")),
+            "seed": r.get("seed"),
+            "size": r.get("size"),
+        }
+        for k in QUALITY_METRICS:
+            row[k] = _num(m.get(k))
+        for c in classes:
+            row[f"f1[{c}]"] = _num(per_class.get(c))
+        for k in COST_FIELDS:
+            row[k] = _num(cost.get(k))
+        row["epochs"] = r.get("epochs")
+        row["wall_time_s"] = _num(r.get("wall_time_s"))
+        row["status"] = r.get("status", "ok")
+        row["error"] = r.get("error")
+        rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------- aggregate
+
+
+def _sort_key(value: Any) -> tuple:
+    if value is None:
+        return (0, 0, "")
+    if isinstance(value, (int, float)):
+        return (1, float(value), "")
+    return (2, 0, str(value))
+
+
+def check_columns(rows: Sequence[dict[str, Any]], columns: Iterable[str], what: str) -> None:
+    """Raise if a requested column appears in none of the rows (a typo would else give nothing)."""
+    if not rows:
+        return
+    present = {k for row in rows for k in row}
+    for c in columns:
+        if c not in present:
+            raise GeodistillError(
+                f"'{c}' asked of {what} is not a column of the results table; use one of: "
+                f"{', '.join(sorted(present))}."
+            )
+
+
+def aggregate(
+    rows: Iterable[dict[str, Any]],
+    by: Sequence[str] = AGGREGATE_BY,
+    metrics: Sequence[str] = AGGREGATE_METRICS,
+) -> list[dict[str, Any]]:
+    """Group the runs with status 'ok' by the `by` fields; per group: n, n_failed and, for
+    each metric, `<m>_mean` and `<m>_std` (sample std, ddof=1; nan when n = 1). Missing or
+    nan values (e.g. an empty test split) are left out of the mean."""
+    rows = list(rows)
+    check_columns(rows, [*by, *metrics], "aggregate")
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    failed: dict[tuple, int] = {}
+    for row in rows:
+        key = tuple(row.get(k) for k in by)
+        if row.get("status", "ok") == "ok":
+            groups.setdefault(key, []).append(row)
+        else:
+            failed[key] = failed.get(key, 0) + 1
+    out = []
+    for key in sorted(set(groups) | set(failed), key=lambda k: tuple(_sort_key(v) for v in k)):
+        members = groups.get(key, [])
+        agg: dict[str, Any] = dict(zip(by, key))
+        agg["n"] = len(members)
+        agg["n_failed"] = failed.get(key, 0)
+        for m in metrics:
+            values = [float(r[m]) for r in members if is_number(r.get(m))]
+            agg[f"{m}_mean"] = statistics.fmean(values) if values else math.nan
+            agg[f"{m}_std"] = statistics.stdev(values) if len(values) > 1 else math.nan
+        out.append(agg)
+    return out
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _sig4(x: float) -> str:
+    """4 significant digits, trailing zeros kept (0.5 -> '0.5000'), no dangling '.'."""
+    if x == 0:
+        return "0"
+    s = f"{x:#.4g}"
+    return s[:-1] if s.endswith(".") else s
+
+
+HYPER_COLUMNS = ("alpha", "beta", "T")
+
+
+def is_percent_column(column: str) -> bool:
+    """Accuracy columns (accuracy, accuracy_mean, accuracy_std) are shown in percent."""
+    return column == "accuracy" or column.startswith("accuracy_")
+
+
+def format_value(column: str, value: Any) -> str:
+    """Text for one cell: '–' for missing/nan, ints as is, floats to 4 significant digits,
+    accuracy columns multiplied by 100 and suffixed with ' %', α/β/T as given (0.1, 4)."""
+    if _is_missing(value):
+        return DASH
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if column in HYPER_COLUMNS:
+            return f"{value:g}"
+        if is_percent_column(column):
+            return f"{_sig4(100.0 * value)} %"
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return _sig4(value)
+    return str(value)
+
+
+def format_mean_std(metric: str, mean: Any, std: Any) -> str:
+    """'87.53 ± 1.204 %' for accuracy, '0.8612 ± 0.0120' otherwise; std '–' when nan."""
+    if _is_missing(mean):
+        return DASH
+    scale, unit = (100.0, " %") if is_percent_column(metric) else (1.0, "")
+    sd = DASH if _is_missing(std) else _sig4(scale * float(std))
+    return f"{_sig4(scale * float(mean))} ± {sd}{unit}"
+
+
+def display_rows(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Columns and formatted cells; a pair of `<m>_mean`/`<m>_std` columns becomes one
+    column `<m>` showing 'mean ± std'."""
+    columns: list[str] = []
+    for row in rows:
+        for k in row:
+            if k not in columns and not k.startswith("_"):
+                columns.append(k)
+    shown: list[str] = []
+    for c in columns:
+        if c.endswith("_mean") and c[:-5] + "_std" in columns:
+            shown.append(c[:-5])
+        elif c.endswith("_std") and c[:-4] + "_mean" in columns:
+            continue
+        else:
+            shown.append(c)
+    cells = []
+    for row in rows:
+        line = []
+        for c in shown:
+            if c not in columns:  # merged mean ± std column
+                line.append(format_mean_std(c, row.get(c + "_mean"), row.get(c + "_std")))
+            else:
+                line.append(format_value(c, row.get(c)))
+        cells.append(line)
+    return shown, cells
+
+
+def _md_escape(text: str) -> str:
+    out = text.replace("\\", "\\\\")
+    for ch in "|*`<>[]":
+        out = out.replace(ch, "\\" + ch)
+    return out.replace("\n", " ")
+
+
+def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
+    """A GitHub-flavoured Markdown table of `rows` (numbers right-aligned), '' if no rows."""
+    if not rows:
+        return ""
+    columns, cells = display_rows(rows)
+    numeric = [all(_looks_numeric(line[i]) for line in cells) for i in range(len(columns))]
+    head = "| " + " | ".join(_md_escape(c) for c in columns) + " |"
+    rule = "|" + "|".join("---:" if n else ":---" for n in numeric) + "|"
+    body = ["| " + " | ".join(_md_escape(v) for v in line) + " |" for line in cells]
+    return "\n".join([head, rule, *body]) + "\n"
+
+
+def _looks_numeric(text: str) -> bool:
+    t = text.replace(" %", "").replace("±", " ").split()
+    if not t:
+        return False
+    for part in t:
+        if part == DASH:
+            continue
+        try:
+            float(part)
+        except ValueError:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------- writers
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write `text` to a temp file next to `path`, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name(path)
+    try:
+        with open(tmp, "x", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def temp_name(path: Path) -> Path:
+    """A fresh hidden name next to `path` for write-then-rename."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+
+
+def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    cols: list[str] = []
+    for row in rows:
+        for k in row:
+            if k not in cols and not k.startswith("_"):
+                cols.append(k)
+    return cols
+
+
+def write_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """CSV with the union of the rows' columns; missing values and nan as empty cells."""
+    cols = _columns(rows)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(cols)
+    for row in rows:
+        writer.writerow(["" if _is_missing(row.get(c)) else row.get(c) for c in cols])
+    return atomic_write_text(path, buf.getvalue())
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_json(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """JSON list of the rows (nan/inf written as null; `_`-prefixed keys dropped)."""
+    clean = [{k: _json_safe(v) for k, v in row.items() if not k.startswith("_")} for row in rows]
+    return atomic_write_text(path, json.dumps(clean, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_markdown(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """Markdown table (see `markdown_table`): 4 significant digits, accuracy in %."""
+    return atomic_write_text(path, markdown_table(rows))
