@@ -1,0 +1,210 @@
+"""The ``geodistill`` command: a thin layer over the Python API (every command is one call).
+
+A :class:`GeodistillError` is printed as one sentence (no traceback) with exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from geodistill.errors import GeodistillError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Knowledge distillation for aerial scene classifiers: big teacher, small shippable student.")
+data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets.")
+app.add_typer(data_app, name="data")
+
+Root = Annotated[Optional[str], typer.Option("--root", help="Dataset folder (not needed for synthetic).")]
+Size = Annotated[Optional[int], typer.Option("--size", help="Square image size in pixels (32, 64, 224, ...).")]
+Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Config override section.key=value (repeatable).")]
+ConfigFile = Annotated[Optional[Path], typer.Option("--config", help="YAML config file (sections data/train/distill).")]
+
+
+def _build(config: Path | None, sets: list[str] | None, **flags) -> "RunConfig":  # noqa: F821
+    """YAML file, then explicit flags, then --set overrides, validated into one RunConfig."""
+    from geodistill.config import build_config, deep_merge, load_yaml, parse_overrides
+
+    d = load_yaml(config) if config else {}
+    sections = {"dataset": "data", "root": "data", "size": "data", "channels": "data", "augment": "data",
+                "normalization": "data", "model": "train", "weights": "train", "epochs": "train",
+                "batch_size": "train", "lr": "train", "seed": "train", "precision": "train",
+                "devices": "train", "strategy": "train", "num_nodes": "train", "accelerator": "train",
+                "optimizer": "train", "label_smoothing": "train", "patience": "train",
+                "checkpoint_every": "train", "teacher": "distill", "loss": "distill", "alpha": "distill",
+                "beta": "distill", "T": "distill", "out": None, "name": None}
+    for k, v in flags.items():
+        if v is None:
+            continue
+        sec = sections[k]
+        d = deep_merge(d, {sec: {k: v}} if sec else {k: v})
+    d = deep_merge(d, parse_overrides(sets or []))
+    return build_config(d, where=str(config) if config else "the command line")
+
+
+@data_app.command("info")
+def data_info_cmd(dataset: str, root: Root = None, size: Annotated[int, typer.Option()] = 32,
+                  json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Classes, counts per class and split, image size, channels and cache location."""
+    from geodistill.data import data_info, format_info
+
+    info = data_info(dataset, root, size=size)
+    typer.echo(json.dumps(info, indent=2, default=str) if json_out else format_info(info))
+
+
+@data_app.command("preview")
+def data_preview_cmd(dataset: str, root: Root = None, out: Annotated[Path, typer.Option()] = Path("preview.png"),
+                     per_class: Annotated[int, typer.Option()] = 8, size: Annotated[int, typer.Option()] = 64) -> None:
+    """Write a PNG grid of sample images per class."""
+    from geodistill.data import preview
+
+    typer.echo(f"wrote {preview(dataset, root, out, per_class=per_class, size=size)}")
+
+
+@app.command()
+def train(dataset: Annotated[Optional[str], typer.Option()] = None, root: Root = None,
+          model: Annotated[Optional[str], typer.Option()] = None, size: Size = None,
+          epochs: Annotated[Optional[int], typer.Option()] = None,
+          batch_size: Annotated[Optional[int], typer.Option()] = None,
+          lr: Annotated[Optional[float], typer.Option()] = None,
+          seed: Annotated[Optional[int], typer.Option()] = None,
+          weights: Annotated[Optional[str], typer.Option(help="'imagenet' or a local weights file.")] = None,
+          precision: Annotated[Optional[str], typer.Option()] = None,
+          devices: Annotated[Optional[str], typer.Option()] = None,
+          strategy: Annotated[Optional[str], typer.Option()] = None,
+          num_nodes: Annotated[Optional[int], typer.Option()] = None,
+          out: Annotated[Optional[str], typer.Option()] = None, name: Annotated[Optional[str], typer.Option()] = None,
+          resume: Annotated[bool, typer.Option(help="Continue from last.ckpt; skip if finished.")] = False,
+          config: ConfigFile = None, set_: Sets = None) -> None:
+    """Train a teacher or a student alone; writes model.ckpt and results.json."""
+    from geodistill.engine.api import train as train_api
+
+    cfg = _build(config, set_, dataset=dataset, root=root, model=model, size=size, epochs=epochs,
+                 batch_size=batch_size, lr=lr, seed=seed, weights=weights, precision=precision,
+                 devices=_devices(devices), strategy=strategy, num_nodes=num_nodes, out=out, name=name)
+    train_api(cfg, resume=resume)
+
+
+@app.command()
+def distill(teacher: Annotated[str, typer.Option(help="Teacher checkpoint (model.ckpt).")],
+            student: Annotated[Optional[str], typer.Option()] = None,
+            loss: Annotated[Optional[str], typer.Option(help="Preset (student, kl, cos, kl+cos, thesis, dkd, dist) or spec 'ce:0.5 + kl:0.5@T=4'.")] = None,
+            alpha: Annotated[Optional[float], typer.Option()] = None,
+            beta: Annotated[Optional[float], typer.Option()] = None,
+            T: Annotated[Optional[float], typer.Option("--T")] = None,
+            dataset: Annotated[Optional[str], typer.Option()] = None, root: Root = None, size: Size = None,
+            epochs: Annotated[Optional[int], typer.Option()] = None,
+            seed: Annotated[Optional[int], typer.Option()] = None,
+            devices: Annotated[Optional[str], typer.Option()] = None,
+            strategy: Annotated[Optional[str], typer.Option()] = None,
+            out: Annotated[Optional[str], typer.Option()] = None, name: Annotated[Optional[str], typer.Option()] = None,
+            resume: Annotated[bool, typer.Option()] = False,
+            config: ConfigFile = None, set_: Sets = None) -> None:
+    """Train a student under a distillation objective from a trained teacher."""
+    from geodistill.engine.api import distill as distill_api
+
+    cfg = _build(config, set_, teacher=teacher, model=student, loss=loss or "kl+cos", alpha=alpha, beta=beta,
+                 T=T, dataset=dataset, root=root, size=size, epochs=epochs, seed=seed,
+                 devices=_devices(devices), strategy=strategy, out=out, name=name)
+    distill_api(cfg, resume=resume)
+
+
+@app.command()
+def evaluate(ckpt: Path, dataset: Annotated[Optional[str], typer.Option()] = None, root: Root = None,
+             split: Annotated[str, typer.Option()] = "test", config: ConfigFile = None, set_: Sets = None) -> None:
+    """Accuracy, macro precision/recall/F1 and per-class F1 of a checkpoint on one split."""
+    from geodistill.engine.api import evaluate as evaluate_api
+
+    m = evaluate_api(ckpt, _build(config, set_, dataset=dataset, root=root), split=split)
+    typer.echo(json.dumps({k: v for k, v in m.items() if k != "confusion_matrix"}, indent=2))
+
+
+@app.command()
+def run(recipe: Annotated[str, typer.Option(help="demo | thesis | paper")] = "demo",
+        dataset: Annotated[Optional[str], typer.Option()] = None, root: Root = None, size: Size = None,
+        teacher: Annotated[Optional[str], typer.Option(help="Use this teacher checkpoint instead of training one.")] = None,
+        seeds: Annotated[Optional[str], typer.Option(help="Comma-separated, e.g. 0,1,2.")] = None,
+        out: Annotated[Optional[str], typer.Option()] = None,
+        fresh: Annotated[bool, typer.Option(help="Retrain runs that already finished.")] = False,
+        set_: Sets = None) -> None:
+    """The main job: teacher, its cache, student alone and distilled, compared on the test split."""
+    from geodistill.config import deep_merge, parse_overrides
+    from geodistill.pipeline import run as run_api
+
+    over: dict = {}
+    for k, v in {"dataset": dataset, "root": root, "size": size}.items():
+        if v is not None:
+            over = deep_merge(over, {"data": {k: v}})
+    over = deep_merge(over, parse_overrides(set_ or []))
+    run_api(recipe, overrides=over, teacher=teacher, out=out, resume=not fresh,
+            seeds=[int(s) for s in seeds.split(",")] if seeds else None)
+
+
+@app.command()
+def sweep(recipe: Annotated[Optional[str], typer.Option(help="Base recipe (demo | thesis | paper).")] = None,
+          dataset: Annotated[Optional[str], typer.Option()] = None, root: Root = None, size: Size = None,
+          grid: Annotated[Optional[list[str]], typer.Option(help="alpha=thesis11 | alpha=thesis5 | alpha=[0.1,0.3] | beta=[0,0.001] (repeatable).")] = None,
+          ablation: Annotated[bool, typer.Option(help="student, KL, cosine, KL+cosine, thesis, DKD, DIST.")] = False,
+          seeds: Annotated[str, typer.Option()] = "0,1,2",
+          file: Annotated[Optional[Path], typer.Option("--file", help="YAML sweep description (base/teacher/student/grid/ablation/seeds).")] = None,
+          teacher: Annotated[Optional[str], typer.Option(help="Use this teacher for every seed.")] = None,
+          workers: Annotated[int, typer.Option(help="Points run in parallel processes.")] = 1,
+          out: Annotated[Path, typer.Option()] = Path("runs/sweep"), set_: Sets = None) -> None:
+    """Run (or resume) an α/β grid and/or a loss ablation over seeds; then `geodistill report OUT`."""
+    from geodistill.config import deep_merge, parse_overrides
+    from geodistill.experiments.sweep import load_sweep_file, parse_grid, run_sweep
+
+    spec = load_sweep_file(file) if file else {}
+    if recipe:
+        spec["recipe"] = recipe
+    data = {k: v for k, v in {"dataset": dataset, "root": root, "size": size}.items() if v is not None}
+    spec["base"] = deep_merge(spec.get("base", {}), deep_merge({"data": data} if data else {}, parse_overrides(set_ or [])))
+    if grid:
+        spec["grid"] = deep_merge(spec.get("grid", {}), parse_grid(grid))
+    spec["ablation"] = ablation or spec.get("ablation", False)
+    if seeds and "seeds" not in spec:
+        spec["seeds"] = [int(s) for s in seeds.split(",")]
+    run_sweep(spec, out, workers=workers, teacher_ckpt=teacher)
+
+
+@app.command()
+def report(run_dir: Path, out: Annotated[Optional[Path], typer.Option()] = None) -> None:
+    """Write a self-contained HTML report and its Markdown twin for a run or sweep folder."""
+    from geodistill.experiments import write_report
+
+    html, md = write_report(run_dir, out)
+    typer.echo(f"wrote {html}\nwrote {md}")
+
+
+def _devices(v: str | None):
+    if v is None:
+        return None
+    return int(v) if v.isdigit() else v
+
+
+def main() -> None:
+    """Entry point: run the app, turning user errors into one clear line."""
+    try:
+        app(standalone_mode=False)
+    except GeodistillError as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except Exception as e:  # click usage errors
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(130)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""The teacher cache: the teacher's exact answer for every (training image, dihedral view).
+
+Aerial scenes have no "up", so training augments with the 8 views of the dihedral group D4.
+Because that set is finite, the teacher's logits z_t(g·x) and pooled features f_t(g·x) are
+computed once for every training image x and view g, stored as fp16 on disk, and looked up
+during student training: distillation then costs what training the student alone costs.
+
+The cache is keyed by sha256(teacher weights, dataset content key, image size, teacher
+normalisation, number of views, cached indices); a key mismatch means a rebuild, and the build
+is atomic (a temp folder renamed into place after ``meta.json`` is written).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from geodistill.data.transforms import Normalizer, apply_view
+
+
+class TeacherSource(Protocol):
+    """Gives the teacher's (logits, features) for a student batch."""
+
+    def __call__(self, idx: np.ndarray, views: Tensor, x_u8: Tensor) -> tuple[Tensor, Tensor | None]: ...
+
+
+def hash_state_dict(model: nn.Module) -> str:
+    """sha256 over parameter and buffer names and bytes, in sorted order."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def cache_key(teacher_hash: str, data_key: str, size: int, normalizer: Normalizer,
+              n_views: int, indices: np.ndarray) -> str:
+    """The identity of a cache: anything that changes the teacher's answers changes the key."""
+    h = hashlib.sha256()
+    payload = {"teacher": teacher_hash, "data": data_key, "size": int(size),
+               "normalizer": normalizer.to_dict(), "views": int(n_views), "format": 1}
+    h.update(json.dumps(payload, sort_keys=True).encode())
+    h.update(np.ascontiguousarray(indices, dtype=np.int64).tobytes())
+    return h.hexdigest()[:32]
+
+
+@dataclass
+class TeacherCache:
+    """Memory-mapped fp16 answers: ``logits[row, view]`` and ``feats[row, view]``."""
+
+    logits: np.ndarray
+    feats: np.ndarray | None
+    rows: np.ndarray
+    n_views: int
+    path: Path
+    build_seconds: float = 0.0
+
+    def __call__(self, idx: np.ndarray, views: Tensor, x_u8: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """Look up the answers for dataset indices ``idx`` seen under ``views`` (ids 0..7)."""
+        r = self.rows[idx]
+        if (r < 0).any():
+            raise KeyError("teacher cache asked for an image outside the cached (training) indices")
+        v = views.cpu().numpy() if self.n_views > 1 else np.zeros(len(idx), dtype=np.int64)
+        logits = torch.from_numpy(np.asarray(self.logits[r, v], dtype=np.float32))
+        feats = None if self.feats is None else torch.from_numpy(np.asarray(self.feats[r, v], dtype=np.float32))
+        return logits, feats
+
+
+class OnTheFlyTeacher:
+    """Runs the teacher on the student's exact (augmented) batch: for views outside the cache."""
+
+    def __init__(self, teacher: nn.Module, normalizer: Normalizer) -> None:
+        self.teacher, self.normalizer = teacher.eval(), normalizer
+
+    @torch.no_grad()
+    def __call__(self, idx: np.ndarray, views: Tensor, x_u8: Tensor) -> tuple[Tensor, Tensor | None]:
+        logits, feats = self.teacher.forward_features(self.normalizer(x_u8))
+        return logits.float(), feats.float()
+
+
+def _open(path: Path) -> TeacherCache | None:
+    meta_file = path / "meta.json"
+    if not meta_file.is_file():
+        return None
+    meta = json.loads(meta_file.read_text())
+    logits = np.load(path / "logits.npy", mmap_mode="r")
+    feats = np.load(path / "feats.npy", mmap_mode="r") if (path / "feats.npy").is_file() else None
+    rows = np.load(path / "rows.npy")
+    return TeacherCache(logits, feats, rows, int(meta["views"]), path, float(meta.get("build_seconds", 0.0)))
+
+
+@torch.no_grad()
+def build_teacher_cache(teacher: nn.Module, images: np.ndarray, indices: np.ndarray,
+                        normalizer: Normalizer, *, data_key: str, size: int, n_views: int,
+                        cache_root: Path, batch_size: int = 128, teacher_hash: str | None = None,
+                        log=print) -> TeacherCache:
+    """Return the cache for these inputs, building it (atomically) if no valid one exists."""
+    teacher_hash = teacher_hash or hash_state_dict(teacher)
+    key = cache_key(teacher_hash, data_key, size, normalizer, n_views, indices)
+    final = Path(cache_root) / "teacher" / key
+    found = _open(final)
+    if found is not None:
+        log(f"teacher cache hit: {final}")
+        return found
+
+    t0 = time.perf_counter()
+    teacher = teacher.eval()
+    tmp = final.with_name(f".{key}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        n = len(indices)
+        probe_logits, probe_feats = teacher.forward_features(normalizer(torch.from_numpy(np.asarray(images[indices[:1]]))))
+        k, d = probe_logits.shape[1], probe_feats.shape[1]
+        logits = np.lib.format.open_memmap(tmp / "logits.npy", mode="w+", dtype=np.float16, shape=(n, n_views, k))
+        feats = np.lib.format.open_memmap(tmp / "feats.npy", mode="w+", dtype=np.float16, shape=(n, n_views, d))
+        for s in range(0, n, batch_size):
+            x_u8 = torch.from_numpy(np.asarray(images[indices[s:s + batch_size]]))
+            for v in range(n_views):
+                z, f = teacher.forward_features(normalizer(apply_view(x_u8, v)))
+                logits[s:s + len(x_u8), v] = z.float().numpy().astype(np.float16)
+                feats[s:s + len(x_u8), v] = f.float().numpy().astype(np.float16)
+        logits.flush()
+        feats.flush()
+        del logits, feats
+        rows = np.full(len(images), -1, dtype=np.int64)
+        rows[indices] = np.arange(n)
+        np.save(tmp / "rows.npy", rows)
+        seconds = time.perf_counter() - t0
+        (tmp / "meta.json").write_text(json.dumps({"key": key, "views": n_views, "n": n, "classes": k,
+                                                   "feature_dim": d, "build_seconds": seconds}))
+        if final.exists():  # built concurrently by another process: keep theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log(f"teacher cache built in {seconds:.1f}s ({n} images x {n_views} views): {final}")
+    return _open(final)

@@ -1,0 +1,83 @@
+"""Checkpoints: atomic writes (temp file + rename) and safe loads (``weights_only=True``).
+
+A checkpoint is a plain dict of tensors and primitives, so it loads without unpickling code:
+``arch, num_classes, in_channels, classes, size, normalizer, state_dict, metrics, config,
+geodistill_version`` and, for resumable training state, ``train_state``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from geodistill import __version__
+from geodistill.errors import GeodistillError
+
+REQUIRED = ("arch", "num_classes", "in_channels", "classes", "size", "normalizer", "state_dict")
+
+
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` to a temp file in the same folder, fsync, then ``os.replace`` onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_checkpoint(path: str | Path, model: torch.nn.Module, *, arch: str, num_classes: int,
+                    in_channels: int, classes: list[str], size: int, normalizer: dict,
+                    metrics: dict | None = None, config: dict | None = None,
+                    train_state: dict | None = None) -> Path:
+    """Write a model checkpoint atomically; ``model`` is the ``Classifier`` (unwrapped)."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    ckpt = {
+        "arch": arch, "num_classes": int(num_classes), "in_channels": int(in_channels),
+        "classes": list(classes), "size": int(size), "normalizer": normalizer,
+        "state_dict": state, "metrics": metrics or {}, "config": config or {},
+        "geodistill_version": __version__,
+    }
+    if train_state is not None:
+        ckpt["train_state"] = train_state
+    return atomic_save(ckpt, path)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a geodistill checkpoint dict safely (no arbitrary code), or explain what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise GeodistillError(f"Checkpoint {path} does not exist; pass the path of a .ckpt written by 'geodistill train' or 'distill'.")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure is a user-facing problem
+        raise GeodistillError(f"Checkpoint {path} could not be read safely ({type(e).__name__}); it is truncated, not a geodistill checkpoint, or contains code objects.") from None
+    missing = [k for k in REQUIRED if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise GeodistillError(f"Checkpoint {path} lacks {', '.join(missing)}; it is not a geodistill model checkpoint (plain weights go to --weights instead).")
+    return ckpt
+
+
+def load_classifier(path: str | Path):
+    """Rebuild the ``Classifier`` stored in a checkpoint; returns ``(model.eval(), meta)``."""
+    from geodistill.models import build_model
+
+    ckpt = load_checkpoint(path)
+    model = build_model(ckpt["arch"], ckpt["num_classes"], in_channels=ckpt["in_channels"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise GeodistillError(f"Checkpoint {path} does not match architecture {ckpt['arch']!r}: {str(e).splitlines()[0]}") from None
+    meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
+    return model.eval(), meta

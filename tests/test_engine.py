@@ -1,0 +1,197 @@
+"""Training engine: teacher, student alone and distillation on the synthetic set; the teacher
+cache's exactness and invalidation; resume after a kill; DDP on 2 CPU processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from geodistill.config import build_config
+from geodistill.data.transforms import NUM_VIEWS, Normalizer, apply_view
+from geodistill.engine.api import distill, evaluate, prepare_data, train
+from geodistill.engine.cache import build_teacher_cache
+from geodistill.engine.checkpoint import load_classifier
+from geodistill.engine.loop import epoch_order, lr_factor
+from geodistill.errors import GeodistillError
+
+N_PER_CLASS = 60  # 10 classes -> 600 images: 360 train / 120 val / 120 test
+
+
+def cfg_dict(tmp: Path, **over) -> dict:
+    d = {"data": {"dataset": "synthetic", "size": 32, "n_per_class": N_PER_CLASS, "cache_dir": str(tmp / "cache")},
+         "train": {"model": "cnn3", "epochs": 6, "batch_size": 32, "lr": 3e-3, "progress": False},
+         "out": str(tmp / "runs")}
+    for k, v in over.items():
+        d.setdefault(k, {}).update(v)
+    return d
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("engine")
+
+
+@pytest.fixture(scope="module")
+def teacher(work) -> dict:
+    cfg = build_config(cfg_dict(work, train={"model": "cnn4", "epochs": 10}))
+    return train(cfg, work / "teacher", role="teacher", log=lambda *_: None)
+
+
+def test_teacher_learns_far_above_chance(teacher, work):
+    assert teacher["status"] == "ok" and teacher["role"] == "teacher"
+    assert teacher["metrics"]["accuracy"] > 0.45  # chance is 0.10
+    assert (work / "teacher" / "model.ckpt").is_file()
+    assert not (work / "teacher" / "last.ckpt").exists()  # resumable state removed once finished
+    assert len(teacher["history"]) == 10 and teacher["metrics"]["n"] == 120
+
+
+def test_student_alone_and_distilled_learn(teacher, work):
+    alone = train(build_config(cfg_dict(work)), work / "alone", log=lambda *_: None)
+    kd = distill(build_config(cfg_dict(work, distill={"teacher": str(work / "teacher" / "model.ckpt"),
+                                                      "loss": "kl+cos", "alpha": 0.5})),
+                 work / "kd", log=lambda *_: None)
+    assert alone["role"] == "student" and kd["role"] == "distilled"
+    assert alone["metrics"]["accuracy"] > 0.3 and kd["metrics"]["accuracy"] > 0.3
+    assert "KL" in kd["objective"] and kd["teacher_cache_s"] is not None
+
+
+def test_same_seed_same_numbers(work):
+    a = train(build_config(cfg_dict(work, train={"epochs": 2})), work / "rep_a", log=lambda *_: None)
+    b = train(build_config(cfg_dict(work, train={"epochs": 2})), work / "rep_b", log=lambda *_: None)
+    assert a["history"][-1]["train_loss"] == b["history"][-1]["train_loss"]
+    assert a["metrics"]["confusion_matrix"] == b["metrics"]["confusion_matrix"]
+
+
+def test_cache_equals_on_the_fly_teacher_for_every_view(teacher, work):
+    cfg = build_config(cfg_dict(work))
+    data = prepare_data(cfg)
+    model, meta = load_classifier(work / "teacher" / "model.ckpt")
+    norm = Normalizer.from_dict(meta["normalizer"])
+    idx = np.sort(data.train)
+    cache = build_teacher_cache(model, data.images, idx, norm, data_key=data.key, size=32, n_views=NUM_VIEWS,
+                                cache_root=work / "cache", log=lambda *_: None)
+    pick = idx[:5]
+    x = torch.from_numpy(np.asarray(data.images[pick]))
+    for v in range(NUM_VIEWS):
+        views = torch.full((len(pick),), v)
+        with torch.no_grad():
+            z, f = model.forward_features(norm(apply_view(x, v)))
+        cz, cf = cache(pick, views)
+        assert torch.allclose(cz, z, atol=2e-2, rtol=1e-2), v
+        assert torch.allclose(cf, f, atol=2e-2, rtol=1e-2), v
+    mixed = torch.tensor([0, 3, 5, 7, 2])
+    with torch.no_grad():
+        z_mixed = model(norm(apply_view(x, mixed)))
+    assert torch.allclose(cache(pick, mixed)[0], z_mixed, atol=2e-2, rtol=1e-2)
+
+
+def test_cache_invalidated_by_teacher_or_data_change(teacher, work):
+    cfg = build_config(cfg_dict(work))
+    data = prepare_data(cfg)
+    model, meta = load_classifier(work / "teacher" / "model.ckpt")
+    norm = Normalizer.from_dict(meta["normalizer"])
+    idx = np.sort(data.train)
+    kw = dict(size=32, n_views=NUM_VIEWS, cache_root=work / "cache2", log=lambda *_: None)
+    first = build_teacher_cache(model, data.images, idx, norm, data_key=data.key, **kw)
+    again = build_teacher_cache(model, data.images, idx, norm, data_key=data.key, **kw)
+    assert again.path == first.path
+    with torch.no_grad():
+        next(model.parameters()).add_(0.01)
+    changed_teacher = build_teacher_cache(model, data.images, idx, norm, data_key=data.key, **kw)
+    assert changed_teacher.path != first.path
+    changed_data = build_teacher_cache(model, data.images, idx, norm, data_key=data.key + "x", **kw)
+    assert changed_data.path not in (first.path, changed_teacher.path)
+    assert not list((work / "cache2" / "teacher").glob(".*tmp*"))  # no half-built caches left
+
+
+def test_teacher_trained_at_other_size_is_refused(teacher, work):
+    other = cfg_dict(work, data={"n_per_class": 12}, distill={"teacher": str(work / "teacher" / "model.ckpt"), "loss": "kl"})
+    other["data"]["size"] = 16
+    with pytest.raises(GeodistillError, match="px"):
+        distill(build_config(other), work / "bad", log=lambda *_: None)
+
+
+def test_objective_needing_teacher_without_one_is_refused(work):
+    with pytest.raises(GeodistillError, match="teacher"):
+        train(build_config(cfg_dict(work, distill={"loss": "kl"})), work / "noteacher", log=lambda *_: None)
+
+
+def test_nan_loss_names_term_and_step(work):
+    cfg = build_config(cfg_dict(work, train={"lr": 1e6, "epochs": 3, "optimizer": "sgd"}))
+    with pytest.raises(GeodistillError, match=r"Loss term 'ce' became .* at epoch \d+, step \d+"):
+        train(cfg, work / "nan", log=lambda *_: None)
+
+
+def test_evaluate_matches_training_test_metrics(teacher, work):
+    m = evaluate(work / "teacher" / "model.ckpt", build_config(cfg_dict(work)), split="test")
+    assert m["accuracy"] == pytest.approx(teacher["metrics"]["accuracy"])
+
+
+def test_epoch_order_is_seeded_sharded_and_disjoint():
+    train_idx = np.arange(100)
+    a = epoch_order(train_idx, 0, 3, 0, 2, 10)
+    b = epoch_order(train_idx, 0, 3, 1, 2, 10)
+    assert [x.tolist() for x in a] == [x.tolist() for x in epoch_order(train_idx, 0, 3, 0, 2, 10)]
+    flat_a, flat_b = np.concatenate(a), np.concatenate(b)
+    assert len(a) == 5 and not set(flat_a) & set(flat_b)
+    assert not np.array_equal(np.concatenate(epoch_order(train_idx, 0, 4, 0, 2, 10)), flat_a)
+
+
+def test_lr_schedule_warmup_then_cosine():
+    assert lr_factor(0, 100, 10) == pytest.approx(0.1)
+    assert lr_factor(9, 100, 10) == pytest.approx(1.0)
+    assert lr_factor(10, 100, 10) == pytest.approx(1.0)
+    assert lr_factor(55, 100, 10) == pytest.approx(0.5)
+    assert lr_factor(100, 100, 10) == pytest.approx(0.0)
+
+
+def _cli(args: list[str], env: dict | None = None, **kw) -> subprocess.CompletedProcess:
+    e = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
+    return subprocess.run([sys.executable, "-m", "geodistill.cli", *args], capture_output=True, text=True,
+                          env=e, timeout=600, **kw)
+
+
+def _train_args(work: Path, name: str, epochs: int = 3) -> list[str]:
+    return ["train", "--dataset", "synthetic", "--model", "cnn3", "--epochs", str(epochs), "--out", str(work / "runs"),
+            "--name", name, "--set", f"data.n_per_class={N_PER_CLASS}", "--set", f"data.cache_dir={work / 'cache'}",
+            "--set", "train.batch_size=32", "--set", "train.checkpoint_every=4", "--set", "train.progress=false"]
+
+
+def test_resume_after_kill_equals_uninterrupted_run(work):
+    full = _cli(_train_args(work, "full"))
+    assert full.returncode == 0, full.stderr
+    killed = _cli(_train_args(work, "killed"), env={"GEODISTILL_KILL_AT_STEP": "17"})  # mid-epoch 2 (11 steps/epoch)
+    assert killed.returncode != 0
+    runs = work / "runs"
+    assert (runs / "killed" / "last.ckpt").is_file() and not (runs / "killed" / "results.json").exists()
+    resumed = _cli(_train_args(work, "killed") + ["--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    a = json.loads((runs / "full" / "results.json").read_text())
+    b = json.loads((runs / "killed" / "results.json").read_text())
+    assert a["metrics"]["confusion_matrix"] == b["metrics"]["confusion_matrix"]
+    assert [h["train_loss"] for h in a["history"]] == pytest.approx([h["train_loss"] for h in b["history"]], rel=1e-6)
+    sa = torch.load(runs / "full" / "model.ckpt", weights_only=True)["state_dict"]
+    sb = torch.load(runs / "killed" / "model.ckpt", weights_only=True)["state_dict"]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_cli_error_is_one_sentence_without_traceback(work):
+    r = _cli(["train", "--dataset", "folder", "--root", str(work / "does-not-exist")])
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and str(work / "does-not-exist") in r.stderr
+
+
+def test_ddp_two_cpu_processes_trains_and_checkpoints(work):
+    r = _cli(_train_args(work, "ddp", epochs=2) + ["--devices", "2", "--strategy", "ddp", "--set", "train.accelerator=cpu"],
+             cwd=work)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((work / "runs" / "ddp" / "results.json").read_text())
+    assert res["metrics"]["n"] == 120  # all test images counted once across both processes
+    assert (work / "runs" / "ddp" / "model.ckpt").is_file()
