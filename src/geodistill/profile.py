@@ -1,0 +1,318 @@
+"""Cost metrics of a classifier: parameters, FLOPs, file size, latency and throughput.
+
+Conventions (the same everywhere geodistill reports cost):
+
+- **params**: number of parameter elements (trainable or not); buffers such as BatchNorm
+  running statistics are not parameters.
+- **FLOPs**: counted by ``torch.utils.flop_counter.FlopCounterMode`` on one forward pass at
+  batch 1 (input ``1 x C x size x size``). FLOPs = 2 x multiply-accumulates of convolutions and
+  matrix products (conv, linear, matmul, attention): a ``Conv2d(c_in, c_out, k)`` producing
+  ``H x W`` outputs costs ``2 * c_out * H * W * c_in/groups * k * k``. Bias additions,
+  normalisation, activations and pooling are *not* counted (well under 1 % for these CNNs).
+- **size_bytes**: bytes of the artifact the runtime loads: ``torch`` = the fp32 tensor payload
+  of the state_dict (a saved state_dict minus its few-kB container), ``onnx``/``onnx-int8`` =
+  the ``.onnx`` file.
+- **latency_ms**: median wall time of one call at the latency batch (default 1), after warm-up
+  calls, measured with ``time.perf_counter``; the thread settings of torch and ONNX Runtime are
+  left as they are (their defaults use all cores).
+- **throughput**: images per second at the throughput batch (default 32) = batch / median
+  wall time of one call.
+
+Every runtime gets the same input: a uint8 ``N x C x size x size`` batch with the
+normalisation inside the model (the exported-model contract of ``geodistill.deploy``).
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from geodistill.errors import GeodistillError, GeodistillWarning
+
+RUNTIMES = ("torch", "onnx", "onnx-int8")
+
+
+# ---------------------------------------------------------------- static cost
+def count_params(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameter elements of ``model`` (shared parameters counted once)."""
+    return int(sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only))
+
+
+def count_flops(model: nn.Module, size: int, in_channels: int | None = None) -> int:
+    """FLOPs of one forward pass on a ``1 x C x size x size`` zero input (2 per MAC).
+
+    ``in_channels`` defaults to ``model.in_channels`` or the first convolution's input width.
+    Same counter as ``geodistill.models.model_card`` (which this calls).
+    """
+    from geodistill.models.card import _count_flops
+
+    return _count_flops(model, in_channels or _in_channels(model), size)
+
+
+def state_dict_bytes(model: nn.Module) -> int:
+    """Bytes of the model's fp32 state-dict tensors (``geodistill.models.card.state_dict_bytes``)."""
+    from geodistill.models.card import state_dict_bytes as payload
+
+    return payload(model)
+
+
+def file_size(path: str | Path) -> int:
+    """Size of a file in bytes."""
+    return Path(path).stat().st_size
+
+
+def _in_channels(model: nn.Module) -> int:
+    c = getattr(model, "in_channels", None)
+    if isinstance(c, int):
+        return c
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            return m.in_channels
+    raise GeodistillError(f"Cannot tell how many input channels model {type(model).__name__} takes; pass in_channels.")
+
+
+# ---------------------------------------------------------------- timing
+def time_calls(fn: Callable[[], Any], *, warmup: int = 3, repeats: int = 20,
+               max_seconds: float | None = None, clock: Callable[[], float] = time.perf_counter
+               ) -> list[float]:
+    """Seconds taken by each of ``repeats`` calls of ``fn()`` after ``warmup`` untimed calls.
+
+    With ``max_seconds``, stops early once the timed calls have used that budget (at least 3
+    timed calls are always made), so slow models can be profiled with the same code.
+    """
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    spent = 0.0
+    for i in range(max(repeats, 1)):
+        t0 = clock()
+        fn()
+        dt = clock() - t0
+        times.append(dt)
+        spent += dt
+        if max_seconds is not None and i + 1 >= 3 and spent >= max_seconds:
+            break
+    return times
+
+
+def measure_latency(fn: Callable[[], Any], **kw) -> float:
+    """Median milliseconds per call of ``fn()`` (keyword arguments as ``time_calls``)."""
+    return 1000.0 * statistics.median(time_calls(fn, **kw))
+
+
+def measure_throughput(fn: Callable[[], Any], batch: int, **kw) -> float:
+    """Images per second when ``fn()`` processes ``batch`` images: batch / median seconds."""
+    return batch / statistics.median(time_calls(fn, **kw))
+
+
+def runtime_cost(run: Callable[[np.ndarray], Any], in_channels: int, size: int,
+                 batches: Sequence[int] = (1, 32), *, warmup: int = 3, repeats: int = 20,
+                 max_seconds: float | None = None, seed: int = 0) -> dict:
+    """Latency (ms, at ``batches[0]``) and throughput (img/s, at ``batches[-1]``) of ``run``.
+
+    ``run`` takes a uint8 ``N x C x size x size`` numpy batch (random pixels, fixed seed).
+    """
+    rng = np.random.default_rng(seed)
+    b_lat, b_thr = int(batches[0]), int(batches[-1])
+    x_lat = rng.integers(0, 256, (b_lat, in_channels, size, size), dtype=np.uint8)
+    x_thr = rng.integers(0, 256, (b_thr, in_channels, size, size), dtype=np.uint8)
+    kw = dict(warmup=warmup, repeats=repeats, max_seconds=max_seconds)
+    return {
+        "latency_ms": measure_latency(lambda: run(x_lat), **kw), "latency_batch": b_lat,
+        "throughput": measure_throughput(lambda: run(x_thr), b_thr, **kw), "throughput_batch": b_thr,
+    }
+
+
+def torch_cost(model: nn.Module, size: int, batches: Sequence[int] = (1, 32), *,
+               in_channels: int | None = None, normalizer: dict | None = None,
+               timing: bool = True, **kw) -> dict:
+    """The cost figures of a PyTorch model in eager mode (what ``geodistill run`` reports).
+
+    Returns ``params, flops, size_bytes`` and, with ``timing``, ``latency_ms, latency_batch,
+    throughput, throughput_batch`` (uint8 input, normalisation inside, as for exported models;
+    timed in eval mode, the model's mode is restored afterwards).
+    """
+    from geodistill.deploy.runtime import torch_runner, with_preprocessing
+
+    c = in_channels or _in_channels(model)
+    row = {"params": count_params(model), "flops": count_flops(model, size, c),
+           "size_bytes": state_dict_bytes(model)}
+    if timing:
+        was_training = model.training
+        try:
+            wrapped = with_preprocessing(model, normalizer, c).eval()
+            row.update(runtime_cost(torch_runner(wrapped), c, size, batches, **kw))
+        finally:
+            model.train(was_training)
+    return row
+
+
+# ---------------------------------------------------------------- many models, many runtimes
+def _resolve(item: Any) -> tuple[str, nn.Module, dict]:
+    """(name, model, meta) from a checkpoint path, an nn.Module or a (name, module) pair."""
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], nn.Module):
+        name, model = item
+        meta: dict = {}
+    elif isinstance(item, nn.Module):
+        model, meta = item, {}
+        name = getattr(item, "arch", type(item).__name__)
+    elif isinstance(item, (str, Path)):
+        from geodistill.engine.checkpoint import load_classifier
+
+        model, meta = load_classifier(item)
+        name = Path(item).stem
+    else:
+        raise GeodistillError(f"Cannot profile {item!r}: pass checkpoint paths, nn.Modules or (name, module) pairs.")
+    return str(name), model.eval(), meta
+
+
+def profile_models(items: Iterable[Any], size: int = 64, batches: Sequence[int] = (1, 32),
+                   runtimes: Sequence[str] = RUNTIMES, *, calib: np.ndarray | None = None,
+                   warmup: int = 3, repeats: int = 20, max_seconds: float | None = None,
+                   threads: int | None = None, workdir: str | Path | None = None) -> list[dict]:
+    """One cost row per (model, runtime); every model is profiled at ``size`` px.
+
+    ``items``: checkpoint paths, ``nn.Module``s or ``(name, module)`` pairs. Runtimes: ``torch``
+    (eager), ``onnx`` (ONNX Runtime fp32) and ``onnx-int8`` (ONNX Runtime, static QDQ int8).
+    The int8 model is calibrated on ``calib`` (uint8 N x C x size x size images) when given,
+    otherwise on random pixels (row field ``calibration`` says which; random calibration gives
+    representative speed and size but not representative accuracy). Exported files go to a
+    temporary folder (or ``workdir``) and their sizes are reported. Rows are JSON-able dicts:
+    ``name, arch, runtime, size, params, flops, size_bytes, latency_ms, latency_batch,
+    throughput, throughput_batch, calibration, threads``. ``threads``: ``None`` leaves torch's
+    and ONNX Runtime's thread settings alone (both default to all cores); a number sets both
+    for the measurement (torch's setting is restored afterwards), which gives steadier figures
+    on a machine shared with other jobs.
+    """
+    bad = [r for r in runtimes if r not in RUNTIMES]
+    if bad:
+        raise GeodistillError(f"Unknown runtime {bad[0]!r}: choose from {', '.join(RUNTIMES)}.")
+    if not batches:
+        raise GeodistillError("batches must list at least one batch size, e.g. (1, 32).")
+    kw = dict(warmup=warmup, repeats=repeats, max_seconds=max_seconds)
+    torch_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        rows = _profile(items, size, batches, runtimes, calib, threads, workdir, kw)
+    finally:
+        torch.set_num_threads(torch_threads)
+    if any(r.get("calibration") == "random" for r in rows):
+        warnings.warn("int8 models were calibrated on random pixels (no calibration images given): "
+                      "their speed and size are representative, their accuracy is not.", GeodistillWarning)
+    return rows
+
+
+def _profile(items, size, batches, runtimes, calib, threads, workdir, kw) -> list[dict]:
+    """The body of ``profile_models``: export each model once, quantise once, time each runtime."""
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="geodistill-profile-", dir=workdir) as tmp:
+        for i, item in enumerate(items):
+            name, model, meta = _resolve(item)
+            c = int(meta.get("in_channels") or _in_channels(model))
+            normalizer = meta.get("normalizer")
+            base = {"name": name, "arch": getattr(model, "arch", type(model).__name__),
+                    "size": size, "params": count_params(model), "flops": count_flops(model, size, c)}
+            wrapped = None
+            onnx_path = None
+            for runtime in runtimes:
+                row = dict(base, runtime=runtime, calibration=None, threads=threads)
+                if runtime == "torch":
+                    from geodistill.deploy.runtime import torch_runner, with_preprocessing
+
+                    wrapped = wrapped or with_preprocessing(model, normalizer, c).eval()
+                    row["size_bytes"] = state_dict_bytes(model)
+                    row.update(runtime_cost(torch_runner(wrapped), c, size, batches, **kw))
+                else:
+                    from geodistill.deploy.export import export_onnx
+                    from geodistill.deploy.quantize import quantize_onnx
+                    from geodistill.deploy.runtime import onnx_session, onnx_runner
+
+                    if onnx_path is None:
+                        onnx_path = export_onnx(model, Path(tmp) / f"{i}.onnx", size=size,
+                                                in_channels=c, normalizer=normalizer,
+                                                meta={"arch": base["arch"]})
+                    path = onnx_path
+                    if runtime == "onnx-int8":
+                        images = calib
+                        row["calibration"] = "data"
+                        if images is None:
+                            images = np.random.default_rng(0).integers(0, 256, (32, c, size, size), dtype=np.uint8)
+                            row["calibration"] = "random"
+                        path = quantize_onnx(onnx_path, Path(tmp) / f"{i}.int8.onnx", images)
+                    row["size_bytes"] = file_size(path)
+                    row.update(runtime_cost(onnx_runner(onnx_session(path, threads)), c, size, batches, **kw))
+                rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------- reporting
+def compression(teacher_row: dict, student_row: dict) -> dict:
+    """How many times smaller/faster the student is: teacher / student for ``params, flops,
+    size_bytes, latency_ms``, student / teacher for ``throughput`` (so > 1 always means the
+    student is cheaper). A ratio with a zero or missing operand is ``None``."""
+    def ratio(a: Any, b: Any) -> float | None:
+        if a is None or b is None or b == 0:
+            return None
+        return float(a) / float(b)
+
+    out = {k: ratio(teacher_row.get(k), student_row.get(k))
+           for k in ("params", "flops", "size_bytes", "latency_ms")}
+    out["throughput"] = ratio(student_row.get("throughput"), teacher_row.get("throughput"))
+    out["teacher"] = teacher_row.get("name")
+    out["student"] = student_row.get("name")
+    out["runtime"] = student_row.get("runtime")
+    return out
+
+
+def _human(n: float | None, unit: str = "") -> str:
+    if n is None or (isinstance(n, float) and math.isnan(n)):
+        return "-"
+    for factor, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= factor:
+            return f"{n / factor:.2f} {prefix}{unit}".rstrip()
+    return f"{n:.0f} {unit}".rstrip() if float(n).is_integer() else f"{n:.2f} {unit}".rstrip()
+
+
+def _table(header: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(h), *(len(l[i]) for l in lines)) if lines else len(h) for i, h in enumerate(header)]
+    fmt = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([fmt(header), sep, *(fmt(l) for l in lines)])
+
+
+def format_profile(rows: Sequence[dict]) -> str:
+    """A Markdown table of profile rows (params, FLOPs, size, latency, throughput)."""
+    header = ["model", "runtime", "px", "params", "FLOPs", "size", "latency", "throughput"]
+    lines = []
+    for r in rows:
+        runtime = r.get("runtime", "")
+        if r.get("calibration") == "random":
+            runtime += " (random calib.)"
+        lat = r.get("latency_ms")
+        thr = r.get("throughput")
+        lines.append([
+            str(r.get("name", "")), runtime, str(r.get("size", "")), _human(r.get("params")),
+            _human(r.get("flops")), _human(r.get("size_bytes"), "B"),
+            "-" if lat is None else f"{lat:.2f} ms (b={r.get('latency_batch', 1)})",
+            "-" if thr is None else f"{thr:.1f} img/s (b={r.get('throughput_batch', '?')})",
+        ])
+    return _table(header, lines)
+
+
+def format_compression(ratios: Sequence[dict]) -> str:
+    """A Markdown table of ``compression`` results (ratios printed as ``12.3x``)."""
+    x = lambda v: "-" if v is None else f"{v:.1f}x"  # noqa: E731
+    header = ["teacher -> student", "runtime", "params", "FLOPs", "size", "latency", "throughput"]
+    lines = [[f"{r.get('teacher')} -> {r.get('student')}", str(r.get("runtime", "")), x(r["params"]),
+              x(r["flops"]), x(r["size_bytes"]), x(r["latency_ms"]), x(r["throughput"])] for r in ratios]
+    return _table(header, lines)
