@@ -180,6 +180,56 @@ def report(run_dir: Path, out: Annotated[Optional[Path], typer.Option()] = None)
     typer.echo(f"wrote {html}\nwrote {md}")
 
 
+@app.command()
+def export(ckpt: Path, format: Annotated[str, typer.Option("--format", help="onnx | torchscript")] = "onnx",
+           int8: Annotated[bool, typer.Option(help="Static int8 quantisation (ONNX), calibrated on the train split.")] = False,
+           size: Size = None, out: Annotated[Optional[Path], typer.Option()] = None,
+           dataset: Annotated[Optional[str], typer.Option(help="Calibration/accuracy data (default: the checkpoint's).")] = None,
+           root: Root = None) -> None:
+    """Export a checkpoint with its preprocessing inside (uint8 input), verified against PyTorch."""
+    from geodistill.deploy import describe_export, export as export_api
+
+    typer.echo(describe_export(export_api(ckpt, format, int8=int8, size=size, out=out, data=dataset, root=root)))
+
+
+@app.command()
+def predict(model: Path, paths: list[Path], top_k: Annotated[int, typer.Option()] = 3,
+            batch_size: Annotated[int, typer.Option()] = 64,
+            out: Annotated[Optional[Path], typer.Option(help="predictions.csv or .json")] = None) -> None:
+    """Top-k classes for images or folders, from a checkpoint, .onnx or TorchScript .pt."""
+    from geodistill.deploy import predict as predict_api
+
+    rows = predict_api(model, paths, top_k=top_k, batch_size=batch_size, out=out)
+    bad = [r for r in rows if r["status"] != "ok"]
+    if out is None:
+        for r in rows:
+            best = r["predictions"][0] if r["predictions"] else None
+            typer.echo(f"{r['path']}\t" + (f"{best['class']}\t{best['probability']:.3f}" if best else f"error: {r['reason']}"))
+    else:
+        typer.echo(f"wrote {out}: {len(rows) - len(bad)} predicted, {len(bad)} unreadable")
+
+
+@app.command()
+def profile(models: list[Path], size: Annotated[int, typer.Option()] = 64,
+            batch: Annotated[str, typer.Option(help="Batch sizes, e.g. 1,32.")] = "1,32",
+            runtimes: Annotated[str, typer.Option()] = "torch,onnx,onnx-int8",
+            json_out: Annotated[Optional[Path], typer.Option("--json")] = None) -> None:
+    """Parameters, FLOPs, size, latency and throughput; compression ratios for a teacher/student pair."""
+    from geodistill.profile import compression, format_compression, format_profile, profile_models
+
+    rows = profile_models([str(m) for m in models], size=size, batches=tuple(int(b) for b in batch.split(",")),
+                          runtimes=tuple(runtimes.split(",")))
+    typer.echo(format_profile(rows))
+    ratios = []
+    if len(models) == 2:
+        for rt in dict.fromkeys(r["runtime"] for r in rows):
+            t, s = [r for r in rows if r["runtime"] == rt]
+            ratios.append(dict(compression(t, s), runtime=rt))
+        typer.echo("\n" + format_compression(ratios))
+    if json_out:
+        json_out.write_text(json.dumps({"rows": rows, "compression": ratios}, indent=2))
+
+
 def _devices(v: str | None):
     if v is None:
         return None

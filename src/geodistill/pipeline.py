@@ -29,17 +29,22 @@ def run(recipe: str = "demo", *, overrides: dict | None = None, teacher: str | N
         log=print) -> dict:
     """Run a recipe end to end; returns the summary (also written to ``summary.json``/``.md``)."""
     r = get_recipe(recipe)
-    base = deep_merge(r["base"], overrides or {})
+    overrides = overrides or {}
+    user = {k: v for k, v in overrides.items() if k not in ("teacher", "student")}
+
+    def spec_for(role: str) -> dict:
+        """Recipe base < recipe role < user overrides < user overrides aimed at this role."""
+        return deep_merge(deep_merge(deep_merge(r["base"], r[role]), user), overrides.get(role, {}))
+
     seeds = seeds if seeds is not None else r["seeds"]
-    out_dir = Path(out or Path(base.get("out", "runs")) / recipe)
+    out_dir = Path(out or Path(user.get("out", "runs")) / recipe)
     out_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
 
     # 1. teacher: trained once (seed 0) unless given
     if teacher is None:
-        tcfg = build_config(deep_merge(deep_merge(base, r["teacher"]), overrides_for("teacher", overrides)),
-                            where=f"recipe {recipe} (teacher)")
+        tcfg = build_config(spec_for("teacher"), where=f"recipe {recipe} (teacher)")
         t0 = time.perf_counter()
         data = prepare_data(tcfg)
         timings["data_s"] = time.perf_counter() - t0
@@ -54,8 +59,7 @@ def run(recipe: str = "demo", *, overrides: dict | None = None, teacher: str | N
     rows = []
     for o in r["objectives"]:
         for seed in seeds:
-            spec = deep_merge(deep_merge(base, r["student"]), overrides_for("student", overrides))
-            spec = deep_merge(spec, {"train": {"seed": seed}, "distill": dict(o)})
+            spec = deep_merge(spec_for("student"), {"train": {"seed": seed}, "distill": dict(o)})
             if o["loss"] != "student":
                 spec["distill"]["teacher"] = teacher
             cfg = build_config(spec, where=f"recipe {recipe} ({o['loss']})")
@@ -66,6 +70,7 @@ def run(recipe: str = "demo", *, overrides: dict | None = None, teacher: str | N
             rows.append({"label": _objective_label(o), **res})
 
     summary = summarise(rows, tres)
+    summary["verdict"] = _verdict(rows)
     summary.update({"recipe": recipe, "about": r.get("about", ""), "seeds": seeds, "teacher_ckpt": teacher,
                     "timings_s": timings, "wall_time_s": time.perf_counter() - t_start})
     write_json_atomic(out_dir / "summary.json", summary)
@@ -74,9 +79,11 @@ def run(recipe: str = "demo", *, overrides: dict | None = None, teacher: str | N
     return summary
 
 
-def overrides_for(role: str, overrides: dict | None) -> dict:
-    """Overrides the user aimed at one role only (``teacher.train.epochs=…``)."""
-    return (overrides or {}).get(role, {}) if overrides else {}
+def _verdict(rows: list[dict]) -> str:
+    """The plain-words verdict of the paired statistics (distilled vs alone, per seed)."""
+    from geodistill.experiments import paired_difference, tidy_rows, verdict
+
+    return verdict(paired_difference(tidy_rows(rows)))
 
 
 def summarise(rows: list[dict], teacher: dict | None) -> dict:
@@ -95,6 +102,8 @@ def summarise(rows: list[dict], teacher: dict | None) -> dict:
         if t_cost:
             line["compression_params"] = t_cost["params"] / max(line["params"], 1)
             line["compression_flops"] = t_cost["flops"] / max(line["flops"], 1)
+            if t_cost.get("latency_ms") and line.get("latency_ms"):
+                line["compression_latency"] = t_cost["latency_ms"] / line["latency_ms"]
     return {"table": table}
 
 
@@ -120,16 +129,20 @@ def _pm(m: float, s: float, scale: float = 100.0) -> str:
 
 def format_summary(summary: dict) -> str:
     """The comparison table as Markdown (accuracy and F1 in %, mean ± std over seeds)."""
-    head = "| model / objective | n | accuracy % | macro-F1 % | gain vs alone (pts) | wins | params | MFLOPs | size KB | latency ms | × params | × FLOPs |"
-    lines = [head, "|---|" + "---:|" * 11]
+    head = ("| model / objective | n | accuracy % | macro-F1 % | gain vs alone (pts) | wins | params | MFLOPs | size KB "
+            "| latency ms | × params | × FLOPs | × latency |")
+    lines = [head, "|---|" + "---:|" * 12]
     for t in summary["table"]:
         gain = _pm(t["gain_mean"], t["gain_std"]) if "gain_mean" in t else "–"
         lat = f"{t['latency_ms']:.2f}" if t.get("latency_ms") else "–"
         cp = f"{t['compression_params']:.1f}" if "compression_params" in t else "–"
         cf = f"{t['compression_flops']:.1f}" if "compression_flops" in t else "–"
+        cl = f"{t['compression_latency']:.1f}" if "compression_latency" in t else "–"
         lines.append(f"| {t['label']} ({t['model']}) | {t['n']} | {_pm(t['accuracy_mean'], t['accuracy_std'])} | "
                      f"{_pm(t['f1_mean'], t['f1_std'])} | {gain} | {t.get('wins', '–')} | {t['params']:,} | "
-                     f"{t['flops'] / 1e6:.1f} | {t['size_bytes'] / 1024:.0f} | {lat} | {cp} | {cf} |")
+                     f"{t['flops'] / 1e6:.1f} | {t['size_bytes'] / 1024:.0f} | {lat} | {cp} | {cf} | {cl} |")
+    if summary.get("verdict"):
+        lines += ["", summary["verdict"]]
     return "\n".join(lines) + "\n"
 
 

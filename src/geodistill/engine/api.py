@@ -22,7 +22,8 @@ from geodistill.engine.checkpoint import load_checkpoint, load_classifier
 from geodistill.engine.loop import TrainData, evaluate_split, fit, get_fabric, write_json_atomic
 from geodistill.errors import GeodistillError
 from geodistill.losses import Objective
-from geodistill.models import build_model, model_card
+from geodistill.models import build_model
+from geodistill.profile import torch_cost
 
 
 def default_cache_dir(cfg: RunConfig) -> Path:
@@ -136,7 +137,8 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, *, resume: bool = F
 
     best, best_meta = load_classifier(run_dir / "model.ckpt")
     test = evaluate_split(fabric, best, data, data.test, channels_last=cfg.train.channels_last)
-    card = model_card(best, data.size, run_dir / "model.ckpt")
+    cost = torch_cost(best, data.size, batches=(1, 32), normalizer=data.normalizer.to_dict(),
+                      warmup=2, repeats=15, max_seconds=3.0)
     role = role or ("distilled" if objective.needs_teacher else "student")
     results = {
         "run_id": run_dir.name, "role": role, "dataset": cfg.data.dataset, "model": cfg.train.model,
@@ -146,7 +148,7 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, *, resume: bool = F
         "T": cfg.distill.T if objective.needs_teacher else None,
         "seed": cfg.train.seed, "size": data.size, "metrics": test,
         "val_accuracy": state["best_val"], "best_epoch": state["best_epoch"],
-        "cost": {"params": card["params"], "flops": card["flops"], "size_bytes": card["size_bytes"]},
+        "cost": cost,
         "epochs": len(state["history"]), "wall_time_s": time.perf_counter() - wall0,
         "teacher_cache_s": cache_seconds, "history": state["history"], "config": cfg.model_dump(),
         "machine": _machine(), "status": "ok", "error": None,
