@@ -195,3 +195,17 @@ def test_ddp_two_cpu_processes_trains_and_checkpoints(work):
     res = json.loads((work / "runs" / "ddp" / "results.json").read_text())
     assert res["metrics"]["n"] == 120  # all test images counted once across both processes
     assert (work / "runs" / "ddp" / "model.ckpt").is_file()
+
+
+def test_bf16_mixed_precision_trains(work):
+    res = train(build_config(cfg_dict(work, train={"epochs": 2, "precision": "bf16-mixed"})), work / "bf16",
+                log=lambda *_: None)
+    assert np.isfinite(res["history"][-1]["train_loss"]) and res["config"]["train"]["precision"] == "bf16-mixed"
+
+
+def test_crop_augmentation_falls_back_to_teacher_on_the_fly_and_says_so(teacher, work):
+    lines: list[str] = []
+    cfg = build_config(cfg_dict(work, data={"augment": "dihedral+crop"}, train={"epochs": 1},
+                                distill={"teacher": str(work / "teacher" / "model.ckpt"), "loss": "kl"}))
+    res = distill(cfg, work / "crop", log=lines.append)
+    assert any("on the fly" in l for l in lines) and res["teacher_cache_s"] is None

@@ -203,6 +203,8 @@ def fit(cfg: RunConfig, data: TrainData, student: nn.Module, objective: Objectiv
                         config=cfg.model_dump(), train_state=ts)
 
     csv_path = run_dir / "metrics.csv"
+    tb = _tensorboard(run_dir) if fabric.is_global_zero else None
+    bar = _progress_bar() if (t.progress and fabric.is_global_zero) else None
     start_epoch = state["epoch"]
     for epoch in range(start_epoch, t.epochs):
         module.train()
@@ -210,6 +212,7 @@ def fit(cfg: RunConfig, data: TrainData, student: nn.Module, objective: Objectiv
         t0 = time.perf_counter()
         first = state["step"] if epoch == start_epoch else 0
         loss_sum, correct, seen = state["partial"] if first else (0.0, 0, 0)
+        task = bar.add_task(f"epoch {epoch + 1}/{t.epochs}", total=len(batches), completed=first, info="") if bar else None
         for step in range(first, len(batches)):
             idx = batches[step]
             g = _step_generator(t.seed, epoch, step, rank)
@@ -249,7 +252,11 @@ def fit(cfg: RunConfig, data: TrainData, student: nn.Module, objective: Objectiv
             if t.checkpoint_every and state["global_step"] % t.checkpoint_every == 0:
                 checkpoint(last, True)
                 fabric.barrier()
+            if bar is not None:
+                bar.update(task, advance=1, info=f"loss {loss_sum / seen:.3f} acc {correct / seen:.3f}")
             _kill_hook(state["global_step"])
+        if bar is not None:
+            bar.remove_task(task)
         train_took = time.perf_counter() - t0
         val = evaluate_split(fabric, step_module.student, data, data.val, channels_last=t.channels_last)
         took = time.perf_counter() - t0
@@ -267,14 +274,45 @@ def fit(cfg: RunConfig, data: TrainData, student: nn.Module, objective: Objectiv
         checkpoint(last, True)
         if fabric.is_global_zero:
             _append_csv(csv_path, row)
+            if tb is not None:
+                for k, v in row.items():
+                    if k != "epoch":
+                        tb.add_scalar(k, v, epoch + 1)
             if t.progress:
-                log(f"  epoch {epoch + 1:3d}/{t.epochs}  loss {row['train_loss']:.4f}  train {row['train_acc']:.3f}"
+                (bar.console.print if bar is not None else log)(f"  epoch {epoch + 1:3d}/{t.epochs}  loss {row['train_loss']:.4f}  train {row['train_acc']:.3f}"
                     f"  val {row['val_acc']:.3f}{' *' if improved else '  '}  {took:.1f}s")
         fabric.barrier()
         if stop:
             log(f"  early stop: no validation gain for {t.patience} epochs (best epoch {state['best_epoch']})")
             break
+    if bar is not None:
+        bar.stop()
+    if tb is not None:
+        tb.close()
     return state
+
+
+def _progress_bar():
+    """A live per-step bar on a terminal (loss, accuracy); nothing when output is not a TTY."""
+    import sys
+
+    if not sys.stderr.isatty():
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=True)
+    bar.start()
+    return bar
+
+
+def _tensorboard(run_dir: Path):
+    """TensorBoard event files next to metrics.csv when the tensorboard package is installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
 
 
 def _append_csv(path: Path, row: dict) -> None:
