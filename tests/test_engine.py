@@ -209,3 +209,19 @@ def test_crop_augmentation_falls_back_to_teacher_on_the_fly_and_says_so(teacher,
                                 distill={"teacher": str(work / "teacher" / "model.ckpt"), "loss": "kl"}))
     res = distill(cfg, work / "crop", log=lines.append)
     assert any("on the fly" in l for l in lines) and res["teacher_cache_s"] is None
+
+
+def test_split_files_define_the_split(work):
+    from geodistill.data import load_dataset
+
+    ds = load_dataset("synthetic", size=32, n_per_class=N_PER_CLASS)
+    files = {}
+    for i, name in enumerate(("train", "val", "test")):
+        f = work / f"{name}.txt"
+        f.write_text("\n".join(ds.paths[i::3]) + "\n")
+        files[name] = str(f)
+    data = prepare_data(build_config(cfg_dict(work, data={"split_files": files})))
+    assert sorted(data.test.tolist()) == list(range(2, len(ds.paths), 3))
+    (work / "test.txt").write_text("forest/does-not-exist.png\n")
+    with pytest.raises(GeodistillError, match="does-not-exist"):
+        prepare_data(build_config(cfg_dict(work, data={"split_files": files})))

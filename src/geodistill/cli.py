@@ -56,6 +56,14 @@ def data_info_cmd(dataset: str, root: Root = None, size: Annotated[int, typer.Op
     typer.echo(json.dumps(info, indent=2, default=str) if json_out else format_info(info))
 
 
+@data_app.command("download")
+def data_download_cmd(dataset: str, root: Annotated[str, typer.Option("--root")]) -> None:
+    """Download a dataset that has a stable public source (needs the torchgeo extra for most)."""
+    from geodistill.data import download
+
+    typer.echo(f"downloaded {dataset} into {download(dataset, root)}")
+
+
 @data_app.command("preview")
 def data_preview_cmd(dataset: str, root: Root = None, out: Annotated[Path, typer.Option()] = Path("preview.png"),
                      per_class: Annotated[int, typer.Option()] = 8, size: Annotated[int, typer.Option()] = 64) -> None:

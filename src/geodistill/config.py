@@ -29,6 +29,7 @@ class DataConfig(_Strict):
     channels: int | None = Field(None, ge=1, le=64)
     fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
     split_seed: int = 0
+    split_files: dict[Literal["train", "val", "test"], str] | None = None  # one relative path per line
     normalization: Literal["unit", "mean_std"] = "unit"
     augment: Literal["dihedral", "none", "dihedral+crop"] = "dihedral"
     cache_dir: str | None = None

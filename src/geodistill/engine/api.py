@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from geodistill.config import RunConfig
-from geodistill.data import load_dataset, make_split
+from geodistill.data import load_dataset, make_split, split_from_files
 from geodistill.data.transforms import NUM_VIEWS, Normalizer
 from geodistill.engine.cache import OnTheFlyTeacher, build_teacher_cache
 from geodistill.engine.checkpoint import load_checkpoint, load_classifier
@@ -45,7 +45,12 @@ def prepare_data(cfg: RunConfig, normalizer: dict | None = None) -> TrainData:
     ds = load_dataset(d.dataset, d.root, size=d.size, channels=d.channels,
                       cache_dir=default_cache_dir(cfg) / "images", strict=d.strict,
                       download=d.download, n_per_class=d.n_per_class)
-    split = make_split(ds.labels, fractions=d.fractions, seed=d.split_seed)
+    if d.split_files:
+        split = split_from_files(ds.paths, d.split_files)
+        if min(len(split.train), len(split.val), len(split.test)) == 0:
+            raise GeodistillError(f"data.split_files must give non-empty train, val and test lists; got {split.sizes()}.")
+    else:
+        split = make_split(ds.labels, fractions=d.fractions, seed=d.split_seed)
     if normalizer is not None:
         norm = Normalizer.from_dict(normalizer)
     elif d.normalization == "mean_std":
