@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import io
-import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from geodistill.atomic import atomic_file
 from geodistill.data.registry import get_spec
 from geodistill.data.splits import SPLIT_NAMES, make_split
 from geodistill.data.store import ImageSet, load_dataset
@@ -148,10 +147,6 @@ def preview(
     out = Path(out_png).expanduser()
     if out.parent and not out.parent.exists():
         raise GeodistillError(f"Folder '{out.parent}' for the preview does not exist: create it or pick another path.")
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        grid.save(tmp, format="PNG")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(out, "wb") as f:
+        grid.save(f, format="PNG")
     return out

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from geodistill import __version__
+from geodistill.atomic import write_bytes
 from geodistill.deploy.runtime import (INPUT_CONVENTION, INPUT_NAME, OUTPUT_NAME, TORCHSCRIPT_META,
                                        Preprocessed, import_optional, load_runner, onnx_session,
                                        set_metadata, with_preprocessing)
@@ -47,20 +48,6 @@ def build_metadata(*, arch: str, classes: list[str], size: int, in_channels: int
             "geodistill_version": __version__}
     meta.update(extra)
     return meta
-
-
-def _atomic_write_bytes(data: bytes, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @contextlib.contextmanager
@@ -133,7 +120,7 @@ def export_onnx(model: nn.Module, path: str | Path, *, size: int, in_channels: i
     info.update(meta or {})
     set_metadata(proto, info)
     proto.doc_string = f"geodistill {info['arch']}: {INPUT_CONVENTION}"
-    _atomic_write_bytes(proto.SerializeToString(), path)
+    write_bytes(path, proto.SerializeToString())
     onnx.checker.check_model(str(path))
     return path
 
@@ -158,7 +145,7 @@ def export_torchscript(model: nn.Module, path: str | Path, *, size: int, in_chan
         info.update(meta or {})
         buf = io.BytesIO()
         torch.jit.save(traced, buf, _extra_files={TORCHSCRIPT_META: json.dumps(info)})
-    _atomic_write_bytes(buf.getvalue(), path)
+    write_bytes(path, buf.getvalue())
     return path
 
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from geodistill.atomic import write_text
 from geodistill.deploy.runtime import Runner, load_runner
 from geodistill.errors import GeodistillError
 
@@ -142,13 +141,4 @@ def write_predictions(rows: list[dict], out: str | Path, top_k: int | None = Non
         text = buf.getvalue()
     else:
         raise GeodistillError(f"Output {out} must end in .csv or .json.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return write_text(out, text)

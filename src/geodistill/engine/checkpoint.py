@@ -7,34 +7,23 @@ geodistill_version`` and, for resumable training state, ``train_state``.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from geodistill import __version__
+from geodistill.atomic import atomic_file
 from geodistill.errors import GeodistillError
 
 REQUIRED = ("arch", "num_classes", "in_channels", "classes", "size", "normalizer", "state_dict")
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temp file in the same folder, fsync, then ``os.replace`` onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """``torch.save`` through :func:`geodistill.atomic.atomic_file` (temp file, fsync, rename)."""
+    with atomic_file(path, "wb") as f:
+        torch.save(obj, f)
+    return Path(path)
 
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, *, arch: str, num_classes: int,

@@ -24,7 +24,8 @@ from torch import Tensor, nn
 from geodistill.config import RunConfig
 from geodistill.data.transforms import NUM_VIEWS, Normalizer, apply_view
 from geodistill.engine.cache import TeacherSource
-from geodistill.engine.checkpoint import atomic_save, save_checkpoint
+from geodistill.atomic import write_json as write_json_atomic  # noqa: F401 (re-exported)
+from geodistill.engine.checkpoint import save_checkpoint
 from geodistill.errors import GeodistillError
 from geodistill.losses import LossInputs, Objective
 from geodistill.metrics import confusion, metrics_from_confusion
@@ -323,16 +324,4 @@ def _append_csv(path: Path, row: dict) -> None:
         f.write(",".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in row.values()) + "\n")
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    """JSON via a temp file + rename, so a reader never sees half a results file."""
-    import json
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, default=float)
-    os.replace(tmp, path)
-
-
-__all__ = ["TrainData", "fit", "evaluate_split", "get_fabric", "epoch_order", "lr_factor",
-           "write_json_atomic", "atomic_save"]
+__all__ = ["TrainData", "fit", "evaluate_split", "get_fabric", "epoch_order", "lr_factor", "write_json_atomic"]
