@@ -31,7 +31,7 @@ from geodistill.data.transforms import Normalizer, apply_view
 class TeacherSource(Protocol):
     """Gives the teacher's (logits, features) for a student batch."""
 
-    def __call__(self, idx: np.ndarray, views: Tensor, x_u8: Tensor) -> tuple[Tensor, Tensor | None]: ...
+    def __call__(self, idx: np.ndarray, views: Tensor, x_u8: Tensor, feats: bool = True) -> tuple[Tensor, Tensor | None]: ...
 
 
 def hash_state_dict(model: nn.Module) -> str:
@@ -65,15 +65,17 @@ class TeacherCache:
     path: Path
     build_seconds: float = 0.0
 
-    def __call__(self, idx: np.ndarray, views: Tensor, x_u8: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        """Look up the answers for dataset indices ``idx`` seen under ``views`` (ids 0..7)."""
+    def __call__(self, idx: np.ndarray, views: Tensor, x_u8: Tensor | None = None,
+                 feats: bool = True) -> tuple[Tensor, Tensor | None]:
+        """Look up the answers for dataset indices ``idx`` seen under ``views`` (ids 0..7);
+        ``feats=False`` skips reading the features when the objective has no use for them."""
         r = self.rows[idx]
         if (r < 0).any():
             raise KeyError("teacher cache asked for an image outside the cached (training) indices")
         v = views.cpu().numpy() if self.n_views > 1 else np.zeros(len(idx), dtype=np.int64)
         logits = torch.from_numpy(np.asarray(self.logits[r, v], dtype=np.float32))
-        feats = None if self.feats is None else torch.from_numpy(np.asarray(self.feats[r, v], dtype=np.float32))
-        return logits, feats
+        f = None if (self.feats is None or not feats) else torch.from_numpy(np.asarray(self.feats[r, v], dtype=np.float32))
+        return logits, f
 
 
 class OnTheFlyTeacher:
@@ -83,9 +85,9 @@ class OnTheFlyTeacher:
         self.teacher, self.normalizer = teacher.eval(), normalizer
 
     @torch.no_grad()
-    def __call__(self, idx: np.ndarray, views: Tensor, x_u8: Tensor) -> tuple[Tensor, Tensor | None]:
-        logits, feats = self.teacher.forward_features(self.normalizer(x_u8))
-        return logits.float(), feats.float()
+    def __call__(self, idx: np.ndarray, views: Tensor, x_u8: Tensor, feats: bool = True) -> tuple[Tensor, Tensor | None]:
+        logits, f = self.teacher.forward_features(self.normalizer(x_u8))
+        return logits.float(), (f.float() if feats else None)
 
 
 def _open(path: Path) -> TeacherCache | None:

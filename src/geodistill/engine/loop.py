@@ -226,9 +226,7 @@ def fit(cfg: RunConfig, data: TrainData, student: nn.Module, objective: Objectiv
             y = torch.from_numpy(data.labels[idx]).long()
             t_logits = t_feat = None
             if teacher is not None:
-                t_logits, t_feat = teacher(idx, views, x_u8)
-                if not objective.needs_features:
-                    t_feat = None
+                t_logits, t_feat = teacher(idx, views, x_u8, feats=objective.needs_features)
             x = data.normalizer(x_u8)
             if t.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
