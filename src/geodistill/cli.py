@@ -157,10 +157,12 @@ def sweep(recipe: Annotated[Optional[str], typer.Option(help="Base recipe (demo 
           dataset: Annotated[Optional[str], typer.Option()] = None, root: Root = None, size: Size = None,
           grid: Annotated[Optional[list[str]], typer.Option(help="alpha=thesis11 | alpha=thesis5 | alpha=[0.1,0.3] | beta=[0,0.001] (repeatable).")] = None,
           ablation: Annotated[bool, typer.Option(help="student, KL, cosine, KL+cosine, thesis, DKD, DIST.")] = False,
-          seeds: Annotated[str, typer.Option()] = "0,1,2",
+          seeds: Annotated[Optional[str], typer.Option(help="Comma-separated; default: the sweep file's, else the recipe's.")] = None,
           file: Annotated[Optional[Path], typer.Option("--file", help="YAML sweep description (base/teacher/student/grid/ablation/seeds).")] = None,
           teacher: Annotated[Optional[str], typer.Option(help="Use this teacher for every seed.")] = None,
           workers: Annotated[int, typer.Option(help="Points run in parallel processes.")] = 1,
+          devices: Annotated[Optional[str], typer.Option(help="GPU ids for the workers, e.g. 0,1 (one per worker).")] = None,
+          keep_failed: Annotated[bool, typer.Option(help="Do not retry points that failed before.")] = False,
           out: Annotated[Path, typer.Option()] = Path("runs/sweep"), set_: Sets = None) -> None:
     """Run (or resume) an α/β grid and/or a loss ablation over seeds; then `geodistill report OUT`."""
     from geodistill.config import deep_merge, parse_overrides
@@ -169,14 +171,16 @@ def sweep(recipe: Annotated[Optional[str], typer.Option(help="Base recipe (demo 
     spec = load_sweep_file(file) if file else {}
     if recipe:
         spec["recipe"] = recipe
+    spec.setdefault("recipe", "thesis")  # a CNN4 teacher and CNN3 student unless told otherwise
     data = {k: v for k, v in {"dataset": dataset, "root": root, "size": size}.items() if v is not None}
     spec["base"] = deep_merge(spec.get("base", {}), deep_merge({"data": data} if data else {}, parse_overrides(set_ or [])))
     if grid:
         spec["grid"] = deep_merge(spec.get("grid", {}), parse_grid(grid))
     spec["ablation"] = ablation or spec.get("ablation", False)
-    if seeds and "seeds" not in spec:
+    if seeds:
         spec["seeds"] = [int(s) for s in seeds.split(",")]
-    run_sweep(spec, out, workers=workers, teacher_ckpt=teacher)
+    run_sweep(spec, out, workers=workers, teacher_ckpt=teacher, retry_failed=not keep_failed,
+              devices=devices.split(",") if devices else None)
 
 
 @app.command()

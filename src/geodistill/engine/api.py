@@ -145,6 +145,7 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, *, resume: bool = F
     cost = torch_cost(best, data.size, batches=(1, 32), normalizer=data.normalizer.to_dict(),
                       warmup=2, repeats=15, max_seconds=3.0)
     role = role or ("distilled" if objective.needs_teacher else "student")
+    distilling = role != "teacher" and cfg.distill.loss != "student"
     results = {
         "run_id": run_dir.name, "role": role, "dataset": cfg.data.dataset, "model": cfg.train.model,
         "teacher": cfg.distill.teacher, "objective": str(objective), "objective_name": cfg.distill.loss,

@@ -237,7 +237,7 @@ def fit(cfg: RunConfig, data: TrainData, student: nn.Module, objective: Objectiv
             if not torch.isfinite(loss):
                 bad = [n for n, v in terms.items() if not torch.isfinite(v)] or ["total"]
                 raise GeodistillError(
-                    f"Loss term {bad[0]!r} became {float(terms.get(bad[0], loss))} at epoch {epoch + 1}, step {step + 1}; "
+                    f"Loss term {bad[0]!r} became {float(terms.get(bad[0], loss).detach())} at epoch {epoch + 1}, step {step + 1}; "
                     "lower train.lr, or check the data and the objective's weights.")
             opt.zero_grad(set_to_none=True)
             fabric.backward(loss)

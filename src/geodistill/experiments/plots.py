@@ -9,15 +9,15 @@ global state or the user's interactive backend.
 from __future__ import annotations
 
 import math
-import os
 import statistics
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from geodistill.atomic import atomic_file
 from geodistill.errors import GeodistillError
 from geodistill.experiments.stats import pretty_objective
-from geodistill.experiments.table import is_number, temp_name
+from geodistill.experiments.table import has_nuclear, is_number
 
 _ANNOTATE_MAX_CLASSES = 15
 _ROLE_STYLE = {  # role -> (label, marker, colour)
@@ -47,13 +47,8 @@ def _save(fig: Any, out_stem: str | Path) -> list[Path]:
     written = []
     for ext, kwargs in (("png", {"dpi": 110}), ("svg", {})):
         final = stem.parent / f"{stem.name}.{ext}"
-        tmp = temp_name(final)
-        try:
-            fig.savefig(tmp, format=ext, metadata={"Date": None} if ext == "svg" else None, **kwargs)
-            os.replace(tmp, final)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with atomic_file(final, "wb") as fh:
+            fig.savefig(fh, format=ext, metadata={"Date": None} if ext == "svg" else None, **kwargs)
         written.append(final)
     return written
 
@@ -67,10 +62,6 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return mean, statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def _has_nuclear(row: dict[str, Any]) -> bool:
-    name = str(row.get("objective_name") or "").lower()
-    formula = str(row.get("objective") or "")
-    return "nuc" in name or name == "thesis" or "‖" in formula or "nuclear" in formula.lower()
 
 
 def _label(name: Any) -> str:
@@ -107,7 +98,7 @@ def plot_alpha(
     vary_t = len({r.get("T") for r in swept}) > 1
     lines: dict[tuple, dict[float, list[dict[str, Any]]]] = {}
     for r in swept:
-        key = (r.get("dataset"), r.get("model"), r.get("objective_name"), _has_nuclear(r),
+        key = (r.get("dataset"), r.get("model"), r.get("objective_name"), has_nuclear(r),
                r.get("beta") if vary_beta else None, r.get("T") if vary_t else None)
         lines.setdefault(key, {}).setdefault(float(r["alpha"]), []).append(r)
 
@@ -126,8 +117,12 @@ def plot_alpha(
                      for a in alphas]
             shift = dodge * (i - (len(lines) - 1) / 2)
             label = _label(name)
-            label += " + nuclear norm" if nuclear and "nuclear" not in label and name != "thesis" else ""
-            label += f", β={beta:g}" if beta is not None else ""
+            if name == "thesis" and vary_beta:
+                label += " with nuclear norm" if nuclear else " without nuclear norm"
+            elif nuclear and "nuclear" not in label and name != "thesis":
+                label += " + nuclear norm"
+            if vary_beta:
+                label += ", β=α" if beta is None else f", β={beta:g}"
             label += f", T={t:g}" if t is not None else ""
             label += f" [{ds}/{model}]" if multi_scope else ""
             ax.errorbar([a + shift for a in alphas], [s[0] for s in stats], yerr=[s[1] for s in stats], label=label,

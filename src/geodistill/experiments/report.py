@@ -3,8 +3,10 @@
 The HTML page needs nothing but itself: CSS inline, figures embedded as base64 PNG data URIs,
 no scripts, no network. The Markdown twin links the PNG files written next to it. Both hold:
 what was run (config, objective formulas, data, seeds, machine), the plain-words verdict, the
-aggregate table (mean ± sd over seeds), the paired differences against the student alone with
-95% CIs, the figures, and the per-run table. Tables also go to CSV/JSON beside them.
+aggregate table (mean ± sd over seeds), the thesis's tables (teacher against student; α against
+accuracy and macro F1 per β, i.e. with and without the nuclear norm), the paired differences
+against the student alone with 95% CIs, the figures, the per-run table and the failed runs.
+Tables also go to CSV/JSON beside them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,17 +28,21 @@ from typing import Any
 
 from geodistill.errors import GeodistillError
 from geodistill.experiments import plots
-from geodistill.experiments.stats import paired_difference, pretty_objective, verdict
+from geodistill.experiments.stats import _setting, paired_difference, pretty_objective, verdict
 from geodistill.experiments.table import (
+    ALPHA_FAMILY,
     FAILED_FILE,
     RESULTS_FILE,
     aggregate,
+    alpha_table,
     atomic_write_text,
     collect,
     display_rows,
     format_value,
     is_number,
+    format_mean_std,
     markdown_table,
+    teacher_student_table,
     tidy_rows,
     write_csv,
     write_json,
@@ -45,6 +52,10 @@ SWEEP_FILE = "sweep.json"
 COMPACT_COLUMNS = ("run_id", "dataset", "model", "role", "objective_name", "alpha", "beta", "T",
                    "seed", "accuracy", "f1_macro", "params", "epochs", "wall_time_s", "status")
 PAIRED_METRICS = ("accuracy", "f1_macro")
+_TS_NOTE = ("Per dataset: the teacher, the student trained alone and the distilled setting with the highest "
+            "mean accuracy; mean ± sd over seeds; cost is the mean over seeds; × fewer params, × fewer FLOPs "
+            "and × faster are the teacher's cost divided by the row's (latency only where measured).")
+_NO_ALPHA = "No α sweep among these runs: an α table needs one objective run at two or more α values."
 
 _CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:2rem auto;max-width:1150px;
@@ -264,6 +275,99 @@ def _paired_display(paired: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
     return out
 
 
+def _beta_order(beta: Any) -> tuple:
+    """β columns: β = 0 (no nuclear norm) first, then β = α (tied), then the others rising."""
+    return (0, 0.0) if beta == 0 else (1, 0.0) if beta is None else (2, float(beta))
+
+
+def _beta_label(name: Any, beta: Any, nuclear: bool) -> str:
+    text = "β=α" if beta is None else f"β={beta:g}"
+    if str(name) == "thesis" or nuclear:
+        text += " (nuclear norm)" if nuclear else " (no nuclear norm)"
+    return text
+
+
+def _seed_cell(n: int, n_failed: int) -> str:
+    return str(n) + (f" ({n_failed} failed)" if n_failed else "")
+
+
+def _alpha_display(long_rows: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]]) -> list[tuple[str, list[dict[str, str]]]]:
+    """The α tables as text, one per family (dataset, model, objective, T): a row per α (and
+    the student alone on top), accuracy and macro F1 (mean ± sd over seeds) per β setting."""
+    families: dict[tuple, list[dict[str, Any]]] = {}
+    for r in long_rows:
+        families.setdefault(tuple(r.get(k) for k in ALPHA_FAMILY), []).append(r)
+    out = []
+    for (ds, model, name, T), members in families.items():
+        betas = sorted({m["beta"] for m in members}, key=_beta_order)
+        nuclear = {b: any(m["nuclear"] for m in members if m["beta"] == b) for b in betas}
+        plain = len(betas) == 1 and str(name) != "thesis" and not nuclear[betas[0]]
+        cols = {b: ("" if plain else ", " + _beta_label(name, b, nuclear[b])) for b in betas}
+        base = [r for r in rows if r.get("objective_name") == "student" and r.get("role", "student") == "student"
+                and r.get("dataset") == ds and r.get("model") == model and r.get("status", "ok") == "ok"]
+        table: list[dict[str, str]] = []
+        if base:
+            line = {"α": "student alone", "seeds": str(len(base))}
+            for b in betas:
+                for metric, label in (("accuracy", "accuracy"), ("f1_macro", "macro F1")):
+                    vals = [float(r[metric]) for r in base if is_number(r.get(metric))]
+                    line[label + cols[b]] = format_mean_std(metric, statistics.fmean(vals) if vals else None,
+                                                            statistics.stdev(vals) if len(vals) > 1 else None)
+            table.append(line)
+        by_alpha: dict[float, dict[Any, dict[str, Any]]] = {}
+        for m in members:
+            by_alpha.setdefault(m["alpha"], {})[m["beta"]] = m
+        for a in sorted(by_alpha):
+            cells = by_alpha[a]
+            line = {"α": f"{a:g}", "seeds": " / ".join(_seed_cell(cells[b]["n"], cells[b]["n_failed"]) if b in cells else "–"
+                                                        for b in betas)}
+            for b in betas:
+                m = cells.get(b, {})
+                line["accuracy" + cols[b]] = format_mean_std("accuracy", m.get("accuracy_mean"), m.get("accuracy_std"))
+                line["macro F1" + cols[b]] = format_mean_std("f1_macro", m.get("f1_macro_mean"), m.get("f1_macro_std"))
+            table.append(line)
+        who = pretty_objective(name)
+        t_text = f", T={T:g}" if isinstance(T, (int, float)) else ""
+        title = (f"{who[:1].upper() + who[1:]}{t_text} on {ds}, student {model}: n = {len(by_alpha)} α values, "
+                 "mean ± sd over seeds")
+        out.append((title, table))
+    return out
+
+
+def _ratio(x: Any) -> str:
+    return format_value("ratio", float(x)) if is_number(x) else "–"
+
+
+def _teacher_student_display(long_rows: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
+    """The teacher-against-student table as text (P/R/F1 macro as fractions, accuracy in %)."""
+    out = []
+    for r in long_rows:
+        setting = "–" if r["who"] != "distilled (best)" else _setting(r)
+        out.append({
+            "dataset": str(r["dataset"]), "run": r["who"], "model": str(r["model"]), "setting": setting,
+            "seeds": str(r["n"]),
+            "accuracy": format_mean_std("accuracy", r["accuracy_mean"], r["accuracy_std"]),
+            "precision (macro)": format_mean_std("precision_macro", r["precision_macro_mean"], r["precision_macro_std"]),
+            "recall (macro)": format_mean_std("recall_macro", r["recall_macro_mean"], r["recall_macro_std"]),
+            "F1 (macro)": format_mean_std("f1_macro", r["f1_macro_mean"], r["f1_macro_std"]),
+            "params": format_value("params", r["params"]),
+            "MFLOPs": format_value("mflops", r["flops"] / 1e6) if is_number(r["flops"]) else "–",
+            "size (KB)": format_value("kb", r["size_bytes"] / 1024) if is_number(r["size_bytes"]) else "–",
+            "latency (ms)": format_value("latency_ms", r["latency_ms"]),
+            "× fewer params": _ratio(r["params_ratio"]), "× fewer FLOPs": _ratio(r["flops_ratio"]),
+            "× faster": _ratio(r["speedup"]),
+        })
+    return out
+
+
+def _failed_what(row: dict[str, Any]) -> str:
+    """'distilled cnn3, thesis objective (α=0.3), seed 0': what a failed run was meant to be."""
+    what = f"{row.get('role') or 'run'} {row.get('model')}"
+    if row.get("role") != "teacher":
+        what += f", {_setting(row)}"
+    return what + f", seed {row.get('seed')}"
+
+
 # ---------------------------------------------------------------- rendering
 
 
@@ -324,6 +428,17 @@ def _render_html(ctx: dict[str, Any]) -> str:
         '<section id="aggregate"><h2>Mean ± sd over seeds</h2>',
         '<p class="muted">Sample standard deviation (n − 1); – where a setting has a single seed.</p>',
         _html_table(ctx["aggregate"], "aggregate"), "</section>",
+        '<section id="thesis-tables"><h2>The thesis tables</h2>',
+    ]
+    if ctx["teacher_student"]:
+        parts += ["<h3>Teacher against student</h3>", f'<p class="muted">{e(_TS_NOTE)}</p>',
+                  _html_table(ctx["teacher_student"], "teacher-student")]
+    if not ctx["alpha_tables"]:
+        parts.append(f"<p>{e(_NO_ALPHA)}</p>")
+    for title, rows in ctx["alpha_tables"]:
+        parts += [f"<h3>{e(title)}</h3>", _html_table(rows, "alpha-table")]
+    parts += [
+        "</section>",
         '<section id="paired"><h2>Paired differences against the student alone</h2>',
         '<p class="muted">Δ = setting − student alone, paired by dataset, student model and seed, in '
         "percentage points; 95% CI = mean Δ ± t<sub>0.975, n−1</sub>·sd/√n; wins = seeds with Δ &gt; 0.</p>",
@@ -341,8 +456,8 @@ def _render_html(ctx: dict[str, Any]) -> str:
     parts += ["</section>", '<section id="results"><h2>All runs</h2>',
               _html_table(ctx["compact"], "results"), "</section>"]
     if ctx["failed"]:
-        items = "".join(f"<li><code>{e(str(r.get('run_id')))}</code>: {e(str(r.get('error') or 'no message'))}</li>"
-                        for r in ctx["failed"])
+        items = "".join(f"<li><code>{e(str(r.get('run_id')))}</code> ({e(_failed_what(r))}): "
+                        f"{e(str(r.get('error') or 'no message'))}</li>" for r in ctx["failed"])
         parts.append(f'<section id="failed"><h2>Failed runs</h2><ul class="failed">{items}</ul></section>')
     parts.append("</body></html>\n")
     return "\n".join(parts)
@@ -370,6 +485,14 @@ def _render_md(ctx: dict[str, Any], out_dir: Path) -> str:
               "## Mean ± sd over seeds", "",
               "Sample standard deviation (n − 1); – where a setting has a single seed.", "",
               markdown_table(ctx["aggregate"]) or "No rows.", "",
+              "## The thesis tables", ""]
+    if ctx["teacher_student"]:
+        lines += ["### Teacher against student", "", _md_text(_TS_NOTE), "", markdown_table(ctx["teacher_student"])]
+    if not ctx["alpha_tables"]:
+        lines += [_md_text(_NO_ALPHA), ""]
+    for title, rows in ctx["alpha_tables"]:
+        lines += [f"### {_md_text(title)}", "", markdown_table(rows)]
+    lines += [
               "## Paired differences against the student alone", "",
               "Δ = setting − student alone, paired by dataset, student model and seed, in percentage "
               "points; 95% CI = mean Δ ± t(0.975, n−1)·sd/√n; wins = seeds with Δ > 0.", ""]
@@ -385,7 +508,8 @@ def _render_md(ctx: dict[str, Any], out_dir: Path) -> str:
     lines += ["## All runs", "", markdown_table(ctx["compact"])]
     if ctx["failed"]:
         lines += ["## Failed runs", ""]
-        lines += [f"- `{r.get('run_id')}`: {_md_text(str(r.get('error') or 'no message'))}" for r in ctx["failed"]]
+        lines += [f"- `{r.get('run_id')}` ({_md_text(_failed_what(r))}): {_md_text(str(r.get('error') or 'no message'))}"
+                  for r in ctx["failed"]]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -415,12 +539,22 @@ def write_report(directory: str | Path, out_dir: str | Path | None = None) -> tu
     write_json(rows, out / "table.json")
     write_csv(agg, out / "aggregate.csv")
     write_csv(paired_by_metric[0][1] + paired_by_metric[1][1], out / "paired.csv")
+    alpha_long, ts_long = alpha_table(rows), teacher_student_table(rows)
+    table_files = ["table.csv", "table.json", "aggregate.csv", "paired.csv"]
+    if ts_long:
+        write_csv(ts_long, out / "teacher_student.csv")
+        table_files.append("teacher_student.csv")
+    if alpha_long:
+        write_csv(alpha_long, out / "alpha_table.csv")
+        table_files.append("alpha_table.csv")
     figures = _make_figures(results, rows, out / "figures")
 
     ctx = {
         "title": f"geodistill report: {folder.resolve().name}",
         "source": str(folder),
-        "table_files": ["table.csv", "table.json", "aggregate.csv", "paired.csv"],
+        "table_files": table_files,
+        "teacher_student": _teacher_student_display(ts_long),
+        "alpha_tables": _alpha_display(alpha_long, rows),
         "verdict": verdict(paired_by_metric[0][1]),
         "summary": summary,
         "objectives": _objectives(rows),

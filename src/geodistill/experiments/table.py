@@ -14,13 +14,13 @@ import csv
 import io
 import json
 import math
-import os
+import re
 import statistics
-import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from geodistill.atomic import write_text
 from geodistill.errors import GeodistillError
 
 RESULTS_FILE = "results.json"
@@ -307,23 +307,8 @@ def _looks_numeric(text: str) -> bool:
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write `text` to a temp file next to `path`, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_name(path)
-    try:
-        with open(tmp, "x", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def temp_name(path: Path) -> Path:
-    """A fresh hidden name next to `path` for write-then-rename."""
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    """Write UTF-8 `text` to `path` atomically (see `geodistill.atomic`)."""
+    return write_text(path, text)
 
 
 def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -365,3 +350,88 @@ def write_json(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
 def write_markdown(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """Markdown table (see `markdown_table`): 4 significant digits, accuracy in %."""
     return atomic_write_text(path, markdown_table(rows))
+
+
+# ---------------------------------------------------------------- the thesis's tables
+
+ALPHA_FAMILY = ("dataset", "model", "objective_name", "T")
+
+
+def has_nuclear(row: dict[str, Any]) -> bool:
+    """Whether a setting carries the nuclear-norm term β·‖W₁‖*: the thesis preset unless β = 0
+    (β None means the preset's β = α), else an objective formula with a nonzero ‖W₁‖* weight
+    (or, without a formula, a spec name holding `nuc`)."""
+    name = str(row.get("objective_name") or "").lower()
+    if name == "thesis":
+        return row.get("beta") != 0
+    weights = re.findall(r"([0-9.eE+-]+)·‖W₁‖\*", str(row.get("objective") or ""))
+    if weights:
+        return any(_float_or(w, 1.0) != 0 for w in weights)
+    return "nuc" in name
+
+
+def _float_or(text: str, default: float) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return default
+
+
+def _alpha_swept(row: dict[str, Any]) -> bool:
+    return row.get("alpha") is not None and row.get("role") != "teacher" and row.get("objective_name") != "student"
+
+
+def alpha_table(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The thesis's α table in long form. A *family* is one (dataset, student model, objective,
+    T) run at two or more α values; for each family, one row per (β, α) with n, n_failed,
+    accuracy and macro F1 as mean and sample sd over seeds (see `aggregate`), and `nuclear`
+    (the setting carries β·‖W₁‖*, see `has_nuclear`). Sorted by family, β, α."""
+    rows = [r for r in rows if _alpha_swept(r)]
+    alphas: dict[tuple, set] = {}
+    for r in rows:
+        alphas.setdefault(tuple(r.get(k) for k in ALPHA_FAMILY), set()).add(r.get("alpha"))
+    kept = [r for r in rows if len(alphas[tuple(r.get(k) for k in ALPHA_FAMILY)]) >= 2]
+    if not kept:
+        return []
+    out = aggregate(kept, by=(*ALPHA_FAMILY, "beta", "alpha"), metrics=("accuracy", "f1_macro"))
+    for a in out:
+        a["nuclear"] = has_nuclear(a)
+    return out
+
+
+def teacher_student_table(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Teacher against student, per dataset: each teacher model, the student alone, and the
+    distilled setting with the highest mean accuracy. Each row: `who`, the setting, n, mean and
+    sd over seeds of accuracy and macro precision/recall/F1, the mean cost (params, flops,
+    size_bytes, latency_ms), and the best teacher's cost over the row's: `params_ratio`,
+    `flops_ratio`, `speedup` (teacher latency / latency; None where latency is missing)."""
+    rows = [r for r in rows if r.get("status", "ok") == "ok"]
+    if not rows:
+        return []
+    by = ("dataset", "role", "model", "objective_name", "alpha", "beta", "T")
+    groups = aggregate(rows, by=by, metrics=(*QUALITY_METRICS, *COST_FIELDS))
+    out: list[dict[str, Any]] = []
+    for ds in sorted({g["dataset"] for g in groups}, key=_sort_key):
+        mine = [g for g in groups if g["dataset"] == ds]
+
+        def best(gs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            gs = [g for g in gs if is_number(g["accuracy_mean"])]
+            return [max(gs, key=lambda g: g["accuracy_mean"])] if gs else []
+
+        teachers = sorted((g for g in mine if g["role"] == "teacher"),
+                          key=lambda g: -g["accuracy_mean"] if is_number(g["accuracy_mean"]) else 0.0)
+        alone = [g for g in mine if g["role"] == "student" and g["objective_name"] == "student"]
+        distilled = best([g for g in mine if g["role"] == "distilled"])
+        ref = teachers[0] if teachers else None
+        for who, gs in (("teacher", teachers), ("student alone", alone), ("distilled (best)", distilled)):
+            for g in gs:
+                row = {"who": who, **{k: g[k] for k in by if k != "role"}, "n": g["n"]}
+                for m in QUALITY_METRICS:
+                    row[f"{m}_mean"], row[f"{m}_std"] = g[f"{m}_mean"], g[f"{m}_std"]
+                for c in COST_FIELDS:
+                    row[c] = g[f"{c}_mean"] if is_number(g[f"{c}_mean"]) else None
+                for key, field in (("params_ratio", "params"), ("flops_ratio", "flops"), ("speedup", "latency_ms")):
+                    num, den = (ref or {}).get(f"{field}_mean"), row[field]
+                    row[key] = num / den if is_number(num) and is_number(den) and den > 0 else None
+                out.append(row)
+    return out

@@ -1,0 +1,590 @@
+"""Sweeps: α/β/T/loss grids, the loss ablation and seeds, run as one folder of points.
+
+A sweep folder ``OUT`` holds::
+
+    OUT/sweep.json              the description, the teachers and the points (folder names)
+    OUT/teacher-s{seed}/        one teacher per dataset and seed (results.json, model.ckpt)
+    OUT/{label}-s{seed}/        one student point: results.json, or failed.json if it failed
+
+(with several datasets every folder name starts with the dataset's name). Rules:
+
+* The teacher is trained (or loaded with ``teacher_ckpt``) once per dataset and seed, and its
+  cache of logits/features is built once, before any student starts, so every student of the
+  sweep reads the same cache.
+* A point whose ``results.json`` exists is skipped: re-running a finished sweep trains nothing
+  and writes nothing.
+* A point that fails is recorded in ``failed.json`` (with its role, objective, α, β, T, seed,
+  error) and the sweep goes on; the next run retries it.
+* ``workers > 1`` runs points in a ``concurrent.futures.ProcessPoolExecutor`` (spawned
+  processes, each with a fair share of the CPU threads and, optionally, its own device).
+
+The description (a dict, or a YAML file with the same keys) holds ``recipe`` (a named recipe
+under everything else; none if absent), ``base`` (config for teacher and students; its
+``teacher``/``student`` sub-sections apply to one role only), ``teacher``, ``student``,
+``datasets`` (optional list of names or ``data`` mappings), ``grid`` (field -> values, a
+Cartesian product), ``ablation`` (bool) and ``seeds``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import multiprocessing
+import os
+import re
+import time
+import traceback
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from geodistill.atomic import write_json, write_text
+from geodistill.config import build_config, deep_merge, get_recipe, load_yaml
+from geodistill.errors import GeodistillError, GeodistillWarning
+
+THESIS11 = [round(0.05 * i, 2) for i in range(11)]  # 0, 0.05, ..., 0.5
+THESIS5 = [0.1, 0.2, 0.3, 0.4, 0.5]
+NAMED_GRIDS = {"thesis11": THESIS11, "thesis5": THESIS5}
+ABLATION = ["student", "kl", "cos", "kl+cos", "thesis", "dkd", "dist"]
+SWEEPABLE = ("alpha", "beta", "T", "loss")
+SWEEP_KEYS = ("recipe", "base", "teacher", "student", "datasets", "grid", "ablation", "seeds")
+# the presets that ignore some of alpha/beta/T: those coordinates are left out of their points
+_UNUSED = {"student": ("alpha", "beta", "T"), "dkd": ("alpha", "beta"), "dist": ("alpha", "beta")}
+RESULTS_FILE, FAILED_FILE, SWEEP_FILE = "results.json", "failed.json", "sweep.json"
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class Point:
+    """One student run of a sweep: its folder name, its config dict, and the name of the
+    teacher folder it distils from (None: no teacher, or an external ``teacher_ckpt``)."""
+
+    name: str
+    spec: dict
+    teacher: str | None = None
+
+
+@dataclass
+class TeacherJob:
+    """One teacher of a sweep (one per dataset and seed): folder name and config dict."""
+
+    name: str
+    spec: dict
+
+
+@dataclass
+class SweepPlan:
+    """What a sweep will run: teachers first, then the student points."""
+
+    teachers: list[TeacherJob]
+    points: list[Point]
+    seeds: list[int]
+    datasets: list[str]
+
+    def __iter__(self):
+        """Unpacks as the earlier ``(teacher spec, seeds, points)`` tuple."""
+        return iter((self.teachers[0].spec if self.teachers else None, self.seeds, self.points))
+
+
+# ---------------------------------------------------------------- grids
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_values(key: str, values: list, where: str) -> list:
+    """Validate one grid axis; returns its values without duplicates (order kept)."""
+    if not values:
+        raise GeodistillError(f"{where} has no values; give at least one, e.g. alpha=[0.1,0.3].")
+    out: list = []
+    for v in values:
+        if key == "alpha" and not (_is_num(v) and 0 <= v <= 1):
+            raise GeodistillError(f"{where}: alpha value {v!r} is not a number in [0, 1].")
+        if key == "beta":
+            if isinstance(v, str) and v.strip().lower() in ("tied", "alpha", "none", "null"):
+                v = None  # β = α (the presets' default)
+            if v is not None and not (_is_num(v) and v >= 0):
+                raise GeodistillError(f"{where}: beta value {v!r} is not a number >= 0 (or 'tied' for β = α).")
+        if key == "T" and not (_is_num(v) and v > 0):
+            raise GeodistillError(f"{where}: T value {v!r} is not a number > 0.")
+        if key == "loss":
+            if not isinstance(v, str) or not v.strip():
+                raise GeodistillError(f"{where}: loss value {v!r} is not a preset name or an objective spec string.")
+            v = v.strip()
+            _check_loss(v, where)
+        if _is_num(v):
+            v = float(v)
+        if v not in out:
+            out.append(v)
+    return out
+
+
+def _check_loss(loss: str, where: str) -> None:
+    from geodistill.losses import PRESETS, parse_spec
+
+    if loss in PRESETS:
+        return
+    try:
+        parse_spec(loss)
+    except GeodistillError as e:
+        raise GeodistillError(f"{where}: loss {loss!r} is neither a preset ({', '.join(PRESETS)}) "
+                              f"nor a valid spec ({str(e).rstrip('.')}).") from None
+
+
+def _axis(key: str, raw: Any, where: str) -> list:
+    if key not in SWEEPABLE:
+        raise GeodistillError(f"{where}: {key!r} is not a sweepable field; use alpha, beta, T or loss.")
+    if isinstance(raw, str) and raw.strip() in NAMED_GRIDS:
+        if key != "alpha":
+            raise GeodistillError(f"{where}: the named grid {raw.strip()!r} is a list of α values; use it with alpha.")
+        return list(NAMED_GRIDS[raw.strip()])
+    values = list(raw) if isinstance(raw, (list, tuple)) else [raw]
+    return _check_values(key, values, where)
+
+
+def parse_grid(items: Sequence[str]) -> dict[str, list]:
+    """``["alpha=thesis5", "beta=[0,tied]", "T=4"]`` -> ``{"alpha": [0.1, …, 0.5], "beta": [0.0,
+    None], "T": [4.0]}``. Named α grids: ``thesis11`` (0, 0.05, …, 0.5) and ``thesis5`` (0.1, …,
+    0.5); otherwise a YAML value or list. ``beta`` ``tied`` (or ``null``) means β = α."""
+    import yaml
+
+    grid: dict[str, list] = {}
+    for item in items:
+        where = f"Grid entry {item!r}"
+        if "=" not in item:
+            raise GeodistillError(f"{where} is not name=values (e.g. alpha=thesis5 or beta=[0,0.001]).")
+        key, raw = (s.strip() for s in item.split("=", 1))
+        if key in grid:
+            raise GeodistillError(f"{where}: {key!r} is given twice; put all its values in one list.")
+        if raw in NAMED_GRIDS or key not in SWEEPABLE:
+            grid[key] = _axis(key, raw, where)
+            continue
+        if key == "loss" and not raw.startswith("["):
+            grid[key] = _axis(key, raw, where)  # one spec string, which may hold ':' and '@'
+            continue
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise GeodistillError(f"{where}: cannot read {raw!r}; write a list such as [0.1, 0.3].") from None
+        grid[key] = _axis(key, value, where)
+    return grid
+
+
+def normalize_grid(grid: Mapping[str, Any], where: str = "the sweep's grid") -> dict[str, list]:
+    """A grid mapping (from YAML or Python) checked and expanded like :func:`parse_grid`."""
+    if not isinstance(grid, Mapping):
+        raise GeodistillError(f"{where} must map field names to lists, e.g. grid: {{alpha: [0.1, 0.3]}}.")
+    return {str(k): _axis(str(k), v, f"{where}, field {k!r}") for k, v in grid.items()}
+
+
+def load_sweep_file(path: str | Path) -> dict:
+    """A sweep description from YAML (keys: see the module docstring), checked."""
+    d = load_yaml(path)
+    _check_sweep(d, str(path))
+    if "grid" in d:
+        d["grid"] = normalize_grid(d["grid"] or {}, f"In {path}, grid")
+    return d
+
+
+def _check_sweep(sweep: Mapping, where: str) -> None:
+    for k in sweep:
+        if k not in SWEEP_KEYS:
+            raise GeodistillError(f"In {where}, key {k!r} is unknown; use {', '.join(SWEEP_KEYS)}.")
+    for k in ("base", "teacher", "student"):
+        if sweep.get(k) is not None and not isinstance(sweep[k], Mapping):
+            raise GeodistillError(f"In {where}, {k!r} must be a mapping of config sections (data/train/distill).")
+    seeds = sweep.get("seeds")
+    if seeds is not None:
+        seeds = seeds if isinstance(seeds, list) else [seeds]
+        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+            raise GeodistillError(f"In {where}, 'seeds' must be a list of integers >= 0, e.g. [0, 1, 2].")
+    ds = sweep.get("datasets")
+    if ds is not None and (not isinstance(ds, list) or not ds
+                           or not all(isinstance(x, (str, Mapping)) for x in ds)):
+        raise GeodistillError(f"In {where}, 'datasets' must be a list of dataset names or data mappings.")
+
+
+# ---------------------------------------------------------------- plan
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.=-]+", "_", text).strip("_") or "x"
+
+
+def point_label(coords: Mapping[str, Any]) -> str:
+    """Folder label of a point: ``thesis-a0.3-b0.001-T4``; ``+`` -> ``_`` (``kl_cos``); a spec
+    string becomes a file-safe text plus a short hash so two specs never share a folder."""
+    from geodistill.losses import PRESETS
+
+    loss = str(coords["loss"])
+    s = loss.replace("+", "_") if loss in PRESETS else f"{_safe(loss)[:40]}-{hashlib.sha1(loss.encode()).hexdigest()[:6]}"
+    for k, tag in (("alpha", "a"), ("beta", "b"), ("T", "T")):
+        v = coords.get(k)
+        if k in coords and loss != "student":
+            s += f"-{tag}{'tied' if v is None else format(v, 'g')}"
+    return s
+
+
+def _coords(combo: Mapping[str, Any]) -> dict:
+    loss = combo["loss"]
+    unused = _UNUSED.get(loss, ())
+    return {"loss": loss, **{k: combo[k] for k in ("alpha", "beta", "T") if k in combo and k not in unused}}
+
+
+def _datasets(sweep: Mapping) -> list[tuple[str | None, dict]]:
+    raw = sweep.get("datasets")
+    if not raw:
+        return [(None, {})]
+    out = []
+    for d in raw:
+        over = {"dataset": d} if isinstance(d, str) else dict(d)
+        if "dataset" not in over:
+            raise GeodistillError(f"Sweep dataset entry {d!r} has no 'dataset' name.")
+        out.append((str(over["dataset"]), over))
+    names = [n for n, _ in out]
+    if len(set(names)) != len(names):
+        raise GeodistillError(f"Sweep 'datasets' lists a dataset twice ({', '.join(names)}); give each once.")
+    return out
+
+
+def plan(sweep: Mapping[str, Any], teacher_ckpt: str | None = None) -> SweepPlan:
+    """Expand a sweep description into teachers and student points (nothing is run).
+
+    Config precedence, lowest first: recipe base, recipe role (teacher/student), ``base``,
+    ``base.teacher``/``base.student``, ``teacher``/``student``, then the point's coordinates.
+    The ablation takes each objective's α/β/T from the recipe's ``objectives`` when it lists
+    that loss; grid points take them from the grid, else from the config. Student-alone runs
+    come first; a point that two parts of the sweep share runs once.
+    """
+    _check_sweep(sweep, "the sweep description")
+    recipe = sweep.get("recipe")
+    r = get_recipe(recipe) if recipe else {"base": {}, "teacher": {}, "student": {}, "objectives": [], "seeds": [0]}
+    user_base = dict(sweep.get("base") or {})
+    role_over = {role: deep_merge(dict(user_base.pop(role, None) or {}), dict(sweep.get(role) or {}))
+                 for role in ("teacher", "student")}
+    specs = {role: deep_merge(deep_merge(deep_merge(r["base"], r[role]), user_base), role_over[role])
+             for role in ("teacher", "student")}
+    teacher_ckpt = teacher_ckpt or (specs["student"].get("distill") or {}).get("teacher")
+    seeds = sweep.get("seeds") if sweep.get("seeds") is not None else (r.get("seeds") or [0])
+    seeds = [int(s) for s in (seeds if isinstance(seeds, list) else [seeds])]
+    grid = normalize_grid(sweep.get("grid") or {})
+
+    combos: list[dict] = [{"loss": "student"}]
+    if sweep.get("ablation"):
+        params = {o["loss"]: o for o in r.get("objectives", [])}
+        combos += [{**params.get(name, {}), "loss": name} for name in ABLATION]
+    if grid:
+        grid.setdefault("loss", ["thesis"])
+        keys = list(grid)
+        combos += [dict(zip(keys, vals)) for vals in itertools.product(*(grid[k] for k in keys))]
+    if len(combos) == 1:
+        raise GeodistillError("The sweep has no points; give --grid (e.g. alpha=thesis5) and/or --ablation.")
+
+    datasets = _datasets(sweep)
+    if teacher_ckpt and len(datasets) > 1:
+        raise GeodistillError("A teacher checkpoint serves one dataset; drop --teacher or sweep one dataset at a time.")
+    teachers: dict[str, TeacherJob] = {}
+    points: dict[str, Point] = {}
+    for ds, data_over in datasets:
+        prefix = f"{_safe(ds)}-" if len(datasets) > 1 else ""
+        for seed in seeds:
+            tname = f"teacher-{prefix}s{seed}"
+            for c in combos:
+                coords = _coords(c)
+                name = f"{prefix}{point_label(coords)}-s{seed}"
+                if name in points:
+                    continue
+                distill = dict(coords)
+                uses_teacher = coords["loss"] != "student"
+                if uses_teacher and teacher_ckpt:
+                    distill["teacher"] = str(teacher_ckpt)
+                spec = deep_merge(specs["student"], {"data": data_over, "train": {"seed": seed}, "distill": distill})
+                build_config(spec, where=f"sweep point {name}")
+                points[name] = Point(name, spec, tname if uses_teacher and not teacher_ckpt else None)
+                if points[name].teacher and tname not in teachers:
+                    tspec = deep_merge(specs["teacher"], {"data": data_over, "train": {"seed": seed}})
+                    tspec.setdefault("distill", {}).update({"teacher": None, "loss": "student"})
+                    build_config(tspec, where=f"sweep teacher {tname}")
+                    teachers[tname] = TeacherJob(tname, tspec)
+    if teachers:
+        t_model = next(iter(teachers.values())).spec.get("train", {}).get("model")
+        s_model = specs["student"].get("train", {}).get("model")
+        if t_model == s_model:
+            warnings.warn(f"The sweep's teacher and student are both {t_model or 'the default cnn3'}; set "
+                          "teacher.train.model (or pick a recipe, e.g. thesis) to distil from a larger model.",
+                          GeodistillWarning, stacklevel=2)
+    return SweepPlan(list(teachers.values()), list(points.values()), seeds,
+                     [ds or specs["student"].get("data", {}).get("dataset", "synthetic") for ds, _ in datasets])
+
+
+# ---------------------------------------------------------------- one point
+
+
+def failure_row(spec: Mapping[str, Any], run_dir: str | Path, error: BaseException | str,
+                tb: str | None = None, role: str | None = None) -> dict:
+    """What ``failed.json`` holds: the identity and coordinates of the point (the same fields
+    and conventions as a results.json, so the report groups it with its setting) + the error."""
+    try:
+        cfg = build_config(dict(spec), where="sweep point").model_dump()
+    except GeodistillError:
+        cfg = dict(spec)
+    data, train, distill = cfg.get("data") or {}, cfg.get("train") or {}, cfg.get("distill") or {}
+    loss = distill.get("loss", "student")
+    plain = loss == "student"
+    objective = None
+    try:
+        from geodistill.losses import PRESETS, Objective
+
+        obj = (Objective.preset(loss, alpha=distill.get("alpha", 0.5), beta=distill.get("beta"), T=distill.get("T", 4.0))
+               if loss in PRESETS else Objective.parse(loss))
+        objective = str(obj)
+    except Exception:  # noqa: BLE001 - the formula is a courtesy; the error is what matters
+        pass
+    return {
+        "run_id": Path(run_dir).name, "status": "failed",
+        "error": error if isinstance(error, str) else f"{type(error).__name__}: {error}",
+        "role": role or ("student" if plain else "distilled"),
+        "dataset": data.get("dataset"), "model": train.get("model"), "teacher": distill.get("teacher"),
+        "objective": objective, "objective_name": loss,
+        "alpha": None if plain else distill.get("alpha"), "beta": None if plain else distill.get("beta"),
+        "T": None if plain else distill.get("T"),
+        "seed": train.get("seed"), "size": data.get("size"), "metrics": None,
+        "traceback": tb, "config": cfg,
+    }
+
+
+def _write_failure(spec: Mapping[str, Any], run_dir: str | Path, error: BaseException | str,
+                   tb: str | None = None, role: str | None = None) -> dict:
+    row = failure_row(spec, run_dir, error, tb, role)
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    write_json(Path(run_dir) / FAILED_FILE, row)
+    return row
+
+
+def _record_coordinates(run_dir: Path, res: dict, spec: Mapping[str, Any]) -> dict:
+    """A preset point at α = 0 (e.g. thesis, β tied) does not use its teacher, so the engine
+    records α/β/T as None; the sweep writes back the coordinates it asked for, so the point
+    stays on its α curve."""
+    from geodistill.losses import PRESETS
+
+    d = build_config(dict(spec), where="sweep point").distill
+    if (res.get("status") != "ok" or d.loss not in PRESETS or d.loss in _UNUSED
+            or res.get("alpha") is not None or res.get("role") == "teacher"):
+        return res
+    res = dict(res, alpha=d.alpha, beta=d.beta, T=d.T)
+    write_json(run_dir / RESULTS_FILE, res)
+    return res
+
+
+def _run_point(spec: dict, run_dir: str, log: Log = print) -> dict:
+    """Train one point (resuming a half-done one); a failure becomes ``failed.json``."""
+    from geodistill.engine.api import train
+
+    d = Path(run_dir)
+    try:
+        res = train(build_config(spec, where=f"sweep point {d.name}"), d, resume=True, log=log)
+        res = _record_coordinates(d, res, spec)
+        (d / FAILED_FILE).unlink(missing_ok=True)  # an earlier failure is now stale
+        return res
+    except Exception as e:  # noqa: BLE001 - recorded, reported, and the sweep goes on
+        log(f"[{d.name}] failed: {type(e).__name__}: {e}")
+        return _write_failure(spec, d, e, traceback.format_exc(limit=6))
+
+
+def _init_worker(threads: int, devices: Sequence[str] | None, slots: Any) -> None:
+    """Pool worker start-up: a fair share of CPU threads and, with ``devices``, one device."""
+    slot = slots.get() if slots is not None else 0
+    if devices:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(devices[slot % len(devices)])
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def worker_threads(workers: int) -> int:
+    """CPU threads per worker: the usable cores divided evenly, at least 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, workers))
+
+
+def _run_parallel(jobs: list[tuple[dict, str]], workers: int, devices: Sequence[str] | None, log: Log) -> None:
+    """Run points in a process pool of spawned workers (torch is not fork-safe once its thread
+    pools exist); a worker that dies records its point as failed."""
+    ctx = multiprocessing.get_context("spawn")
+    n = min(workers, len(jobs))
+    slots = ctx.Queue()
+    for i in range(n):
+        slots.put(i)
+    threads = worker_threads(n)
+    log(f"sweep: {len(jobs)} points on {n} worker processes, {threads} thread(s) each"
+        + (f", devices {', '.join(map(str, devices))}" if devices else ""))
+    with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker,
+                             initargs=(threads, list(devices) if devices else None, slots)) as pool:
+        futures = {pool.submit(_run_point, spec, run_dir): (spec, run_dir) for spec, run_dir in jobs}
+        for k, f in enumerate(as_completed(futures), 1):
+            spec, run_dir = futures[f]
+            try:
+                row = f.result()
+            except Exception as e:  # noqa: BLE001 - the worker died (BrokenProcessPool) or could not reply
+                row = _write_failure(spec, run_dir, f"worker process failed: {type(e).__name__}: {e}")
+            state = row.get("error") if row.get("status") == "failed" else f"accuracy {row['metrics']['accuracy']:.4f}"
+            log(f"sweep: [{k}/{len(jobs)}] {Path(run_dir).name}: {state}")
+
+
+# ---------------------------------------------------------------- teachers and caches
+
+
+def _run_teacher(job: TeacherJob, out: Path, data_cache: dict, log: Log) -> str | None:
+    """Train (or find) one teacher; returns None when it is ready, else the error text."""
+    from geodistill.engine.api import train
+
+    d = out / job.name
+    if (d / RESULTS_FILE).is_file() and (d / "model.ckpt").is_file():
+        return None
+    cfg = build_config(job.spec, where=f"sweep teacher {job.name}")
+    data = _data_for(cfg, data_cache)  # a data error (missing folder, ...) stops the sweep here
+    try:
+        train(cfg, d, resume=True, data=data, role="teacher", log=log)
+        (d / FAILED_FILE).unlink(missing_ok=True)
+        return None
+    except Exception as e:  # noqa: BLE001 - its students are recorded as failed, the rest go on
+        row = _write_failure(job.spec, d, e, traceback.format_exc(limit=6), role="teacher")
+        log(f"sweep: teacher {job.name} failed: {row['error']}")
+        return row["error"]
+
+
+def _data_for(cfg, data_cache: dict):
+    from geodistill.engine.api import prepare_data
+
+    key = json.dumps(cfg.data.model_dump(), sort_keys=True, default=str)
+    if key not in data_cache:
+        data_cache[key] = prepare_data(cfg)
+    return data_cache[key]
+
+
+def _warm_cache(spec: dict, data_cache: dict, log: Log) -> None:
+    """Build the teacher cache a point will read (no training), so that students started in
+    parallel find it ready instead of each building it."""
+    import numpy as np
+
+    from geodistill.data.transforms import NUM_VIEWS, Normalizer
+    from geodistill.engine.api import _load_teacher, default_cache_dir
+    from geodistill.engine.cache import build_teacher_cache
+
+    cfg = build_config(spec, where="sweep")
+    if cfg.data.augment == "dihedral+crop":  # the teacher runs on the fly: nothing to cache
+        return
+    data = _data_for(cfg, data_cache)
+    teacher, meta = _load_teacher(cfg, data)
+    build_teacher_cache(teacher, data.images, np.sort(data.train), Normalizer.from_dict(meta["normalizer"]),
+                        data_key=data.key, size=data.size,
+                        n_views=NUM_VIEWS if cfg.data.augment == "dihedral" else 1,
+                        cache_root=default_cache_dir(cfg), log=log)
+
+
+# ---------------------------------------------------------------- the sweep
+
+
+def _write_if_changed(path: Path, obj: Any) -> None:
+    text = json.dumps(obj, indent=2, default=str) + "\n"
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return
+    write_text(path, text)
+
+
+def _result_of(out: Path, name: str) -> dict:
+    for f in (RESULTS_FILE, FAILED_FILE):
+        if (out / name / f).is_file():
+            row = json.loads((out / name / f).read_text())
+            return dict(row, status="failed") if f == FAILED_FILE else row
+    return {"run_id": name, "status": "failed", "error": "not run"}
+
+
+def run_sweep(sweep: Mapping[str, Any], out: str | Path, *, workers: int = 1, teacher_ckpt: str | None = None,
+              devices: Sequence[str] | None = None, retry_failed: bool = True, log: Log = print) -> list[dict]:
+    """Run (or resume) a sweep under ``out``; returns one dict per student point (its
+    results.json, or its failed.json with ``status: failed``), in plan order.
+
+    ``workers``: points run in that many spawned processes; ``devices``: e.g. ``["0", "1"]``,
+    worker k sees only device ``devices[k % len(devices)]`` (CUDA_VISIBLE_DEVICES);
+    ``teacher_ckpt``: distil every point from this checkpoint instead of training teachers;
+    ``retry_failed``: re-run points that failed before (else keep their failed.json).
+    """
+    if workers < 1:
+        raise GeodistillError(f"--workers must be at least 1, not {workers}.")
+    if teacher_ckpt and not Path(teacher_ckpt).is_file():
+        raise GeodistillError(f"Teacher checkpoint {teacher_ckpt} does not exist; give the model.ckpt of a trained teacher.")
+    teacher_ckpt = str(Path(teacher_ckpt).resolve()) if teacher_ckpt else None
+    out = Path(out)
+    p = plan(sweep, teacher_ckpt=teacher_ckpt)
+    out.mkdir(parents=True, exist_ok=True)
+    out_abs = out.resolve()
+    for pt in p.points:
+        if pt.teacher:
+            pt.spec["distill"]["teacher"] = str(out_abs / pt.teacher / "model.ckpt")
+    _write_if_changed(out / SWEEP_FILE, {"sweep": dict(sweep), "datasets": p.datasets, "seeds": p.seeds,
+                                         "teachers": [t.name for t in p.teachers],
+                                         "points": [pt.name for pt in p.points]})
+
+    def pending(pt: Point) -> bool:
+        d = out / pt.name
+        return not (d / RESULTS_FILE).is_file() and (retry_failed or not (d / FAILED_FILE).is_file())
+
+    todo = [pt for pt in p.points if pending(pt)]
+    log(f"sweep: {len(p.points)} points, {len(p.points) - len(todo)} already done, {len(todo)} to run")
+    t0 = time.perf_counter()
+    data_cache: dict = {}
+    teachers = {t.name: t for t in p.teachers}
+    broken: dict[str, str] = {}
+    for tname in dict.fromkeys(pt.teacher for pt in todo if pt.teacher):
+        err = _run_teacher(teachers[tname], out, data_cache, log)
+        if err:
+            broken[tname] = err
+    # build each teacher's cache once, up front: parallel students then only read it
+    warmed: set[str] = set()
+    for pt in todo:
+        ckpt = pt.spec["distill"].get("teacher")
+        if ckpt and ckpt not in warmed and pt.teacher not in broken:
+            warmed.add(ckpt)
+            try:
+                _warm_cache(pt.spec, data_cache, log)
+            except GeodistillError:
+                raise
+            except Exception as e:  # noqa: BLE001 - an optimisation only: each point retries it
+                log(f"sweep: could not pre-build the teacher cache of {ckpt} ({type(e).__name__}: {e})")
+    data_cache.clear()
+
+    jobs = []
+    for pt in todo:
+        if pt.teacher in broken:
+            _write_failure(pt.spec, out / pt.name, f"teacher {pt.teacher} failed: {broken[pt.teacher]}")
+        else:
+            jobs.append((pt.spec, str(out / pt.name)))
+    if workers > 1 and len(jobs) > 1:
+        _run_parallel(jobs, workers, devices, log)
+    else:
+        for spec, run_dir in jobs:
+            _run_point(spec, run_dir, log)
+
+    results = [_result_of(out, pt.name) for pt in p.points]
+    failed = [r for r in results if r.get("status") == "failed"]
+    log(f"sweep: {len(jobs)} points run in {time.perf_counter() - t0:.0f}s; {len(results) - len(failed)} done, "
+        f"{len(failed)} failed" + "".join(f"\n  {r['run_id']}: {r.get('error')}" for r in failed)
+        + f"\nsweep: results in {out}; write the report with: geodistill report {out}")
+    return results
+
+
+__all__ = ["ABLATION", "THESIS11", "THESIS5", "Point", "SweepPlan", "TeacherJob", "failure_row",
+           "load_sweep_file", "normalize_grid", "parse_grid", "plan", "point_label", "run_sweep",
+           "worker_threads"]
