@@ -148,10 +148,13 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, *, resume: bool = F
     distilling = role != "teacher" and cfg.distill.loss != "student"
     results = {
         "run_id": run_dir.name, "role": role, "dataset": cfg.data.dataset, "model": cfg.train.model,
-        "teacher": cfg.distill.teacher, "objective": str(objective), "objective_name": cfg.distill.loss,
-        "alpha": cfg.distill.alpha if objective.needs_teacher else None,
-        "beta": cfg.distill.beta if objective.needs_teacher else None,
-        "T": cfg.distill.T if objective.needs_teacher else None,
+        "teacher": cfg.distill.teacher, "objective": str(objective),
+        "objective_name": "teacher" if role == "teacher" else cfg.distill.loss,
+        # α/β/T are recorded for every distillation preset, even where α = 0 switches the
+        # teacher off, so such a run stays on its α curve
+        "alpha": cfg.distill.alpha if distilling else None,
+        "beta": cfg.distill.beta if distilling else None,
+        "T": cfg.distill.T if distilling else None,
         "seed": cfg.train.seed, "size": data.size, "metrics": test,
         "val_accuracy": state["best_val"], "best_epoch": state["best_epoch"],
         "cost": cost,
