@@ -170,10 +170,11 @@ def test_memoised_digest_is_used_for_old_files(tmp_path, monkeypatch):
     old = 1_600_000_000_000_000_000
     for p in root.rglob("*.png"):
         os.utime(p, ns=(old, old))
-    load_dataset("folder", root, size=8, cache_dir=tmp_path / "c")
+    first = load_dataset("folder", root, size=8, cache_dir=tmp_path / "c")
     monkeypatch.setattr(fingerprint, "file_digest", lambda p: (_ for _ in ()).throw(AssertionError(p)))
     _forbid_decoding(monkeypatch)
-    load_dataset("folder", root, size=8, cache_dir=tmp_path / "c")  # no byte read, no decode
+    again = load_dataset("folder", root, size=8, cache_dir=tmp_path / "c")  # no byte read, no decode
+    assert again.key == first.key and np.array_equal(again.images, first.images)
 
 
 def test_added_file_and_other_size_or_channels_miss(tmp_path, monkeypatch):

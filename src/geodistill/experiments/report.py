@@ -26,7 +26,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from geodistill.errors import GeodistillError
 from geodistill.experiments import plots
 from geodistill.experiments.stats import _setting, paired_difference, pretty_objective, verdict
 from geodistill.experiments.table import (
@@ -34,6 +33,7 @@ from geodistill.experiments.table import (
     FAILED_FILE,
     RESULTS_FILE,
     aggregate,
+    read_json_object,
     alpha_table,
     atomic_write_text,
     collect,
@@ -86,13 +86,7 @@ def _read_sweep(folder: Path) -> dict[str, Any] | None:
     path = folder / SWEEP_FILE
     if not path.is_file():
         return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise GeodistillError(f"{path} is not readable JSON ({exc}); fix it or delete it.") from None
-    if not isinstance(data, dict):
-        raise GeodistillError(f"{path} must hold a JSON object; fix it or delete it.")
-    return data
+    return read_json_object(path, "fix it or delete it")
 
 
 def _flatten(data: Any, prefix: str = "") -> list[tuple[str, str]]:

@@ -59,13 +59,19 @@ def collect(directory: str | Path) -> list[dict[str, Any]]:
     return [_read_one(f) for f in files]
 
 
-def _read_one(path: Path) -> dict[str, Any]:
+def read_json_object(path: Path, fix: str) -> dict[str, Any]:
+    """A JSON object from ``path``, or a GeodistillError naming the file and ``fix``."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise GeodistillError(f"{path} is not readable JSON ({exc}); re-run that run or delete its folder.") from None
+        raise GeodistillError(f"{path} is not readable JSON ({exc}); {fix}.") from None
     if not isinstance(data, dict):
-        raise GeodistillError(f"{path} must hold a JSON object; re-run that run or delete its folder.")
+        raise GeodistillError(f"{path} must hold a JSON object; {fix}.")
+    return data
+
+
+def _read_one(path: Path) -> dict[str, Any]:
+    data = read_json_object(path, "re-run that run or delete its folder")
     for key in _REQUIRED:
         if key not in data:
             raise GeodistillError(f"{path} lacks the field '{key}'; re-run that run or delete its folder.")
