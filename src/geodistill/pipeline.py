@@ -94,7 +94,7 @@ def summarise(rows: list[dict], teacher: dict | None) -> dict:
     base = {r["seed"]: r["metrics"]["accuracy"] for r in groups.get("student", [])}
     table = []
     if teacher is not None:
-        table.append(_line("teacher " + teacher["model"], [teacher], None))
+        table.append(_line("teacher", [teacher], None))
     for label, rs in groups.items():
         table.append(_line(label, rs, base if label != "student" else None))
     t_cost = teacher["cost"] if teacher else None
