@@ -163,7 +163,7 @@ RECIPES: dict[str, dict] = {
         "teacher": {"train": {"model": "cnn4", "epochs": 40, "patience": 10}},
         "student": {"train": {"model": "cnn3", "epochs": 40, "patience": 10}},
         "objectives": [{"loss": "student"}, {"loss": "kl", "alpha": 0.5}, {"loss": "cos", "alpha": 0.5},
-                       {"loss": "kl+cos", "alpha": 0.5}, {"loss": "thesis", "alpha": 0.5, "beta": 1e-3}],
+                       {"loss": "kl+cos", "alpha": 0.5}, {"loss": "thesis", "alpha": 0.5, "beta": 0.01}],
         "seeds": [0, 1, 2],
     },
     "paper": {

@@ -5,9 +5,11 @@ model); any torchvision classification model (``torchvision.models.list_models``
 paper's ``vgg16`` teacher and ``mobilenet_v2`` student; finally any other timm model name.
 
 Weights: ``None`` (random init), ``"imagenet"`` (the library's default ImageNet weights,
-downloaded into ``torch.hub.get_dir()`` or the Hugging Face cache on first use), or a path to a
-local ``.safetensors`` / ``.pt`` / ``.pth`` file (see `weights.py`). The classifier head is always
-sized for ``num_classes``; with ``in_channels != 3`` the first convolution gets ``in_channels``
+downloaded into ``torch.hub.get_dir()`` or the Hugging Face cache on first use), a path to a
+local ``.safetensors`` / ``.pt`` / ``.pth`` file (see `weights.py`), or ``"order:PATH"``: a file
+of the same architecture from another implementation, whose tensors are matched to the model's
+by position and shape instead of by name (`weights.load_state_dict_by_order`). The classifier
+head is always sized for ``num_classes``; with ``in_channels != 3`` the first convolution gets ``in_channels``
 inputs: fresh (Kaiming) filters without pretrained weights, otherwise the RGB filters adapted by
 `weights.adapt_input_conv` (mean of RGB x 3 / in_channels per band).
 """
@@ -25,7 +27,7 @@ from torch import nn
 from ..errors import GeodistillError
 from . import thesis
 from .classifier import Classifier, find_head, first_conv_name, set_submodule
-from .weights import adapt_input_conv, load_weights_file
+from .weights import ORDER_PREFIX, adapt_input_conv, load_weights_by_order, load_weights_file
 
 THESIS_MODELS = {"cnn4": thesis.cnn4, "cnn3": thesis.cnn3}
 PAPER_MODELS = ("vgg16", "mobilenet_v2")
@@ -143,7 +145,7 @@ def build_model(name: str, num_classes: int, in_channels: int = 3,
                 weights: str | Path | None = None) -> Classifier:
     """Build ``name`` with a ``num_classes`` head for ``in_channels``-band input.
 
-    ``weights``: None, ``"imagenet"`` or a local file path (see module docstring).
+    ``weights``: None, ``"imagenet"``, a local file path or ``"order:PATH"`` (see module docstring).
     """
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise GeodistillError(f"num_classes must be a positive integer, got {num_classes!r}.")
@@ -152,7 +154,9 @@ def build_model(name: str, num_classes: int, in_channels: int = 3,
     source, model = resolve(name)
     arch = f"timm:{model}" if source == "timm" else model
     pretrained = isinstance(weights, str) and weights.lower() == "imagenet"
-    path = None if weights is None or pretrained else Path(weights)
+    by_order = isinstance(weights, str) and weights.startswith(ORDER_PREFIX)
+    path = None if weights is None or pretrained else Path(
+        weights[len(ORDER_PREFIX):] if by_order else weights)
 
     if source == "thesis":
         if pretrained:
@@ -168,6 +172,11 @@ def build_model(name: str, num_classes: int, in_channels: int = 3,
         net = _timm_net(model, num_classes, in_channels, pretrained)
         _set_in_channels(net, in_channels, from_pretrained=pretrained)
 
-    if path is not None:
+    if path is not None and by_order:
+        if in_channels != 3:
+            raise GeodistillError(f"weights='order:{path}' needs in_channels=3 (got {in_channels}); "
+                                  "convert the file to matching names and use weights=PATH.")
+        load_weights_by_order(net, path)
+    elif path is not None:
         load_weights_file(net, path, arch)
     return Classifier(net, arch=arch, num_classes=num_classes, in_channels=in_channels)

@@ -158,3 +158,52 @@ def load_weights_file(net: nn.Module, path: str | Path, arch: str) -> None:
     net.load_state_dict(state, strict=False)
     for note in notes:
         warnings.warn(f"weights file {path}: {note}.", GeodistillWarning, stacklevel=3)
+
+
+ORDER_PREFIX = "order:"
+
+
+def load_state_dict_by_order(net: nn.Module, state: Mapping[str, Tensor], *,
+                             skip_head: bool = True, source: str = "state dict") -> list[str]:
+    """Copy ``state``'s tensors into ``net`` by position, for files whose names differ from the
+    model's (e.g. another implementation of the same architecture).
+
+    The i-th tensor of ``state`` (in its stored order) goes to the i-th entry of
+    ``net.state_dict()`` (buffers such as ``num_batches_tracked`` included). Both must hold the
+    same number of tensors and every pair the same shape; with ``skip_head`` a pair that lands on
+    the classifier head (``find_head``) with a different shape is left freshly initialised
+    (another number of classes). Returns the names of the model's tensors left untouched.
+    """
+    target = net.state_dict()
+    src = [(k, v) for k, v in state.items() if isinstance(v, Tensor)]
+    if len(src) != len(target):
+        raise GeodistillError(
+            f"{source} holds {len(src)} tensors but model {type(net).__name__} has {len(target)}, "
+            "so they cannot be matched by order; use a file made for this architecture.")
+    head = find_head(net)
+    head_keys = {f"{head}.weight", f"{head}.bias"}
+    mapped: dict[str, Tensor] = {}
+    skipped: list[str] = []
+    for (s_name, s_val), (t_name, t_val) in zip(src, target.items()):
+        if tuple(s_val.shape) == tuple(t_val.shape):
+            mapped[t_name] = s_val
+        elif skip_head and t_name in head_keys:
+            skipped.append(t_name)
+        else:
+            raise GeodistillError(
+                f"{source}: tensor {s_name!r} {tuple(s_val.shape)} does not fit model tensor "
+                f"{t_name!r} {tuple(t_val.shape)} at the same position, so the file is not this "
+                "architecture in the same order; use weights=PATH with matching names instead.")
+    net.load_state_dict(mapped, strict=False)
+    return skipped
+
+
+def load_weights_by_order(net: nn.Module, path: str | Path) -> None:
+    """``weights="order:PATH"``: read PATH safely, then :func:`load_state_dict_by_order`."""
+    path = Path(path)
+    skipped = load_state_dict_by_order(net, read_state_dict(path), skip_head=True,
+                                       source=f"weights file {path}")
+    if skipped:
+        warnings.warn(f"weights file {path}: the classifier head ({', '.join(skipped)}) has a "
+                      "different number of classes, so it was left freshly initialised.",
+                      GeodistillWarning, stacklevel=3)
