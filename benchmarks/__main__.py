@@ -41,7 +41,9 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     results = HERE / "results"
     results.mkdir(exist_ok=True)
-    cmd = "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv)
+    threads = os.environ.get("OMP_NUM_THREADS")
+    cmd = (f"OMP_NUM_THREADS={threads} " if threads else "") + "python -m benchmarks " + " ".join(
+        sys.argv[1:] if argv is None else argv)
     for name in args.names:
         mod = importlib.import_module(f"benchmarks.{name}")
         print(f"== {name}", flush=True)
