@@ -129,9 +129,9 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, *, resume: bool = F
             cache_root = default_cache_dir(cfg)
             if fabric.is_global_zero:
                 t0 = time.perf_counter()
-                build_teacher_cache(teacher, data.images, np.sort(data.train), t_norm, data_key=data.key,
-                                    size=data.size, n_views=n_views, cache_root=cache_root, log=log)
-                cache_seconds = time.perf_counter() - t0
+                built = build_teacher_cache(teacher, data.images, np.sort(data.train), t_norm, data_key=data.key,
+                                            size=data.size, n_views=n_views, cache_root=cache_root, log=log)
+                cache_seconds = None if built.hit else time.perf_counter() - t0  # None: reused
             fabric.barrier()
             teacher_source = build_teacher_cache(teacher, data.images, np.sort(data.train), t_norm,
                                                  data_key=data.key, size=data.size, n_views=n_views,

@@ -64,6 +64,7 @@ class TeacherCache:
     n_views: int
     path: Path
     build_seconds: float = 0.0
+    hit: bool = False  # True when an existing cache was reused rather than built
 
     def __call__(self, idx: np.ndarray, views: Tensor, x_u8: Tensor | None = None,
                  feats: bool = True) -> tuple[Tensor, Tensor | None]:
@@ -113,6 +114,7 @@ def build_teacher_cache(teacher: nn.Module, images: np.ndarray, indices: np.ndar
     found = _open(final)
     if found is not None:
         log(f"teacher cache hit: {final}")
+        found.hit = True
         return found
 
     t0 = time.perf_counter()
