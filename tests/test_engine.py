@@ -73,12 +73,15 @@ def test_same_seed_same_numbers(work):
     assert a["metrics"]["confusion_matrix"] == b["metrics"]["confusion_matrix"]
 
 
-def test_cache_equals_on_the_fly_teacher_for_every_view(teacher, work):
-    cfg = build_config(cfg_dict(work))
-    data = prepare_data(cfg)
+def _data_and_teacher(work: Path):
+    """The synthetic training data, the trained teacher, its normaliser and the train indices."""
+    data = prepare_data(build_config(cfg_dict(work)))
     model, meta = load_classifier(work / "teacher" / "model.ckpt")
-    norm = Normalizer.from_dict(meta["normalizer"])
-    idx = np.sort(data.train)
+    return data, model, Normalizer.from_dict(meta["normalizer"]), np.sort(data.train)
+
+
+def test_cache_equals_on_the_fly_teacher_for_every_view(teacher, work):
+    data, model, norm, idx = _data_and_teacher(work)
     cache = build_teacher_cache(model, data.images, idx, norm, data_key=data.key, size=32, n_views=NUM_VIEWS,
                                 cache_root=work / "cache", log=lambda *_: None)
     pick = idx[:5]
@@ -97,11 +100,7 @@ def test_cache_equals_on_the_fly_teacher_for_every_view(teacher, work):
 
 
 def test_cache_invalidated_by_teacher_or_data_change(teacher, work):
-    cfg = build_config(cfg_dict(work))
-    data = prepare_data(cfg)
-    model, meta = load_classifier(work / "teacher" / "model.ckpt")
-    norm = Normalizer.from_dict(meta["normalizer"])
-    idx = np.sort(data.train)
+    data, model, norm, idx = _data_and_teacher(work)
     kw = dict(size=32, n_views=NUM_VIEWS, cache_root=work / "cache2", log=lambda *_: None)
     first = build_teacher_cache(model, data.images, idx, norm, data_key=data.key, **kw)
     again = build_teacher_cache(model, data.images, idx, norm, data_key=data.key, **kw)
