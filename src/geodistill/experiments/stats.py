@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from geodistill.errors import GeodistillWarning
-from geodistill.experiments.table import check_columns
+from geodistill.experiments.table import check_columns, sort_key
 
 GROUP_BY = ("dataset", "model", "objective_name", "alpha", "beta", "T")
 FRACTION_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
@@ -164,16 +164,8 @@ def paired_difference(
             seeds_without_baseline=missing,
         )
         out.append(row)
-    out.sort(key=lambda r: tuple(_sort_key(r.get(k)) for k in GROUP_BY))
+    out.sort(key=lambda r: tuple(sort_key(r.get(k)) for k in GROUP_BY))
     return out
-
-
-def _sort_key(value: Any) -> tuple:
-    if value is None:
-        return (0, 0.0, "")
-    if isinstance(value, (int, float)):
-        return (1, float(value), "")
-    return (2, 0.0, str(value))
 
 
 # ---------------------------------------------------------------- verdict in words

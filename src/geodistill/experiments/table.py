@@ -143,7 +143,8 @@ def tidy_rows(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- aggregate
 
 
-def _sort_key(value: Any) -> tuple:
+def sort_key(value: Any) -> tuple:
+    """Orders mixed cells: None first, then numbers by value, then strings."""
     if value is None:
         return (0, 0, "")
     if isinstance(value, (int, float)):
@@ -183,7 +184,7 @@ def aggregate(
         else:
             failed[key] = failed.get(key, 0) + 1
     out = []
-    for key in sorted(set(groups) | set(failed), key=lambda k: tuple(_sort_key(v) for v in k)):
+    for key in sorted(set(groups) | set(failed), key=lambda k: tuple(sort_key(v) for v in k)):
         members = groups.get(key, [])
         agg: dict[str, Any] = dict(zip(by, key))
         agg["n"] = len(members)
@@ -417,7 +418,7 @@ def teacher_student_table(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]
     by = ("dataset", "role", "model", "objective_name", "alpha", "beta", "T")
     groups = aggregate(rows, by=by, metrics=(*QUALITY_METRICS, *COST_FIELDS))
     out: list[dict[str, Any]] = []
-    for ds in sorted({g["dataset"] for g in groups}, key=_sort_key):
+    for ds in sorted({g["dataset"] for g in groups}, key=sort_key):
         mine = [g for g in groups if g["dataset"] == ds]
 
         def best(gs: list[dict[str, Any]]) -> list[dict[str, Any]]:
