@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from geodistill.config import RunConfig, build_config, deep_merge, get_recipe
-from geodistill.engine.api import prepare_data, train
+from geodistill.engine.api import data_for, train
 from geodistill.engine.loop import write_json_atomic
 
 
@@ -41,12 +41,13 @@ def run(recipe: str = "demo", *, overrides: dict | None = None, teacher: str | N
     out_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
+    datas: dict = {}  # decoded data, shared by every run with the same data config
 
     # 1. teacher: trained once (seed 0) unless given
     if teacher is None:
         tcfg = build_config(spec_for("teacher"), where=f"recipe {recipe} (teacher)")
         t0 = time.perf_counter()
-        data = prepare_data(tcfg)
+        data = data_for(tcfg, datas)
         timings["data_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         tres = train(tcfg, out_dir / "teacher", resume=resume, data=data, role="teacher", log=log)
@@ -65,7 +66,7 @@ def run(recipe: str = "demo", *, overrides: dict | None = None, teacher: str | N
             cfg = build_config(spec, where=f"recipe {recipe} ({o['loss']})")
             name = f"{o['loss'].replace('+', '_')}" + (f"-a{o['alpha']:g}" if "alpha" in o and o["loss"] != "student" else "") + f"-s{seed}"
             t0 = time.perf_counter()
-            res = train(cfg, out_dir / name, resume=resume, log=log)
+            res = train(cfg, out_dir / name, resume=resume, data=data_for(cfg, datas), log=log)
             timings[name + "_s"] = time.perf_counter() - t0
             rows.append({"label": _objective_label(o), **res})
 
@@ -108,11 +109,10 @@ def summarise(rows: list[dict], teacher: dict | None) -> dict:
 
 
 def _line(label: str, rs: list[dict], base: dict | None) -> dict:
-    acc = [r["metrics"]["accuracy"] for r in rs]
-    f1 = [r["metrics"]["f1_macro"] for r in rs]
+    acc = _mean_std([r["metrics"]["accuracy"] for r in rs])
+    f1 = _mean_std([r["metrics"]["f1_macro"] for r in rs])
     line = {"label": label, "model": rs[0]["model"], "n": len(rs),
-            "accuracy_mean": _mean_std(acc)[0], "accuracy_std": _mean_std(acc)[1],
-            "f1_mean": _mean_std(f1)[0], "f1_std": _mean_std(f1)[1],
+            "accuracy_mean": acc[0], "accuracy_std": acc[1], "f1_mean": f1[0], "f1_std": f1[1],
             "params": rs[0]["cost"]["params"], "flops": rs[0]["cost"]["flops"],
             "size_bytes": rs[0]["cost"]["size_bytes"], "latency_ms": rs[0]["cost"].get("latency_ms")}
     if base:

@@ -61,6 +61,15 @@ def prepare_data(cfg: RunConfig, normalizer: dict | None = None) -> TrainData:
                      norm, ds.key, d.size)
 
 
+def data_for(cfg: RunConfig, memo: dict) -> TrainData:
+    """``prepare_data`` once per distinct data config; ``memo`` maps the config's JSON to it, so
+    runs of a recipe or sweep that share data decode (or generate) it once."""
+    key = json.dumps(cfg.data.model_dump(), sort_keys=True, default=str)
+    if key not in memo:
+        memo[key] = prepare_data(cfg)
+    return memo[key]
+
+
 def make_objective(cfg: RunConfig, s_dim: int | None, t_dim: int | None) -> Objective:
     """A preset name (student, kl, cos, kl+cos, thesis, dkd, dist) or a spec string."""
     dc = cfg.distill
@@ -127,15 +136,15 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, *, resume: bool = F
         else:
             n_views = NUM_VIEWS if cfg.data.augment == "dihedral" else 1
             cache_root = default_cache_dir(cfg)
-            if fabric.is_global_zero:
+            kw = dict(data_key=data.key, size=data.size, n_views=n_views, cache_root=cache_root)
+            if fabric.is_global_zero:  # rank 0 builds; the others open it after the barrier
                 t0 = time.perf_counter()
-                built = build_teacher_cache(teacher, data.images, np.sort(data.train), t_norm, data_key=data.key,
-                                            size=data.size, n_views=n_views, cache_root=cache_root, log=log)
-                cache_seconds = None if built.hit else time.perf_counter() - t0  # None: reused
+                teacher_source = build_teacher_cache(teacher, data.images, np.sort(data.train), t_norm, log=log, **kw)
+                cache_seconds = None if teacher_source.hit else time.perf_counter() - t0  # None: reused
             fabric.barrier()
-            teacher_source = build_teacher_cache(teacher, data.images, np.sort(data.train), t_norm,
-                                                 data_key=data.key, size=data.size, n_views=n_views,
-                                                 cache_root=cache_root, log=lambda *_: None)
+            if teacher_source is None:
+                teacher_source = build_teacher_cache(teacher, data.images, np.sort(data.train), t_norm,
+                                                     log=lambda *_: None, **kw)
     log(f"[{run_dir.name}] {cfg.train.model} on {cfg.data.dataset} ({len(data.train)} train / {len(data.val)} val / {len(data.test)} test, {data.size}px): {objective}")
     meta = {"arch": cfg.train.model}
     state = fit(cfg, data, student, objective, teacher_source, run_dir, meta=meta, resume=resume, log=log)

@@ -465,12 +465,9 @@ def _run_teacher(job: TeacherJob, out: Path, data_cache: dict, log: Log) -> str 
 
 
 def _data_for(cfg, data_cache: dict):
-    from geodistill.engine.api import prepare_data
+    from geodistill.engine.api import data_for
 
-    key = json.dumps(cfg.data.model_dump(), sort_keys=True, default=str)
-    if key not in data_cache:
-        data_cache[key] = prepare_data(cfg)
-    return data_cache[key]
+    return data_for(cfg, data_cache)
 
 
 def _warm_cache(spec: dict, data_cache: dict, log: Log) -> None:
