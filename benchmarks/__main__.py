@@ -29,8 +29,10 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads, no GPU used")
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, no GPU used"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -42,8 +44,11 @@ def main(argv: list[str] | None = None) -> None:
     results = HERE / "results"
     results.mkdir(exist_ok=True)
     threads = os.environ.get("OMP_NUM_THREADS")
-    cmd = (f"OMP_NUM_THREADS={threads} " if threads else "") + "python -m benchmarks " + " ".join(
-        sys.argv[1:] if argv is None else argv)
+    cmd = (
+        (f"OMP_NUM_THREADS={threads} " if threads else "")
+        + "python -m benchmarks "
+        + " ".join(sys.argv[1:] if argv is None else argv)
+    )
     for name in args.names:
         mod = importlib.import_module(f"benchmarks.{name}")
         print(f"== {name}", flush=True)
@@ -51,9 +56,11 @@ def main(argv: list[str] | None = None) -> None:
         stamp = f"_Measured {dt.date.today().isoformat()} with `{cmd.strip()}` on {machine()}._\n\n"
         (results / f"{name}.md").write_text(section.rstrip() + "\n\n" + stamp)
         print(section, flush=True)
-    parts = ["# geodistill benchmarks\n",
-             "Every section says the command that produced it; re-run one with `python -m benchmarks NAME` "
-             "(`make bench` runs all). Speed is measured as ratios within one run on one machine.\n"]
+    parts = [
+        "# geodistill benchmarks\n",
+        "Every section says the command that produced it; re-run one with `python -m benchmarks NAME` "
+        "(`make bench` runs all). Speed is measured as ratios within one run on one machine.\n",
+    ]
     parts += [(results / f"{n}.md").read_text() for n in ORDER if (results / f"{n}.md").is_file()]
     (HERE.parent / "BENCHMARKS.md").write_text("\n".join(parts))
 

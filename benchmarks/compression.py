@@ -39,8 +39,9 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def run(sizes=SIZES, pairs=PAIRS, repeats: int = 15, max_seconds: float = 4.0,
-        threads: int | None = THREADS) -> tuple[list[dict], list[dict]]:
+def run(
+    sizes=SIZES, pairs=PAIRS, repeats: int = 15, max_seconds: float = 4.0, threads: int | None = THREADS
+) -> tuple[list[dict], list[dict]]:
     """Profile every model of ``pairs`` at every size; returns (profile rows, compression rows)."""
     torch.manual_seed(0)
     names = [n for pair in pairs for n in pair]
@@ -52,9 +53,15 @@ def run(sizes=SIZES, pairs=PAIRS, repeats: int = 15, max_seconds: float = 4.0,
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # random calibration is announced in the text instead
-            size_rows = profile_models(list(models.items()), size=size, batches=(1, batch),
-                                       warmup=1 if size >= 224 else 2, repeats=repeats, max_seconds=max_seconds,
-                                       threads=threads)
+            size_rows = profile_models(
+                list(models.items()),
+                size=size,
+                batches=(1, batch),
+                warmup=1 if size >= 224 else 2,
+                repeats=repeats,
+                max_seconds=max_seconds,
+                threads=threads,
+            )
         print(f"  {size} px profiled in {time.perf_counter() - t0:.0f} s", flush=True)
         rows += size_rows
         for teacher, student in pairs:
@@ -67,13 +74,15 @@ def run(sizes=SIZES, pairs=PAIRS, repeats: int = 15, max_seconds: float = 4.0,
 
 def markdown(rows: list[dict], ratios: list[dict], sizes=SIZES) -> str:
     """The Markdown section: per size, the compression ratios then the raw figures."""
-    parts = ["## Compression: teacher vs student cost (issue 6)\n",
-             "Random-weight models with 30 classes, one thread; uint8 input with normalisation inside the model, "
-             "as exported by `geodistill export`. FLOPs = 2 x multiply-accumulates of conv/linear at "
-             "batch 1 (bias, BN, activations not counted). Size: fp32 state dict (torch) or .onnx file. "
-             "Latency: median ms at batch 1; throughput: images/s at batch 32 (8 at 224 px). int8 = ONNX "
-             "Runtime static QDQ per-channel quantisation calibrated on random pixels (speed and size "
-             "only). Ratios are teacher / student (throughput student / teacher).\n"]
+    parts = [
+        "## Compression: teacher vs student cost (issue 6)\n",
+        "Random-weight models with 30 classes, one thread; uint8 input with normalisation inside the model, "
+        "as exported by `geodistill export`. FLOPs = 2 x multiply-accumulates of conv/linear at "
+        "batch 1 (bias, BN, activations not counted). Size: fp32 state dict (torch) or .onnx file. "
+        "Latency: median ms at batch 1; throughput: images/s at batch 32 (8 at 224 px). int8 = ONNX "
+        "Runtime static QDQ per-channel quantisation calibrated on random pixels (speed and size "
+        "only). Ratios are teacher / student (throughput student / teacher).\n",
+    ]
     for size in sizes:
         parts.append(f"### {size} px\n")
         parts.append(format_compression([r for r in ratios if r["size"] == size]) + "\n")
@@ -101,5 +110,9 @@ def main(out: Path, quick: bool = False) -> str:
 if __name__ == "__main__":
     import sys
 
-    print(main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("/tmp/geodistill-bench/compression"),
-               quick="--quick" in sys.argv))
+    print(
+        main(
+            Path(sys.argv[1]) if len(sys.argv) > 1 else Path("/tmp/geodistill-bench/compression"),
+            quick="--quick" in sys.argv,
+        )
+    )

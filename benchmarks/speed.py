@@ -34,14 +34,18 @@ def _data(n_train: int, cache: Path) -> TrainData:
     ds = load_dataset("folder", AID, size=64, cache_dir=cache / "images")
     split = make_split(ds.labels, seed=0)
     train = np.sort(split.train)[:: max(1, len(split.train) // n_train)][:n_train]
-    return TrainData(ds.images, ds.labels, list(ds.classes), train, split.val[:64], split.test[:64],
-                     Normalizer.unit(3), ds.key, 64)
+    return TrainData(
+        ds.images, ds.labels, list(ds.classes), train, split.val[:64], split.test[:64], Normalizer.unit(3), ds.key, 64
+    )
 
 
 def _epoch_times(cfg, data, objective_name: str, teacher_src, t_dim, run_dir: Path, repeats: int) -> list[float]:
     student = build_model("mobilenet_v2", len(data.classes))
-    obj = (Objective.preset(objective_name, alpha=0.5, T=4.0, s_dim=student.feature_dim, t_dim=t_dim)
-           if objective_name != "student" else Objective.preset("student"))
+    obj = (
+        Objective.preset(objective_name, alpha=0.5, T=4.0, s_dim=student.feature_dim, t_dim=t_dim)
+        if objective_name != "student"
+        else Objective.preset("student")
+    )
     cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": repeats + 1})})
     state = fit(cfg, data, student, obj, teacher_src, run_dir, meta={"arch": "mobilenet_v2"}, log=lambda *_: None)
     return [h["train_time_s"] for h in state["history"][1:]]  # first epoch is warm-up
@@ -62,7 +66,7 @@ def _bare_loop(data: TrainData, cache, steps: int, batch: int, t_dim: int) -> fl
     for s in range(steps + 2):
         if s == 2:
             t0, seen = time.perf_counter(), 0
-        idx = order[(s * batch) % (len(order) - batch):][:batch]
+        idx = order[(s * batch) % (len(order) - batch) :][:batch]
         views = torch.randint(0, NUM_VIEWS, (batch,))
         x = torch.from_numpy(np.asarray(data.images[idx]))
         for v in range(NUM_VIEWS):  # each view applied to its group of the batch at once
@@ -91,13 +95,25 @@ def main(out_dir: Path, quick: bool = False) -> str:
     n_train, repeats, batch = (256, 3, 32) if quick else (512, 3, 32)
     cache = out_dir / "cache"
     data = _data(n_train, cache)
-    base = build_config({"data": {"dataset": "folder", "size": 64},
-                         "train": {"model": "mobilenet_v2", "batch_size": batch, "lr": 1e-3, "progress": False,
-                                   "warmup_epochs": 0}})
+    base = build_config(
+        {
+            "data": {"dataset": "folder", "size": 64},
+            "train": {"model": "mobilenet_v2", "batch_size": batch, "lr": 1e-3, "progress": False, "warmup_epochs": 0},
+        }
+    )
     teacher = build_model("vgg16", len(data.classes)).eval()
     t0 = time.perf_counter()
-    tcache = build_teacher_cache(teacher, data.images, data.train, Normalizer.unit(3), data_key=data.key, size=64,
-                                 n_views=NUM_VIEWS, cache_root=cache, log=lambda *_: None)
+    tcache = build_teacher_cache(
+        teacher,
+        data.images,
+        data.train,
+        Normalizer.unit(3),
+        data_key=data.key,
+        size=64,
+        n_views=NUM_VIEWS,
+        cache_root=cache,
+        log=lambda *_: None,
+    )
     cache_s = time.perf_counter() - t0
     steps = n_train // batch
     # interleave the four measurements so a machine that gets busier or quieter over time
@@ -106,27 +122,36 @@ def main(out_dir: Path, quick: bool = False) -> str:
     for r in range(repeats):
         alone += _epoch_times(base, data, "student", None, None, out_dir / f"alone{r}", 1)
         cached += _epoch_times(base, data, "kl+cos", tcache, teacher.feature_dim, out_dir / f"cached{r}", 1)
-        onfly += _epoch_times(base, data, "kl+cos", OnTheFlyTeacher(teacher, Normalizer.unit(3)), teacher.feature_dim,
-                              out_dir / f"onfly{r}", 1)
+        onfly += _epoch_times(
+            base,
+            data,
+            "kl+cos",
+            OnTheFlyTeacher(teacher, Normalizer.unit(3)),
+            teacher.feature_dim,
+            out_dir / f"onfly{r}",
+            1,
+        )
         bare_ips.append(_bare_loop(data, tcache, steps, batch, teacher.feature_dim))
     ours_ips = [steps * batch / t for t in cached]
     med = statistics.median
     a, b, c = med(cached) / med(alone), med(onfly) / med(alone), med(ours_ips) / med(bare_ips)
-    return "\n".join([
-        "## Training speed: distillation vs the student alone (issue 4)",
-        "",
-        f"AID 64 px, VGG16 teacher -> MobileNetV2 student, {n_train} training images, batch {batch}, "
-        f"{steps} steps per epoch, median of {repeats} interleaved repeats, each one timed epoch after a warm-up epoch; torch threads {torch.get_num_threads()}.",
-        "",
-        "| measure | value | goal |",
-        "|---|---:|---:|",
-        f"| (a) epoch time, distill with teacher cache ÷ student alone | **{a:.2f}** | ≤ 1.15 |",
-        f"| (b) epoch time, distill with teacher every step ÷ student alone | {b:.2f} | (the saving) |",
-        f"| (c) images/s, geodistill step ÷ bare PyTorch loop (same math) | **{c:.2f}** | ≥ 0.85 |",
-        f"| student alone, s/epoch | {med(alone):.2f} | |",
-        f"| distill + cache, s/epoch | {med(cached):.2f} | |",
-        f"| distill + teacher each step, s/epoch | {med(onfly):.2f} | |",
-        f"| bare loop, images/s | {med(bare_ips):.1f} | |",
-        f"| teacher cache build ({n_train} images × 8 views) | {cache_s:.1f} s | paid once per teacher |",
-        "",
-    ])
+    return "\n".join(
+        [
+            "## Training speed: distillation vs the student alone (issue 4)",
+            "",
+            f"AID 64 px, VGG16 teacher -> MobileNetV2 student, {n_train} training images, batch {batch}, "
+            f"{steps} steps per epoch, median of {repeats} interleaved repeats, each one timed epoch after a warm-up epoch; torch threads {torch.get_num_threads()}.",
+            "",
+            "| measure | value | goal |",
+            "|---|---:|---:|",
+            f"| (a) epoch time, distill with teacher cache ÷ student alone | **{a:.2f}** | ≤ 1.15 |",
+            f"| (b) epoch time, distill with teacher every step ÷ student alone | {b:.2f} | (the saving) |",
+            f"| (c) images/s, geodistill step ÷ bare PyTorch loop (same math) | **{c:.2f}** | ≥ 0.85 |",
+            f"| student alone, s/epoch | {med(alone):.2f} | |",
+            f"| distill + cache, s/epoch | {med(cached):.2f} | |",
+            f"| distill + teacher each step, s/epoch | {med(onfly):.2f} | |",
+            f"| bare loop, images/s | {med(bare_ips):.1f} | |",
+            f"| teacher cache build ({n_train} images × 8 views) | {cache_s:.1f} s | paid once per teacher |",
+            "",
+        ]
+    )

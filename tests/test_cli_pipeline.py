@@ -15,8 +15,9 @@ from geodistill.pipeline import format_summary, run
 
 def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1", GEODISTILL_CACHE=str(cwd / "cache"))
-    return subprocess.run([sys.executable, "-m", "geodistill.cli", *args], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "geodistill.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=600
+    )
 
 
 TINY = {"data": {"n_per_class": 24}, "train": {"epochs": 2, "batch_size": 32, "progress": False}}
@@ -63,8 +64,28 @@ def test_cli_data_info_train_export_predict_profile(tmp_path):
     r = _cli(["data", "info", "synthetic", "--size", "16"], tmp_path)
     assert r.returncode == 0, r.stderr
     assert "forest" in r.stdout.lower() and "2000" in r.stdout.replace(",", "")
-    r = _cli(["train", "--dataset", "synthetic", "--model", "cnn3", "--epochs", "1", "--size", "16", "--name", "m",
-              "--out", str(tmp_path / "runs"), "--set", "data.n_per_class=12", "--set", "train.progress=false"], tmp_path)
+    r = _cli(
+        [
+            "train",
+            "--dataset",
+            "synthetic",
+            "--model",
+            "cnn3",
+            "--epochs",
+            "1",
+            "--size",
+            "16",
+            "--name",
+            "m",
+            "--out",
+            str(tmp_path / "runs"),
+            "--set",
+            "data.n_per_class=12",
+            "--set",
+            "train.progress=false",
+        ],
+        tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     ckpt = tmp_path / "runs" / "m" / "model.ckpt"
     r = _cli(["evaluate", str(ckpt), "--dataset", "synthetic", "--set", "data.n_per_class=12"], tmp_path)

@@ -6,16 +6,27 @@ import re
 
 import numpy as np
 import pytest
-from data_helpers import make_folder
 from PIL import Image
 
 import geodistill.data as gd
+from data_helpers import make_folder
 from geodistill.errors import GeodistillError
 
 
 def test_public_api_is_exported():
-    for name in ("load_dataset", "ImageSet", "make_split", "Split", "split_from_files", "get_spec",
-                 "list_datasets", "data_info", "format_info", "preview", "transforms"):
+    for name in (
+        "load_dataset",
+        "ImageSet",
+        "make_split",
+        "Split",
+        "split_from_files",
+        "get_spec",
+        "list_datasets",
+        "data_info",
+        "format_info",
+        "preview",
+        "transforms",
+    ):
         assert hasattr(gd, name), name
     assert gd.transforms.NUM_VIEWS == 8
 

@@ -6,8 +6,8 @@ import sys
 
 import numpy as np
 import pytest
-from data_helpers import rgb, write_image
 
+from data_helpers import rgb, write_image
 from geodistill.data import get_spec, list_datasets, load_dataset
 from geodistill.data.registry import download
 from geodistill.errors import GeodistillError

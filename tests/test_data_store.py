@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from data_helpers import make_folder, rgb, write_image
 from PIL import Image
 
+from data_helpers import make_folder, rgb, write_image
 from geodistill.data import imageio, load_dataset, store
 from geodistill.data.store import default_cache_dir
 from geodistill.errors import GeodistillError, GeodistillWarning
@@ -123,10 +123,16 @@ def test_multiband_tiff_without_tifffile_is_a_clear_error(tmp_path, monkeypatch)
     tifffile = pytest.importorskip("tifffile")
     for cls in ("a", "b"):
         (tmp_path / "d" / cls).mkdir(parents=True)
-        tifffile.imwrite(tmp_path / "d" / cls / "x.tif", np.ones((8, 8, 13), np.uint16),
-                         photometric="minisblack", planarconfig="contig")
+        tifffile.imwrite(
+            tmp_path / "d" / cls / "x.tif",
+            np.ones((8, 8, 13), np.uint16),
+            photometric="minisblack",
+            planarconfig="contig",
+        )
     monkeypatch.setattr(imageio, "_tifffile", lambda: None)
-    with pytest.raises(GeodistillError, match=r"TIFF '.*x.tif' cannot be read by Pillow.*pip install 'geodistill\[geo\]'"):
+    with pytest.raises(
+        GeodistillError, match=r"TIFF '.*x.tif' cannot be read by Pillow.*pip install 'geodistill\[geo\]'"
+    ):
         load_dataset("folder", tmp_path / "d", size=8, channels=13, cache_dir=tmp_path / "c")
 
 
@@ -303,7 +309,8 @@ def test_bad_size_and_band_mismatch(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(
-    os.environ.get("GEODISTILL_SLOW") != "1" or not Path(__file__).resolve().parents[2].joinpath("shared/data/aid150").is_dir(),
+    os.environ.get("GEODISTILL_SLOW") != "1"
+    or not Path(__file__).resolve().parents[2].joinpath("shared/data/aid150").is_dir(),
     reason="needs GEODISTILL_SLOW=1 and ../shared/data/aid150",
 )
 def test_aid150_info_and_cache(tmp_path, monkeypatch):

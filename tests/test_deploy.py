@@ -1,4 +1,5 @@
 """Export (ONNX / TorchScript / int8) and predict: round trips against the PyTorch model."""
+
 from __future__ import annotations
 
 import csv
@@ -39,8 +40,16 @@ def _make_ckpt(path: Path, arch: str, in_channels: int = 3, size: int = 32) -> t
         model.head.weight.mul_(5)  # spread the logits so probabilities differ visibly
     model.eval()
     mean, std = (MEAN, STD) if in_channels == 3 else ([0.3] * in_channels, [0.2] * in_channels)
-    save_checkpoint(path, model, arch=arch, num_classes=len(CLASSES), in_channels=in_channels,
-                    classes=CLASSES, size=size, normalizer={"mean": mean, "std": std})
+    save_checkpoint(
+        path,
+        model,
+        arch=arch,
+        num_classes=len(CLASSES),
+        in_channels=in_channels,
+        classes=CLASSES,
+        size=size,
+        normalizer={"mean": mean, "std": std},
+    )
     return model, path
 
 
@@ -145,14 +154,22 @@ def test_int8_runs_and_keeps_accuracy(tmp_path):
     for _ in range(8):
         model.train()
         for i in range(0, len(split.train), 32):
-            idx = torch.from_numpy(split.train[i:i + 32])
+            idx = torch.from_numpy(split.train[i : i + 32])
             loss = torch.nn.functional.cross_entropy(model(x_all[idx]), y_all[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
     model.eval()
-    ckpt = save_checkpoint(tmp_path / "cnn3.ckpt", model, arch="cnn3", num_classes=3, in_channels=3,
-                           classes=["h", "v", "noise"], size=size, normalizer={"mean": [0.0] * 3, "std": [1.0] * 3})
+    ckpt = save_checkpoint(
+        tmp_path / "cnn3.ckpt",
+        model,
+        arch="cnn3",
+        num_classes=3,
+        in_channels=3,
+        classes=["h", "v", "noise"],
+        size=size,
+        normalizer={"mean": [0.0] * 3, "std": [1.0] * 3},
+    )
     result = export(ckpt, "onnx", int8=True, data=_ImageSet(images, labels))
     out = Path(result["path"])
     assert out.name == "cnn3.int8.onnx" and out.is_file()
@@ -173,8 +190,14 @@ def test_int8_uses_the_checkpoints_training_data_or_warns(tmp_path):
     from geodistill.errors import GeodistillWarning
 
     model = build_model("cnn3", 10)
-    common = dict(arch="cnn3", num_classes=10, in_channels=3, classes=[str(i) for i in range(10)],
-                  size=16, normalizer={"mean": [0.0] * 3, "std": [1.0] * 3})
+    common = dict(
+        arch="cnn3",
+        num_classes=10,
+        in_channels=3,
+        classes=[str(i) for i in range(10)],
+        size=16,
+        normalizer={"mean": [0.0] * 3, "std": [1.0] * 3},
+    )
     cfg = {"data": {"dataset": "synthetic", "size": 16, "fractions": [0.6, 0.2, 0.2], "split_seed": 0}}
     ckpt = save_checkpoint(tmp_path / "syn.ckpt", model, config=cfg, **common)
     result = export(ckpt, "onnx", int8=True, calib_count=64)
@@ -235,10 +258,22 @@ def test_predict_folder_with_odd_files_csv_and_json(tmp_path):
     with open(tmp_path / "pred.csv", newline="") as f:
         table = list(csv.DictReader(f))
     assert [r["path"] for r in table] == [r["path"] for r in rows]
-    assert list(table[0]) == ["path", "status", "reason", "notes", "class_1", "prob_1", "class_2",
-                              "prob_2", "class_3", "prob_3"]
+    assert list(table[0]) == [
+        "path",
+        "status",
+        "reason",
+        "notes",
+        "class_1",
+        "prob_1",
+        "class_2",
+        "prob_2",
+        "class_3",
+        "prob_3",
+    ]
     row = next(r for r in table if r["path"].endswith("good.png"))
-    assert row["class_1"] == good[0]["class"] and float(row["prob_1"]) == pytest.approx(good[0]["probability"], abs=1e-6)
+    assert row["class_1"] == good[0]["class"] and float(row["prob_1"]) == pytest.approx(
+        good[0]["probability"], abs=1e-6
+    )
     assert next(r for r in table if r["path"].endswith("broken.jpg"))["class_1"] == ""
 
     rows_json = predict(ckpt, folder, top_k=10, out=tmp_path / "pred.json")
@@ -260,8 +295,9 @@ def test_predict_with_exported_models_matches_checkpoint(tmp_path):
         for a, b in zip(rows, base):
             assert a["path"] == b["path"] and a["status"] == "ok"
             assert [p["class"] for p in a["predictions"]] == [p["class"] for p in b["predictions"]]
-            np.testing.assert_allclose([p["probability"] for p in a["predictions"]],
-                                       [p["probability"] for p in b["predictions"]], atol=1e-5)
+            np.testing.assert_allclose(
+                [p["probability"] for p in a["predictions"]], [p["probability"] for p in b["predictions"]], atol=1e-5
+            )
 
 
 def test_predict_channel_mismatch_is_a_row_and_13_band_tiff_works(tmp_path):

@@ -25,9 +25,11 @@ N_PER_CLASS = 60  # 10 classes -> 600 images: 360 train / 120 val / 120 test
 
 
 def cfg_dict(tmp: Path, **over) -> dict:
-    d = {"data": {"dataset": "synthetic", "size": 32, "n_per_class": N_PER_CLASS, "cache_dir": str(tmp / "cache")},
-         "train": {"model": "cnn3", "epochs": 6, "batch_size": 32, "lr": 3e-3, "progress": False},
-         "out": str(tmp / "runs")}
+    d = {
+        "data": {"dataset": "synthetic", "size": 32, "n_per_class": N_PER_CLASS, "cache_dir": str(tmp / "cache")},
+        "train": {"model": "cnn3", "epochs": 6, "batch_size": 32, "lr": 3e-3, "progress": False},
+        "out": str(tmp / "runs"),
+    }
     for k, v in over.items():
         d.setdefault(k, {}).update(v)
     return d
@@ -54,15 +56,27 @@ def test_teacher_learns_far_above_chance(teacher, work):
 
 def test_student_alone_and_distilled_learn(teacher, work):
     alone = train(build_config(cfg_dict(work)), work / "alone", log=lambda *_: None)
-    kd = distill(build_config(cfg_dict(work, distill={"teacher": str(work / "teacher" / "model.ckpt"),
-                                                      "loss": "kl+cos", "alpha": 0.5})),
-                 work / "kd", log=lambda *_: None)
+    kd = distill(
+        build_config(
+            cfg_dict(work, distill={"teacher": str(work / "teacher" / "model.ckpt"), "loss": "kl+cos", "alpha": 0.5})
+        ),
+        work / "kd",
+        log=lambda *_: None,
+    )
     assert alone["role"] == "student" and kd["role"] == "distilled"
     assert alone["metrics"]["accuracy"] > 0.3 and kd["metrics"]["accuracy"] > 0.3
     assert "KL" in kd["objective"] and kd["teacher_cache_s"] > 0  # built by this run
-    again = distill(build_config(cfg_dict(work, distill={"teacher": str(work / "teacher" / "model.ckpt"),
-                                                         "loss": "kl", "alpha": 0.5}, train={"epochs": 1})),
-                    work / "kd2", log=lambda *_: None)
+    again = distill(
+        build_config(
+            cfg_dict(
+                work,
+                distill={"teacher": str(work / "teacher" / "model.ckpt"), "loss": "kl", "alpha": 0.5},
+                train={"epochs": 1},
+            )
+        ),
+        work / "kd2",
+        log=lambda *_: None,
+    )
     assert again["teacher_cache_s"] is None  # reused, not rebuilt
 
 
@@ -82,8 +96,17 @@ def _data_and_teacher(work: Path):
 
 def test_cache_equals_on_the_fly_teacher_for_every_view(teacher, work):
     data, model, norm, idx = _data_and_teacher(work)
-    cache = build_teacher_cache(model, data.images, idx, norm, data_key=data.key, size=32, n_views=NUM_VIEWS,
-                                cache_root=work / "cache", log=lambda *_: None)
+    cache = build_teacher_cache(
+        model,
+        data.images,
+        idx,
+        norm,
+        data_key=data.key,
+        size=32,
+        n_views=NUM_VIEWS,
+        cache_root=work / "cache",
+        log=lambda *_: None,
+    )
     pick = idx[:5]
     x = torch.from_numpy(np.asarray(data.images[pick]))
     for v in range(NUM_VIEWS):
@@ -115,7 +138,9 @@ def test_cache_invalidated_by_teacher_or_data_change(teacher, work):
 
 
 def test_teacher_trained_at_other_size_is_refused(teacher, work):
-    other = cfg_dict(work, data={"n_per_class": 12}, distill={"teacher": str(work / "teacher" / "model.ckpt"), "loss": "kl"})
+    other = cfg_dict(
+        work, data={"n_per_class": 12}, distill={"teacher": str(work / "teacher" / "model.ckpt"), "loss": "kl"}
+    )
     other["data"]["size"] = 16
     with pytest.raises(GeodistillError, match="px"):
         distill(build_config(other), work / "bad", log=lambda *_: None)
@@ -157,14 +182,35 @@ def test_lr_schedule_warmup_then_cosine():
 
 def _cli(args: list[str], env: dict | None = None, **kw) -> subprocess.CompletedProcess:
     e = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
-    return subprocess.run([sys.executable, "-m", "geodistill.cli", *args], capture_output=True, text=True,
-                          env=e, timeout=600, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "geodistill.cli", *args], capture_output=True, text=True, env=e, timeout=600, **kw
+    )
 
 
 def _train_args(work: Path, name: str, epochs: int = 3) -> list[str]:
-    return ["train", "--dataset", "synthetic", "--model", "cnn3", "--epochs", str(epochs), "--out", str(work / "runs"),
-            "--name", name, "--set", f"data.n_per_class={N_PER_CLASS}", "--set", f"data.cache_dir={work / 'cache'}",
-            "--set", "train.batch_size=32", "--set", "train.checkpoint_every=4", "--set", "train.progress=false"]
+    return [
+        "train",
+        "--dataset",
+        "synthetic",
+        "--model",
+        "cnn3",
+        "--epochs",
+        str(epochs),
+        "--out",
+        str(work / "runs"),
+        "--name",
+        name,
+        "--set",
+        f"data.n_per_class={N_PER_CLASS}",
+        "--set",
+        f"data.cache_dir={work / 'cache'}",
+        "--set",
+        "train.batch_size=32",
+        "--set",
+        "train.checkpoint_every=4",
+        "--set",
+        "train.progress=false",
+    ]
 
 
 def test_resume_after_kill_equals_uninterrupted_run(work):
@@ -192,8 +238,10 @@ def test_cli_error_is_one_sentence_without_traceback(work):
 
 
 def test_ddp_two_cpu_processes_trains_and_checkpoints(work):
-    r = _cli(_train_args(work, "ddp", epochs=2) + ["--devices", "2", "--strategy", "ddp", "--set", "train.accelerator=cpu"],
-             cwd=work)
+    r = _cli(
+        _train_args(work, "ddp", epochs=2) + ["--devices", "2", "--strategy", "ddp", "--set", "train.accelerator=cpu"],
+        cwd=work,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((work / "runs" / "ddp" / "results.json").read_text())
     assert res["metrics"]["n"] == 120  # all test images counted once across both processes
@@ -201,15 +249,22 @@ def test_ddp_two_cpu_processes_trains_and_checkpoints(work):
 
 
 def test_bf16_mixed_precision_trains(work):
-    res = train(build_config(cfg_dict(work, train={"epochs": 2, "precision": "bf16-mixed"})), work / "bf16",
-                log=lambda *_: None)
+    res = train(
+        build_config(cfg_dict(work, train={"epochs": 2, "precision": "bf16-mixed"})), work / "bf16", log=lambda *_: None
+    )
     assert np.isfinite(res["history"][-1]["train_loss"]) and res["config"]["train"]["precision"] == "bf16-mixed"
 
 
 def test_crop_augmentation_falls_back_to_teacher_on_the_fly_and_says_so(teacher, work):
     lines: list[str] = []
-    cfg = build_config(cfg_dict(work, data={"augment": "dihedral+crop"}, train={"epochs": 1},
-                                distill={"teacher": str(work / "teacher" / "model.ckpt"), "loss": "kl"}))
+    cfg = build_config(
+        cfg_dict(
+            work,
+            data={"augment": "dihedral+crop"},
+            train={"epochs": 1},
+            distill={"teacher": str(work / "teacher" / "model.ckpt"), "loss": "kl"},
+        )
+    )
     res = distill(cfg, work / "crop", log=lines.append)
     assert any("on the fly" in l for l in lines) and res["teacher_cache_s"] is None
 

@@ -47,28 +47,65 @@ def _result(run_id, role, obj, acc, seed, alpha=None, beta=None, T=None, model="
     metrics = None
     if status == "ok":
         metrics = {
-            "accuracy": acc, "precision_macro": acc - 0.01, "recall_macro": acc - 0.005, "f1_macro": acc - 0.02,
+            "accuracy": acc,
+            "precision_macro": acc - 0.01,
+            "recall_macro": acc - 0.005,
+            "f1_macro": acc - 0.02,
             "per_class_f1": {c: acc - 0.01 * i for i, c in enumerate(CLASSES)},
-            "confusion_matrix": [[8, 1, 1], [0, 9, 1], [2, 0, 8]], "classes": CLASSES,
+            "confusion_matrix": [[8, 1, 1], [0, 9, 1], [2, 0, 8]],
+            "classes": CLASSES,
         }
     big = model == "cnn4"
     if role == "distilled":  # what the engine writes: no val_loss, extra keys
-        history = [{"epoch": e + 1, "train_loss": 1 / (e + 1), "train_acc": 0.5 + 0.1 * e, "val_acc": 0.45 + 0.1 * e,
-                    "val_f1": 0.4 + 0.1 * e, "lr": 0.01, "train_time_s": 3.0, "time_s": 4.0} for e in range(3)]
+        history = [
+            {
+                "epoch": e + 1,
+                "train_loss": 1 / (e + 1),
+                "train_acc": 0.5 + 0.1 * e,
+                "val_acc": 0.45 + 0.1 * e,
+                "val_f1": 0.4 + 0.1 * e,
+                "lr": 0.01,
+                "train_time_s": 3.0,
+                "time_s": 4.0,
+            }
+            for e in range(3)
+        ]
     else:  # the full contract
-        history = [{"epoch": e, "train_loss": 1 / (e + 1), "train_acc": 0.5 + 0.1 * e,
-                    "val_loss": 1.1 / (e + 1), "val_acc": 0.45 + 0.1 * e, "time_s": 4.0} for e in range(3)]
+        history = [
+            {
+                "epoch": e,
+                "train_loss": 1 / (e + 1),
+                "train_acc": 0.5 + 0.1 * e,
+                "val_loss": 1.1 / (e + 1),
+                "val_acc": 0.45 + 0.1 * e,
+                "time_s": 4.0,
+            }
+            for e in range(3)
+        ]
     cost = {"params": 50000 if big else 1000, "flops": 900000 if big else 20000, "size_bytes": 200000 if big else 4000}
     if role != "distilled":
         cost["latency_ms"] = 3.0 if big else 0.5
     return {
-        "run_id": run_id, "role": role, "dataset": "aid", "model": model,
+        "run_id": run_id,
+        "role": role,
+        "dataset": "aid",
+        "model": model,
         "teacher": "cnn4" if role == "distilled" else None,
-        "objective": f"L = {1 - alpha if alpha else 1:g}·CE + … ({obj})", "objective_name": obj,
-        "alpha": alpha, "beta": beta, "T": T, "seed": seed, "size": 32, "metrics": metrics,
-        "cost": cost, "epochs": 3, "wall_time_s": 12.5, "history": history,
+        "objective": f"L = {1 - alpha if alpha else 1:g}·CE + … ({obj})",
+        "objective_name": obj,
+        "alpha": alpha,
+        "beta": beta,
+        "T": T,
+        "seed": seed,
+        "size": 32,
+        "metrics": metrics,
+        "cost": cost,
+        "epochs": 3,
+        "wall_time_s": 12.5,
+        "history": history,
         "machine": {"platform": "Linux-test", "python": "3.11.7", "torch": "2.14.1", "cpus": 2, "threads": 2},
-        "status": status, "error": None if status == "ok" else "out of memory <boom> & co",
+        "status": status,
+        "error": None if status == "ok" else "out of memory <boom> & co",
     }
 
 
@@ -85,16 +122,27 @@ def _all_results() -> list[dict]:
                     acc = KL_01_ACC[s]
                 else:  # random but fixed, kept below the kl+cos α=0.3 gain on average
                     acc = round(rng.uniform(0.79, 0.825), 4)
-                runs.append(_result(f"{obj}-a{alpha}-s{s}", "distilled", obj, acc, s, alpha,
-                                    0.01 if obj == "thesis" else None, 4.0))
+                runs.append(
+                    _result(
+                        f"{obj}-a{alpha}-s{s}", "distilled", obj, acc, s, alpha, 0.01 if obj == "thesis" else None, 4.0
+                    )
+                )
     runs.append(_result("kl-a0.5-s3", "distilled", "kl", None, 3, 0.5, None, 4.0, status="failed"))
     return runs
 
 
 # teacher, students, distilled, a failed results.json, a crashed point's failed.json
 N_RUNS = 1 + 3 + len(OBJECTIVES) * len(ALPHAS) * 3 + 1 + 1
-CRASHED = {"run_id": "thesis-a0.5-s3", "status": "failed", "error": "RuntimeError: boom", "objective_name": "thesis",
-           "seed": 3, "dataset": "aid", "model": "cnn3", "traceback": "..."}  # what sweep.py writes
+CRASHED = {
+    "run_id": "thesis-a0.5-s3",
+    "status": "failed",
+    "error": "RuntimeError: boom",
+    "objective_name": "thesis",
+    "seed": 3,
+    "dataset": "aid",
+    "model": "cnn3",
+    "traceback": "...",
+}  # what sweep.py writes
 
 
 @pytest.fixture(scope="module")
@@ -110,11 +158,18 @@ def sweep_dir(tmp_path_factory) -> Path:
     crashed.mkdir()
     (crashed / "failed.json").write_text(json.dumps(CRASHED))
     # a point that crashed once and then finished on resume: the stale failed.json is ignored
-    (root / "distilled" / "kl" / "kl-a0.1-s0" / "failed.json").write_text(json.dumps(dict(CRASHED, run_id="kl-a0.1-s0")))
+    (root / "distilled" / "kl" / "kl-a0.1-s0" / "failed.json").write_text(
+        json.dumps(dict(CRASHED, run_id="kl-a0.1-s0"))
+    )
     points += [crashed.relative_to(root).as_posix(), "distilled/kl/kl-a0.9-s0"]  # the last is still pending
-    (root / "sweep.json").write_text(json.dumps({"sweep": {"name": "alpha-sweep", "alphas": list(ALPHAS),
-                                                           "seeds": [0, 1, 2], "train": {"epochs": 3}},
-                                                 "points": points}))
+    (root / "sweep.json").write_text(
+        json.dumps(
+            {
+                "sweep": {"name": "alpha-sweep", "alphas": list(ALPHAS), "seeds": [0, 1, 2], "train": {"epochs": 3}},
+                "points": points,
+            }
+        )
+    )
     return root
 
 
@@ -136,7 +191,14 @@ def test_collect_and_tidy_rows(rows):
     assert sorted(r["accuracy"] for r in student) == sorted(STUDENT_ACC)
     r = next(r for r in rows if r["run_id"] == "kl+cos-a0.3-s1")
     assert r["f1[farm]"] == pytest.approx(0.84) and r["f1[urban]"] == pytest.approx(0.82)
-    assert (r["dataset"], r["model"], r["role"], r["alpha"], r["T"], r["seed"]) == ("aid", "cnn3", "distilled", 0.3, 4.0, 1)
+    assert (r["dataset"], r["model"], r["role"], r["alpha"], r["T"], r["seed"]) == (
+        "aid",
+        "cnn3",
+        "distilled",
+        0.3,
+        4.0,
+        1,
+    )
     assert r["params"] == 1000 and r["latency_ms"] is None and r["epochs"] == 3
     assert next(r for r in rows if r["run_id"] == "student-s0")["latency_ms"] == 0.5
     failed = {r["run_id"]: r for r in rows if r["status"] == "failed"}
@@ -159,8 +221,19 @@ def test_collect_errors(tmp_path):
     bad.write_text(json.dumps({"run_id": "x", "dataset": "aid", "model": "cnn3", "seed": 0}))
     with pytest.raises(GeodistillError, match="objective_name"):
         collect(tmp_path)
-    bad.write_text(json.dumps({"run_id": "x", "dataset": "aid", "model": "cnn3", "seed": 0,
-                               "objective_name": "kl", "status": "ok", "metrics": {}}))
+    bad.write_text(
+        json.dumps(
+            {
+                "run_id": "x",
+                "dataset": "aid",
+                "model": "cnn3",
+                "seed": 0,
+                "objective_name": "kl",
+                "status": "ok",
+                "metrics": {},
+            }
+        )
+    )
     with pytest.raises(GeodistillError, match="metrics.accuracy"):
         collect(tmp_path)
 
@@ -218,8 +291,9 @@ def test_writers(rows, tmp_path):
 # ---------------------------------------------------------------- statistics
 
 
-@pytest.mark.parametrize("df,expected", [(1, 12.706), (2, 4.303), (3, 3.182), (4, 2.776), (10, 2.228),
-                                         (30, 2.042), (120, 1.980)])
+@pytest.mark.parametrize(
+    "df,expected", [(1, 12.706), (2, 4.303), (3, 3.182), (4, 2.776), (10, 2.228), (30, 2.042), (120, 1.980)]
+)
 def test_t_quantile_against_tables(df, expected):
     assert t_quantile(0.975, df) == pytest.approx(expected, abs=5e-4)
     assert t_quantile(0.025, df) == pytest.approx(-expected, abs=5e-4)
@@ -268,15 +342,19 @@ def test_paired_difference_duplicate_baseline_is_averaged_with_warning(rows):
 
 def test_verdict_clear_win(rows):
     d = [p for p in paired_difference(rows) if p["objective_name"] == "kl+cos" and p["alpha"] == 0.3]
-    assert verdict(d) == ("KL+cosine (α=0.3, T=4) beats the student alone in accuracy by 2.7 ± 0.6 points "
-                          "(mean ± sd over 3 seeds; 95% CI 1.2 to 4.1), better in 3/3 seeds.")
+    assert verdict(d) == (
+        "KL+cosine (α=0.3, T=4) beats the student alone in accuracy by 2.7 ± 0.6 points "
+        "(mean ± sd over 3 seeds; 95% CI 1.2 to 4.1), better in 3/3 seeds."
+    )
 
 
 def test_verdict_inconclusive(rows):
     d = [p for p in paired_difference(rows) if p["objective_name"] == "kl" and p["alpha"] == 0.1]
-    assert verdict(d) == ("KL (α=0.1, T=4) does not clearly differ from the student alone in accuracy: "
-                          "0.3 ± 1.2 points (mean ± sd over 3 seeds; the 95% CI −2.5 to 3.2 contains 0), "
-                          "better in 2/3 seeds.")
+    assert verdict(d) == (
+        "KL (α=0.1, T=4) does not clearly differ from the student alone in accuracy: "
+        "0.3 ± 1.2 points (mean ± sd over 3 seeds; the 95% CI −2.5 to 3.2 contains 0), "
+        "better in 2/3 seeds."
+    )
 
 
 def test_verdict_whole_sweep(rows):
@@ -294,22 +372,27 @@ def test_verdict_worse_single_seed_and_missing_baseline(rows):
     one_seed = [r for r in rows if r["seed"] == 0]
     d1 = [p for p in paired_difference(one_seed) if p["objective_name"] == "kl+cos" and p["alpha"] == 0.3]
     assert d1[0]["n"] == 1 and math.isnan(d1[0]["ci_low"])
-    assert verdict(d1) == ("KL+cosine (α=0.3, T=4) is 3.0 points above the student alone in accuracy on a "
-                           "single seed; with one seed there is no confidence interval, so this is one "
-                           "observation, not evidence.")
+    assert verdict(d1) == (
+        "KL+cosine (α=0.3, T=4) is 3.0 points above the student alone in accuracy on a "
+        "single seed; with one seed there is no confidence interval, so this is one "
+        "observation, not evidence."
+    )
 
     no_base = [r for r in rows if r["objective_name"] != "student"]
     d0 = paired_difference(no_base)
     assert all(p["n"] == 0 and p["seeds_without_baseline"] for p in d0)
-    assert verdict(d0) == ("No setting could be compared: there is no 'student' run (role 'student') of the "
-                           "same dataset, model and seed to pair with.")
+    assert verdict(d0) == (
+        "No setting could be compared: there is no 'student' run (role 'student') of the "
+        "same dataset, model and seed to pair with."
+    )
 
     orphan = dict(next(r for r in rows if r["objective_name"] == "kl"), alpha=0.9, seed=7)
     mixed = paired_difference([*rows, orphan])
     assert next(p for p in mixed if p["alpha"] == 0.9)["seeds_without_baseline"] == [7]
     assert verdict(mixed).endswith(
         "Of the 16 settings tried, 1 clearly beats the student alone, 13 do not clearly differ from it, 1 is "
-        "clearly worse and 1 has no baseline run to pair with (a setting counts as clear when its 95% CI excludes 0).")
+        "clearly worse and 1 has no baseline run to pair with (a setting counts as clear when its 95% CI excludes 0)."
+    )
     assert "nothing to compare" in verdict([])
 
 
@@ -358,11 +441,21 @@ def test_report_html_sections_and_embedded_plots(report, sweep_dir, rows):
     html_path, _ = report
     assert html_path == sweep_dir / "report" / "report.html"
     text = html_path.read_text(encoding="utf-8")
-    for marker in ('<table class="results">', '<table class="aggregate">', '<table class="paired"',
-                   '<p class="verdict">', 'id="what-was-run"', "Machine", "CPU count", "torch",
-                   "alpha-sweep", "Failed runs", "RuntimeError: boom",
-                   "<th>not finished (no result yet)</th><td>1: distilled/kl/kl-a0.9-s0</td>",
-                   "<th>machine 1 (50 runs)</th><td>platform: Linux-test, python: 3.11.7, torch: 2.14.1, cpus: 2"):
+    for marker in (
+        '<table class="results">',
+        '<table class="aggregate">',
+        '<table class="paired"',
+        '<p class="verdict">',
+        'id="what-was-run"',
+        "Machine",
+        "CPU count",
+        "torch",
+        "alpha-sweep",
+        "Failed runs",
+        "RuntimeError: boom",
+        "<th>not finished (no result yet)</th><td>1: distilled/kl/kl-a0.9-s0</td>",
+        "<th>machine 1 (50 runs)</th><td>platform: Linux-test, python: 3.11.7, torch: 2.14.1, cpus: 2",
+    ):
         assert marker in text, marker
     assert "<script" not in text and "http://" not in text and "https://" not in text
     assert "out of memory &lt;boom&gt; &amp; co" in text and "<boom>" not in text  # escaped
@@ -388,8 +481,14 @@ def test_report_html_sections_and_embedded_plots(report, sweep_dir, rows):
 def test_report_markdown_twin(report):
     html_path, md_path = report
     md = md_path.read_text(encoding="utf-8")
-    for heading in ("## Verdict", "## What was run", "## Mean ± sd over seeds",
-                    "## Paired differences against the student alone", "## Figures", "## All runs"):
+    for heading in (
+        "## Verdict",
+        "## What was run",
+        "## Mean ± sd over seeds",
+        "## Paired differences against the student alone",
+        "## Figures",
+        "## All runs",
+    ):
         assert heading in md
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert len(images) == len(list((md_path.parent / "figures").glob("*.png")))
@@ -434,10 +533,22 @@ window.addEventListener('load', function () {
 
 
 def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-           "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update",
-           "--disable-sync", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'chrome-profile'}",
-           "--virtual-time-budget=10000", *args]
+    cmd = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        f"--user-data-dir={tmp_path / 'chrome-profile'}",
+        "--virtual-time-budget=10000",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
 
 

@@ -1,4 +1,5 @@
 """Loss functions pinned against hand / numpy computations; Objective parsing and behaviour."""
+
 from __future__ import annotations
 
 import math
@@ -8,8 +9,7 @@ import pytest
 import torch
 
 from geodistill.errors import GeodistillError
-from geodistill.losses import (PRESETS, LossInputs, Objective, ce, cosine, dist, dkd, kl,
-                               nuclear_norm, soft_ce)
+from geodistill.losses import PRESETS, LossInputs, Objective, ce, cosine, dist, dkd, kl, nuclear_norm, soft_ce
 from geodistill.losses.objective import list_presets
 
 S = np.array([[1.0, 2.0, 0.5], [0.2, -1.0, 3.0]])
@@ -27,6 +27,7 @@ def tt(a: np.ndarray, grad: bool = False) -> torch.Tensor:
 
 
 # ----- hand-computed values ----------------------------------------------------------------
+
 
 def test_ce_literal_and_numpy():
     # two equal logits: -log(1/2) = log 2
@@ -68,10 +69,8 @@ def test_cosine_values():
     assert cosine(x, x.clone()).item() == pytest.approx(0.0, abs=1e-12)
     # scale invariance (positive factors, per row)
     scale = tt(np.array([[3.0], [0.25]]))
-    assert cosine(x * scale, tt(T_) * 7.0).item() == pytest.approx(cosine(x, tt(T_)).item(),
-                                                                    rel=1e-12)
-    na, nb = S / np.linalg.norm(S, axis=1, keepdims=True), T_ / np.linalg.norm(T_, axis=1,
-                                                                               keepdims=True)
+    assert cosine(x * scale, tt(T_) * 7.0).item() == pytest.approx(cosine(x, tt(T_)).item(), rel=1e-12)
+    na, nb = S / np.linalg.norm(S, axis=1, keepdims=True), T_ / np.linalg.norm(T_, axis=1, keepdims=True)
     assert cosine(tt(S), tt(T_)).item() == pytest.approx(np.mean(1 - (na * nb).sum(1)))
 
 
@@ -177,6 +176,7 @@ def test_bad_temperature():
 
 # ----- Objective -------------------------------------------------------------------------------
 
+
 def test_parse_and_formula():
     obj = Objective.parse("ce:0.7 + kl:0.3@T=4 + cos_feat:0.3 + nuc:0.01")
     assert str(obj) == "L = 0.7·CE + 0.3·KL(T=4) + 0.3·cos(feat) + 0.01·‖W₁‖*"
@@ -187,12 +187,15 @@ def test_parse_and_formula():
     assert not Objective.parse("ce:1@ls=0.1").needs_teacher
 
 
-@pytest.mark.parametrize("spec", [
-    "ce:0.7 + kl:0.3@T=4 + cos_feat:0.3 + nuc:0.01",
-    "ce:1@ls=0.1 + dkd:1@alpha=1,beta=8,T=4",
-    "ce:0.25 + dist:2@beta=2,gamma=0.5,T=4 + cos_prob:0.5@T=3 + cos_logits:1e-05",
-    "soft_ce:0.1 + ce:0 + nuc:0.001",
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "ce:0.7 + kl:0.3@T=4 + cos_feat:0.3 + nuc:0.01",
+        "ce:1@ls=0.1 + dkd:1@alpha=1,beta=8,T=4",
+        "ce:0.25 + dist:2@beta=2,gamma=0.5,T=4 + cos_prob:0.5@T=3 + cos_logits:1e-05",
+        "soft_ce:0.1 + ce:0 + nuc:0.001",
+    ],
+)
 def test_spec_round_trip(spec):
     obj = Objective.parse(spec)
     again = Objective.parse(obj.spec)
@@ -205,7 +208,10 @@ def test_thesis_form_and_round_trip():
     assert str(obj) == "L = 0.7·softCE(T=3) + 0.3·CE + 0.7·‖W₁‖*"  # beta tied to alpha
     assert Objective.parse(obj.spec).terms == obj.terms
     assert dict((t.name, t.weight) for t in Objective.thesis(0.2, beta=0.01).terms) == {
-        "soft_ce": 0.2, "ce": 0.8, "nuc": 0.01}
+        "soft_ce": 0.2,
+        "ce": 0.8,
+        "nuc": 0.01,
+    }
     plain = Objective.thesis(0.0, beta=0.0)  # student alone: nothing from the teacher
     assert not plain.needs_teacher and not plain.needs_first_weight
 
@@ -214,9 +220,14 @@ def _inputs(grad=True):
     torch.manual_seed(0)
     s = torch.tensor(S, dtype=torch.float32, requires_grad=grad)
     w = torch.randn(4, 3, 3, 3, requires_grad=True)
-    return LossInputs(s_logits=s, target=torch.tensor(Y), t_logits=torch.tensor(T_).float(),
-                      s_feat=torch.randn(2, 5, requires_grad=True), t_feat=torch.randn(2, 7),
-                      first_weight=w)
+    return LossInputs(
+        s_logits=s,
+        target=torch.tensor(Y),
+        t_logits=torch.tensor(T_).float(),
+        s_feat=torch.randn(2, 5, requires_grad=True),
+        t_feat=torch.randn(2, 7),
+        first_weight=w,
+    )
 
 
 def test_forward_weighted_sum_and_raw_terms():
@@ -224,7 +235,8 @@ def test_forward_weighted_sum_and_raw_terms():
     inp = _inputs()
     total, raw = obj(inp)
     want = {
-        "ce": ce(inp.s_logits, inp.target), "kl": kl(inp.s_logits, inp.t_logits, 2.0),
+        "ce": ce(inp.s_logits, inp.target),
+        "kl": kl(inp.s_logits, inp.t_logits, 2.0),
         "cos_logits": cosine(inp.s_logits, inp.t_logits),
         "nuc": nuclear_norm(inp.first_weight),
         "dkd": dkd(inp.s_logits, inp.t_logits, inp.target),
@@ -275,22 +287,25 @@ def test_missing_input_names_the_term():
         obj(LossInputs(s_logits=tt(S), target=torch.tensor(Y)))
 
 
-@pytest.mark.parametrize("spec,match", [
-    ("ce:0.5 + foo:1", "'foo' is unknown"),
-    ("kl:1@tau=2", "'kl' has no parameter 'tau'"),
-    ("ce:-0.1", "'ce': weight must be finite and >= 0"),
-    ("ce:nan", "'ce': weight must be finite"),
-    ("kl:1@T=0", "'kl': temperature T must be > 0"),
-    ("ce:1@ls=1.5", "'ce': label smoothing"),
-    ("ce:0.5 +", "empty term"),
-    ("ce:", "'ce' has ':' but no weight"),
-    ("kl:1@T", "'kl': cannot read parameter"),
-    ("ce:abc", "'ce': weight and parameters must be numbers"),
-    ("ce:1 + ce:2", "'ce' appears twice"),
-    ("ce:0 + kl:0", "no term with a weight > 0"),
-    ("", "empty"),
-    ("c e:1", "cannot read term"),
-])
+@pytest.mark.parametrize(
+    "spec,match",
+    [
+        ("ce:0.5 + foo:1", "'foo' is unknown"),
+        ("kl:1@tau=2", "'kl' has no parameter 'tau'"),
+        ("ce:-0.1", "'ce': weight must be finite and >= 0"),
+        ("ce:nan", "'ce': weight must be finite"),
+        ("kl:1@T=0", "'kl': temperature T must be > 0"),
+        ("ce:1@ls=1.5", "'ce': label smoothing"),
+        ("ce:0.5 +", "empty term"),
+        ("ce:", "'ce' has ':' but no weight"),
+        ("kl:1@T", "'kl': cannot read parameter"),
+        ("ce:abc", "'ce': weight and parameters must be numbers"),
+        ("ce:1 + ce:2", "'ce' appears twice"),
+        ("ce:0 + kl:0", "no term with a weight > 0"),
+        ("", "empty"),
+        ("c e:1", "cannot read term"),
+    ],
+)
 def test_validation_errors(spec, match):
     with pytest.raises(GeodistillError, match=match):
         Objective.parse(spec)
@@ -330,7 +345,6 @@ def test_presets():
 
 def test_config_forms():
     a = Objective.from_config({"ce": 0.7, "kl": {"weight": 0.3, "T": 4}})
-    b = Objective.from_config([{"name": "ce", "weight": 0.7}, {"name": "kl", "weight": 0.3,
-                                                                 "T": 4}])
+    b = Objective.from_config([{"name": "ce", "weight": 0.7}, {"name": "kl", "weight": 0.3, "T": 4}])
     c = Objective.from_config("ce:0.7 + kl:0.3@T=4")
     assert a.terms == b.terms == c.terms

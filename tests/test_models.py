@@ -1,4 +1,5 @@
 """Model zoo: builds, shapes, features hook, weights loading (safe), channel adaptation, cards."""
+
 from __future__ import annotations
 
 import os
@@ -12,19 +13,24 @@ from safetensors.torch import save_file
 from torch import nn
 
 from geodistill.errors import GeodistillError, GeodistillWarning
-from geodistill.models import (Classifier, adapt_input_conv, build_model, first_layer_weight,
-                               list_models, model_card)
+from geodistill.models import Classifier, adapt_input_conv, build_model, first_layer_weight, list_models, model_card
 
 try:
     import timm  # noqa: F401
+
     HAS_TIMM = True
 except ImportError:
     HAS_TIMM = False
 
-FEATURE_DIMS = {"cnn4": 256, "cnn3": 64, "mobilenet_v2": 1280, "vgg16": 4096, "resnet18": 512,
-                "timm:resnet10t": 512}
-MODELS = ["cnn4", "cnn3", "mobilenet_v2", "vgg16", "resnet18",
-          pytest.param("timm:resnet10t", marks=pytest.mark.skipif(not HAS_TIMM, reason="timm"))]
+FEATURE_DIMS = {"cnn4": 256, "cnn3": 64, "mobilenet_v2": 1280, "vgg16": 4096, "resnet18": 512, "timm:resnet10t": 512}
+MODELS = [
+    "cnn4",
+    "cnn3",
+    "mobilenet_v2",
+    "vgg16",
+    "resnet18",
+    pytest.param("timm:resnet10t", marks=pytest.mark.skipif(not HAS_TIMM, reason="timm")),
+]
 
 
 @pytest.fixture(autouse=True)
@@ -47,9 +53,10 @@ def test_builds_and_runs_at_any_size(name, channels):
             assert logits.shape == (1, 5) and feats.shape == (1, model.feature_dim)
             assert torch.isfinite(logits).all()
             torch.testing.assert_close(model.head(feats), logits)  # feats are what the head eats
-            torch.testing.assert_close(model(torch.zeros(1, channels, size, size)),
-                                       model.forward_features(
-                                           torch.zeros(1, channels, size, size))[0])
+            torch.testing.assert_close(
+                model(torch.zeros(1, channels, size, size)),
+                model.forward_features(torch.zeros(1, channels, size, size))[0],
+            )
 
 
 def test_state_dict_keys_are_under_net():
@@ -89,8 +96,8 @@ def test_torch_compile_and_channels_last():
 
 def test_ddp_single_process(tmp_path):
     import torch.distributed as dist
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0,
-                            world_size=1)
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
     try:
         model = build_model("cnn3", 4)
         ddp = nn.parallel.DistributedDataParallel(model)
@@ -142,14 +149,14 @@ def test_model_card_file_size(tmp_path):
 
 # ----- weights ------------------------------------------------------------------------------
 
+
 def _same_weights(a: nn.Module, b: nn.Module, skip: str = "§") -> bool:
     sa, sb = a.state_dict(), b.state_dict()
     return all(torch.equal(sa[k], sb[k]) for k in sa if skip not in k)
 
 
 @pytest.mark.parametrize("name", ["cnn3", "mobilenet_v2"])
-@pytest.mark.parametrize("layout", ["classifier.pt", "nested.pth", "net.safetensors",
-                                    "module.pt"])
+@pytest.mark.parametrize("layout", ["classifier.pt", "nested.pth", "net.safetensors", "module.pt"])
 def test_weights_path_round_trip(tmp_path, name, layout):
     src = build_model(name, 4)
     with torch.no_grad():  # make buffers non-default too
@@ -258,9 +265,9 @@ def test_in_channels_adaptation_rule(tmp_path):
 def _fake_imagenet(monkeypatch, name: str) -> nn.Module:
     """Serve a random 1000-class state dict in place of the torchvision download."""
     import torchvision
+
     ref = torchvision.models.get_model(name, weights=None)
-    monkeypatch.setattr("torchvision.models._api.load_state_dict_from_url",
-                        lambda *a, **k: ref.state_dict())
+    monkeypatch.setattr("torchvision.models._api.load_state_dict_from_url", lambda *a, **k: ref.state_dict())
     return ref
 
 
@@ -268,9 +275,9 @@ def test_imagenet_path_replaces_head_and_adapts(monkeypatch):
     ref = _fake_imagenet(monkeypatch, "resnet18")
     model = build_model("resnet18", 7, in_channels=4, weights="imagenet")
     assert model.head.out_features == 7
-    torch.testing.assert_close(first_layer_weight(model),
-                               (ref.conv1.weight.mean(1, keepdim=True) * 3 / 4).expand(
-                                   -1, 4, -1, -1))
+    torch.testing.assert_close(
+        first_layer_weight(model), (ref.conv1.weight.mean(1, keepdim=True) * 3 / 4).expand(-1, 4, -1, -1)
+    )
     torch.testing.assert_close(model.net.layer1[0].conv1.weight, ref.layer1[0].conv1.weight)
 
 
@@ -303,6 +310,7 @@ def test_timm_imagenet_without_internet(monkeypatch):
 
 def test_timm_missing_gives_install_hint(monkeypatch):
     import sys
+
     monkeypatch.setitem(sys.modules, "timm", None)
     with pytest.raises(GeodistillError, match=r"pip install 'geodistill\[timm\]'"):
         build_model("timm:resnet10t", 3)

@@ -1,4 +1,5 @@
 """Cost metrics: hand-counted FLOPs and parameters, timing logic, compression ratios, profiles."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,16 @@ import torch
 from torch import nn
 
 from geodistill.errors import GeodistillError, GeodistillWarning
-from geodistill.profile import (compression, count_flops, count_params, format_compression,
-                                format_profile, profile_models, time_calls, torch_cost)
+from geodistill.profile import (
+    compression,
+    count_flops,
+    count_params,
+    format_compression,
+    format_profile,
+    profile_models,
+    time_calls,
+    torch_cost,
+)
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -22,7 +31,7 @@ def test_conv_flops_equal_the_hand_count(bias):
 
 def test_small_network_flops_and_params():
     net = nn.Sequential(nn.Conv2d(2, 4, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 5))
-    conv = 2 * 4 * 4 * 4 * (2 * 3 * 3)     # 8x8 input, stride 2 -> 4x4 outputs
+    conv = 2 * 4 * 4 * 4 * (2 * 3 * 3)  # 8x8 input, stride 2 -> 4x4 outputs
     fc = 2 * 64 * 5
     assert count_flops(net, 8) == conv + fc  # in_channels read from the first conv
     assert count_params(net) == (4 * 2 * 9 + 4) + (64 * 5 + 5)
@@ -42,10 +51,24 @@ def test_time_calls_warms_up_then_times_with_a_budget():
 
 
 def test_compression_ratios_on_hand_made_rows():
-    teacher = {"name": "vgg16", "runtime": "onnx", "params": 1000, "flops": 5000, "size_bytes": 4000,
-               "latency_ms": 10.0, "throughput": 100.0}
-    student = {"name": "mnv2", "runtime": "onnx", "params": 100, "flops": 1000, "size_bytes": 500,
-               "latency_ms": 2.0, "throughput": 400.0}
+    teacher = {
+        "name": "vgg16",
+        "runtime": "onnx",
+        "params": 1000,
+        "flops": 5000,
+        "size_bytes": 4000,
+        "latency_ms": 10.0,
+        "throughput": 100.0,
+    }
+    student = {
+        "name": "mnv2",
+        "runtime": "onnx",
+        "params": 100,
+        "flops": 1000,
+        "size_bytes": 500,
+        "latency_ms": 2.0,
+        "throughput": 400.0,
+    }
     r = compression(teacher, student)
     assert (r["params"], r["flops"], r["size_bytes"], r["latency_ms"], r["throughput"]) == (10.0, 5.0, 8.0, 5.0, 4.0)
     assert r["teacher"] == "vgg16" and r["student"] == "mnv2"
@@ -57,8 +80,14 @@ def test_compression_ratios_on_hand_made_rows():
 
 
 def _tiny() -> nn.Module:
-    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 4)).eval()
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 4),
+    ).eval()
 
 
 def test_profile_models_rows_for_every_runtime():
@@ -86,7 +115,15 @@ def test_profile_rejects_unknown_runtime_and_torch_cost_keys():
     with pytest.raises(GeodistillError, match="Unknown runtime"):
         profile_models([_tiny()], runtimes=("tensorrt",))
     cost = torch_cost(_tiny(), 16, batches=(1, 2), warmup=0, repeats=1)
-    assert set(cost) == {"params", "flops", "size_bytes", "latency_ms", "latency_batch", "throughput", "throughput_batch"}
+    assert set(cost) == {
+        "params",
+        "flops",
+        "size_bytes",
+        "latency_ms",
+        "latency_batch",
+        "throughput",
+        "throughput_batch",
+    }
     assert cost["flops"] == 2 * 16 * 16 * 16 * 27 + 2 * 16 * 4
     assert torch_cost(_tiny(), 16, timing=False).keys() == {"params", "flops", "size_bytes"}
     # models keep their mode after counting

@@ -39,14 +39,20 @@ N_PER_CLASS = 30  # 10 classes -> 300 images: 180 train / 60 val / 60 test, at 1
 
 def base(tmp: Path) -> dict:
     """Tiny runs on top of the thesis recipe; the role sub-sections pin the teacher and student."""
-    return {"data": {"dataset": "synthetic", "size": 16, "n_per_class": N_PER_CLASS, "cache_dir": str(tmp / "cache")},
-            "train": {"epochs": 2, "batch_size": 32, "progress": False, "patience": None},
-            "teacher": {"train": {"model": "cnn4"}}, "student": {"train": {"model": "cnn3"}}}
+    return {
+        "data": {"dataset": "synthetic", "size": 16, "n_per_class": N_PER_CLASS, "cache_dir": str(tmp / "cache")},
+        "train": {"epochs": 2, "batch_size": 32, "progress": False, "patience": None},
+        "teacher": {"train": {"model": "cnn4"}},
+        "student": {"train": {"model": "cnn3"}},
+    }
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.stat().st_size)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.stat().st_size)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +104,12 @@ def test_rerun_of_finished_sweep_trains_and_writes_nothing(alpha_sweep, monkeypa
     def forbidden(*a, **k):
         raise AssertionError("a finished sweep must not train, decode data or build caches")
 
-    for target, name in ((api, "fit"), (api, "prepare_data"), (api, "build_teacher_cache"),
-                         (cache_mod, "build_teacher_cache")):
+    for target, name in (
+        (api, "fit"),
+        (api, "prepare_data"),
+        (api, "build_teacher_cache"),
+        (cache_mod, "build_teacher_cache"),
+    ):
         monkeypatch.setattr(target, name, forbidden)
     lines = []
     again = run_sweep(sweep, out, log=lines.append)
@@ -117,7 +127,14 @@ def test_report_of_the_alpha_sweep(alpha_sweep, work):
     assert title in md
     table = md.split(title)[1].split("\n\n")[1].splitlines()
     assert table[0] == "| α | seeds | accuracy, β=α (nuclear norm) | macro F1, β=α (nuclear norm) |"
-    assert [line.split(" | ")[0] for line in table[2:]] == ["| student alone", "| 0.1", "| 0.2", "| 0.3", "| 0.4", "| 0.5"]
+    assert [line.split(" | ")[0] for line in table[2:]] == [
+        "| student alone",
+        "| 0.1",
+        "| 0.2",
+        "| 0.3",
+        "| 0.4",
+        "| 0.5",
+    ]
     with open(work / "alpha-report" / "alpha_table.csv", newline="") as fh:
         long = list(csv.DictReader(fh))
     assert [float(r["alpha"]) for r in long] == THESIS5 and {r["n"] for r in long} == {"2"}
@@ -129,8 +146,11 @@ def test_report_of_the_alpha_sweep(alpha_sweep, work):
     # teacher against student: cnn4 teacher, cnn3 student alone, the best distilled setting
     with open(work / "alpha-report" / "teacher_student.csv", newline="") as fh:
         ts = list(csv.DictReader(fh))
-    assert [(r["who"], r["model"]) for r in ts] == [("teacher", "cnn4"), ("student alone", "cnn3"),
-                                                    ("distilled (best)", "cnn3")]
+    assert [(r["who"], r["model"]) for r in ts] == [
+        ("teacher", "cnn4"),
+        ("student alone", "cnn3"),
+        ("distilled (best)", "cnn3"),
+    ]
     teacher_params = json.loads((out / "teacher-s0" / "results.json").read_text())["cost"]["params"]
     assert float(ts[1]["params_ratio"]) == pytest.approx(teacher_params / results[0]["cost"]["params"])
     assert '<table class="teacher-student">' in html and html.count('<table class="alpha-table">') == 1
@@ -151,9 +171,21 @@ def test_real_sweep_report_renders_in_chromium(alpha_sweep, work, tmp_path):
     html_path = work / "alpha-report" / "report.html"
     if not html_path.is_file():
         write_report(alpha_sweep[0], work / "alpha-report")
-    cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-           "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom", html_path.as_uri()]
+    cmd = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        html_path.as_uri(),
+    ]
     dom = subprocess.run(cmd, capture_output=True, text=True, timeout=180).stdout
     shutil.rmtree(tmp_path / "profile", ignore_errors=True)
     for cls in ("teacher-student", "alpha-table", "aggregate", "paired", "results"):
@@ -167,15 +199,22 @@ def test_real_sweep_report_renders_in_chromium(alpha_sweep, work, tmp_path):
 def test_ablation_with_a_given_teacher_shares_its_cache(alpha_sweep, work):
     teacher = alpha_sweep[0] / "teacher-s0" / "model.ckpt"
     out, lines = work / "ablation", []
-    results = run_sweep({"recipe": "thesis", "base": base(work), "ablation": True, "seeds": [0]}, out,
-                        teacher_ckpt=str(teacher), log=lines.append)
+    results = run_sweep(
+        {"recipe": "thesis", "base": base(work), "ablation": True, "seeds": [0]},
+        out,
+        teacher_ckpt=str(teacher),
+        log=lines.append,
+    )
     assert [r["objective_name"] for r in results] == ABLATION and all(r["status"] == "ok" for r in results)
     assert not list(out.glob("teacher-*"))  # the given teacher is used, none trained
     assert all(r["teacher"] == str(teacher) for r in results if r["objective_name"] != "student")
     thesis = next(r for r in results if r["objective_name"] == "thesis")
     recipe = next(o for o in RECIPES["thesis"]["objectives"] if o["loss"] == "thesis")
     assert (thesis["alpha"], thesis["beta"]) == (recipe["alpha"], recipe["beta"])  # the recipe's α, β
-    assert "‖W₁‖*" in thesis["objective"] and "DKD" in next(r for r in results if r["objective_name"] == "dkd")["objective"]
+    assert (
+        "‖W₁‖*" in thesis["objective"]
+        and "DKD" in next(r for r in results if r["objective_name"] == "dkd")["objective"]
+    )
     # same teacher, same data: the α sweep's cache is found, not rebuilt
     assert not any(line.startswith("teacher cache built") for line in lines)
     html_path, _ = write_report(out)
@@ -185,8 +224,12 @@ def test_ablation_with_a_given_teacher_shares_its_cache(alpha_sweep, work):
 
 def test_broken_points_are_recorded_and_the_others_complete(alpha_sweep, work, monkeypatch):
     teacher = str(alpha_sweep[0] / "teacher-s0" / "model.ckpt")
-    sweep = {"recipe": "thesis", "base": base(work), "seeds": [0],
-             "grid": {"alpha": [0.3], "loss": ["thesis", "kl", "ce:1e39 + kl"]}}  # 1e39·CE overflows: inf loss
+    sweep = {
+        "recipe": "thesis",
+        "base": base(work),
+        "seeds": [0],
+        "grid": {"alpha": [0.3], "loss": ["thesis", "kl", "ce:1e39 + kl"]},
+    }  # 1e39·CE overflows: inf loss
     out = work / "broken"
     real_train = api.train
 
@@ -203,8 +246,15 @@ def test_broken_points_are_recorded_and_the_others_complete(alpha_sweep, work, m
     kl = json.loads((out / "kl-a0.3-s0" / "failed.json").read_text())
     assert kl["error"] == "RuntimeError: simulated crash"
     assert {k: kl[k] for k in ("role", "objective_name", "alpha", "beta", "T", "seed", "dataset", "model")} == {
-        "role": "distilled", "objective_name": "kl", "alpha": 0.3, "beta": None, "T": 4.0, "seed": 0,
-        "dataset": "synthetic", "model": "cnn3"}
+        "role": "distilled",
+        "objective_name": "kl",
+        "alpha": 0.3,
+        "beta": None,
+        "T": 4.0,
+        "seed": 0,
+        "dataset": "synthetic",
+        "model": "cnn3",
+    }
     assert kl["objective"] == "L = 0.7·CE + 0.3·KL(T=4)" and kl["teacher"] == teacher
     spec = json.loads((out / spec_name / "failed.json").read_text())
     assert spec["error"].startswith("GeodistillError: Loss term") and spec["objective_name"] == "ce:1e39 + kl"
@@ -237,8 +287,9 @@ def test_a_failed_teacher_fails_its_students_only(work, monkeypatch):
 
     monkeypatch.setattr(api, "train", no_teacher)
     out = work / "no-teacher"
-    results = run_sweep({"recipe": "thesis", "base": base(work), "grid": {"alpha": [0.3]}, "seeds": [0]}, out,
-                        log=lambda *_: None)
+    results = run_sweep(
+        {"recipe": "thesis", "base": base(work), "grid": {"alpha": [0.3]}, "seeds": [0]}, out, log=lambda *_: None
+    )
     assert [(r["run_id"], r["status"]) for r in results] == [("student-s0", "ok"), ("thesis-a0.3-s0", "failed")]
     assert results[1]["error"] == "teacher teacher-s0 failed: RuntimeError: teacher exploded"
     t = json.loads((out / "teacher-s0" / "failed.json").read_text())
@@ -254,7 +305,7 @@ def test_yaml_grid_runs_on_a_process_pool(alpha_sweep, work, tmp_path):
     b = base(work)
     f.write_text(f"""recipe: thesis
 base:
-  data: {json.dumps(b['data'])}
+  data: {json.dumps(b["data"])}
   train: {{epochs: 2, batch_size: 32, progress: false, patience: null}}
 grid:
   alpha: [0, 0.4]
@@ -269,7 +320,11 @@ seeds: [0]
     # at α = 0 (β tied = 0) the objective is CE alone and the engine calls the run a student;
     # the sweep still records the coordinates it asked for, so the point stays on its α curve
     assert [(r["role"], r["alpha"], r["beta"], r["T"]) for r in results[1:]] == [
-        ("student", 0.0, None, 2.0), ("student", 0.0, None, 4.0), ("distilled", 0.4, None, 2.0), ("distilled", 0.4, None, 4.0)]
+        ("student", 0.0, None, 2.0),
+        ("student", 0.0, None, 4.0),
+        ("distilled", 0.4, None, 2.0),
+        ("distilled", 0.4, None, 4.0),
+    ]
     assert {r["machine"]["threads"] for r in results} == {worker_threads(2)}  # each worker its fair share
 
 
@@ -316,23 +371,29 @@ def test_named_grids():
 
 def test_explicit_grids():
     assert parse_grid(["alpha=[0.1, 0.3, 0.1]", "beta=[0, 0.001, tied]", "T=4"]) == {
-        "alpha": [0.1, 0.3], "beta": [0.0, 0.001, None], "T": [4.0]}
+        "alpha": [0.1, 0.3],
+        "beta": [0.0, 0.001, None],
+        "T": [4.0],
+    }
     assert parse_grid(["loss=[kl, kl+cos]"]) == {"loss": ["kl", "kl+cos"]}
     assert parse_grid(["loss=ce:0.5 + kl:0.5@T=2"]) == {"loss": ["ce:0.5 + kl:0.5@T=2"]}
 
 
-@pytest.mark.parametrize("entry,message", [
-    ("alpha", "Grid entry 'alpha' is not name=values"),
-    ("gamma=[1]", "Grid entry 'gamma=\\[1\\]': 'gamma' is not a sweepable field"),
-    ("alpha=[0.1, 2]", "Grid entry 'alpha=\\[0.1, 2\\]': alpha value 2 is not a number in \\[0, 1\\]"),
-    ("alpha=[0.1,", "Grid entry 'alpha=\\[0.1,': cannot read"),
-    ("alpha=[]", "Grid entry 'alpha=\\[\\]' has no values"),
-    ("alpha=[x]", "alpha value 'x' is not a number"),
-    ("beta=[-1]", "beta value -1 is not a number >= 0"),
-    ("beta=thesis5", "the named grid 'thesis5' is a list of α values"),
-    ("T=[0]", "T value 0 is not a number > 0"),
-    ("loss=[kl, bogus]", "Grid entry 'loss=\\[kl, bogus\\]': loss 'bogus' is neither a preset"),
-])
+@pytest.mark.parametrize(
+    "entry,message",
+    [
+        ("alpha", "Grid entry 'alpha' is not name=values"),
+        ("gamma=[1]", "Grid entry 'gamma=\\[1\\]': 'gamma' is not a sweepable field"),
+        ("alpha=[0.1, 2]", "Grid entry 'alpha=\\[0.1, 2\\]': alpha value 2 is not a number in \\[0, 1\\]"),
+        ("alpha=[0.1,", "Grid entry 'alpha=\\[0.1,': cannot read"),
+        ("alpha=[]", "Grid entry 'alpha=\\[\\]' has no values"),
+        ("alpha=[x]", "alpha value 'x' is not a number"),
+        ("beta=[-1]", "beta value -1 is not a number >= 0"),
+        ("beta=thesis5", "the named grid 'thesis5' is a list of α values"),
+        ("T=[0]", "T value 0 is not a number > 0"),
+        ("loss=[kl, bogus]", "Grid entry 'loss=\\[kl, bogus\\]': loss 'bogus' is neither a preset"),
+    ],
+)
 def test_bad_grid_entries(entry, message):
     with pytest.raises(GeodistillError, match=message):
         parse_grid([entry])
@@ -344,15 +405,33 @@ def test_same_field_twice_is_an_error():
 
 
 def test_plan_precedence_and_roles(monkeypatch):
-    monkeypatch.setitem(RECIPES, "tiny", {"base": {"train": {"lr": 0.003}},
-                                          "teacher": {"train": {"model": "cnn4", "epochs": 40}},
-                                          "student": {"train": {"model": "cnn3", "epochs": 40}},
-                                          "objectives": [], "seeds": [0]})
-    p = plan({"recipe": "tiny", "seeds": [3], "grid": {"alpha": [0.1]},
-              "base": {"train": {"epochs": 2}, "teacher": {"train": {"epochs": 5}}},
-              "student": {"train": {"lr": 0.01}}})
+    monkeypatch.setitem(
+        RECIPES,
+        "tiny",
+        {
+            "base": {"train": {"lr": 0.003}},
+            "teacher": {"train": {"model": "cnn4", "epochs": 40}},
+            "student": {"train": {"model": "cnn3", "epochs": 40}},
+            "objectives": [],
+            "seeds": [0],
+        },
+    )
+    p = plan(
+        {
+            "recipe": "tiny",
+            "seeds": [3],
+            "grid": {"alpha": [0.1]},
+            "base": {"train": {"epochs": 2}, "teacher": {"train": {"epochs": 5}}},
+            "student": {"train": {"lr": 0.01}},
+        }
+    )
     (t,), (alone, point) = p.teachers, p.points
-    assert (t.name, t.spec["train"]["model"], t.spec["train"]["epochs"], t.spec["train"]["seed"]) == ("teacher-s3", "cnn4", 5, 3)
+    assert (t.name, t.spec["train"]["model"], t.spec["train"]["epochs"], t.spec["train"]["seed"]) == (
+        "teacher-s3",
+        "cnn4",
+        5,
+        3,
+    )
     assert (point.spec["train"]["model"], point.spec["train"]["epochs"], point.spec["train"]["lr"]) == ("cnn3", 2, 0.01)
     assert t.spec["train"]["lr"] == 0.003  # the student-only override stays with the students
     assert (alone.name, alone.teacher, point.teacher) == ("student-s3", None, "teacher-s3")
@@ -364,23 +443,50 @@ def test_plan_precedence_and_roles(monkeypatch):
 
 
 def test_plan_ablation_grid_overlap_and_unused_coordinates(monkeypatch):
-    monkeypatch.setitem(RECIPES, "tiny", {"base": {}, "teacher": {"train": {"model": "cnn4"}}, "student": {},
-                                          "objectives": [{"loss": "kl+cos", "alpha": 0.7, "T": 2.0}], "seeds": [0]})
+    monkeypatch.setitem(
+        RECIPES,
+        "tiny",
+        {
+            "base": {},
+            "teacher": {"train": {"model": "cnn4"}},
+            "student": {},
+            "objectives": [{"loss": "kl+cos", "alpha": 0.7, "T": 2.0}],
+            "seeds": [0],
+        },
+    )
     p = plan({"recipe": "tiny", "ablation": True, "grid": {"alpha": [0.7], "loss": ["kl+cos", "dkd", "student"]}})
     names = [x.name for x in p.points]
     # the recipe gives kl+cos α=0.7, T=2 in the ablation; dkd and the student ignore α, so the
     # grid's dkd and student points are the ablation's and run once
-    assert names == ["student-s0", "kl-s0", "cos-s0", "kl_cos-a0.7-T2-s0", "thesis-s0", "dkd-s0", "dist-s0",
-                     "kl_cos-a0.7-s0"]
+    assert names == [
+        "student-s0",
+        "kl-s0",
+        "cos-s0",
+        "kl_cos-a0.7-T2-s0",
+        "thesis-s0",
+        "dkd-s0",
+        "dist-s0",
+        "kl_cos-a0.7-s0",
+    ]
     assert p.points[3].spec["distill"] == {"loss": "kl+cos", "alpha": 0.7, "T": 2.0}
     assert [t.name for t in p.teachers] == ["teacher-s0"] and p.teachers[0].spec["train"]["model"] == "cnn4"
 
 
 def test_plan_one_teacher_per_dataset_and_seed():
-    p = plan({"recipe": "thesis", "datasets": ["synthetic", {"dataset": "eurosat", "root": "/data/eurosat"}],
-              "seeds": [0, 1], "grid": {"alpha": [0.2, 0.4]}})
-    assert [t.name for t in p.teachers] == ["teacher-synthetic-s0", "teacher-synthetic-s1",
-                                            "teacher-eurosat-s0", "teacher-eurosat-s1"]
+    p = plan(
+        {
+            "recipe": "thesis",
+            "datasets": ["synthetic", {"dataset": "eurosat", "root": "/data/eurosat"}],
+            "seeds": [0, 1],
+            "grid": {"alpha": [0.2, 0.4]},
+        }
+    )
+    assert [t.name for t in p.teachers] == [
+        "teacher-synthetic-s0",
+        "teacher-synthetic-s1",
+        "teacher-eurosat-s0",
+        "teacher-eurosat-s1",
+    ]
     eu = [x for x in p.points if x.name.startswith("eurosat-")]
     assert len(eu) == 6 and {x.spec["data"]["root"] for x in eu} == {"/data/eurosat"}
     assert {x.teacher for x in eu if x.teacher} == {"teacher-eurosat-s0", "teacher-eurosat-s1"}
@@ -399,11 +505,28 @@ def test_labels_and_failure_rows():
     assert point_label({"loss": "kl+cos", "alpha": 0.3, "T": 2.0}) == "kl_cos-a0.3-T2"
     a, b = point_label({"loss": "ce:0.5 + kl:0.5"}), point_label({"loss": "ce:0.5 + kl:0.5@T=2"})
     assert re.fullmatch(r"[A-Za-z0-9._=-]+", a) and a != b
-    row = failure_row({"data": {"dataset": "synthetic"}, "train": {"seed": 2},
-                       "distill": {"loss": "thesis", "alpha": 0.2, "beta": 0.0}}, "/x/thesis-a0.2-b0-s2", ValueError("bad"))
-    assert {k: row[k] for k in ("run_id", "status", "error", "role", "objective_name", "alpha", "beta", "T", "seed")} == {
-        "run_id": "thesis-a0.2-b0-s2", "status": "failed", "error": "ValueError: bad", "role": "distilled",
-        "objective_name": "thesis", "alpha": 0.2, "beta": 0.0, "T": 4.0, "seed": 2}
+    row = failure_row(
+        {
+            "data": {"dataset": "synthetic"},
+            "train": {"seed": 2},
+            "distill": {"loss": "thesis", "alpha": 0.2, "beta": 0.0},
+        },
+        "/x/thesis-a0.2-b0-s2",
+        ValueError("bad"),
+    )
+    assert {
+        k: row[k] for k in ("run_id", "status", "error", "role", "objective_name", "alpha", "beta", "T", "seed")
+    } == {
+        "run_id": "thesis-a0.2-b0-s2",
+        "status": "failed",
+        "error": "ValueError: bad",
+        "role": "distilled",
+        "objective_name": "thesis",
+        "alpha": 0.2,
+        "beta": 0.0,
+        "T": 4.0,
+        "seed": 2,
+    }
     assert row["objective"] == "L = 0.2·softCE(T=4) + 0.8·CE + 0·‖W₁‖*" and row["model"] == "cnn3"
 
 
@@ -420,15 +543,35 @@ def test_run_sweep_argument_errors(tmp_path):
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "geodistill.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "geodistill.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_cli_sweep_then_report(tmp_path):
     out = tmp_path / "cli-sweep"
-    r = _cli("sweep", "--recipe", "demo", "--grid", "alpha=[0.3]", "--seeds", "0", "--size", "16",
-             "--set", "data.n_per_class=20", "--set", "train.epochs=1", "--set", "train.progress=false",
-             "--set", f"data.cache_dir={tmp_path / 'cache'}", "--out", str(out), cwd=tmp_path)
+    r = _cli(
+        "sweep",
+        "--recipe",
+        "demo",
+        "--grid",
+        "alpha=[0.3]",
+        "--seeds",
+        "0",
+        "--size",
+        "16",
+        "--set",
+        "data.n_per_class=20",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.progress=false",
+        "--set",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "--out",
+        str(out),
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, f"exit {r.returncode}\n{r.stdout[-1500:]}\n{r.stderr[-3000:]}"
     assert f"geodistill report {out}" in r.stdout
     for name in ("teacher-s0", "student-s0", "thesis-a0.3-s0"):

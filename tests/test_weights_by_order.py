@@ -1,4 +1,5 @@
 """weights="order:PATH": tensors matched by position and shape when names differ."""
+
 from __future__ import annotations
 
 import warnings
@@ -25,8 +26,10 @@ class Net(nn.Module):
 
 def _renamed(net: nn.Module) -> OrderedDict:
     """The same tensors under other names (what another implementation would save)."""
-    return OrderedDict((f"_other{i}.{k.split('.')[-1]}", v.clone() + 1.0 * (v.dtype.is_floating_point))
-                       for i, (k, v) in enumerate(net.state_dict().items()))
+    return OrderedDict(
+        (f"_other{i}.{k.split('.')[-1]}", v.clone() + 1.0 * (v.dtype.is_floating_point))
+        for i, (k, v) in enumerate(net.state_dict().items())
+    )
 
 
 def test_maps_every_tensor_in_order() -> None:

@@ -1,2 +1,3 @@
 """geodistill: knowledge distillation for aerial scene classifiers."""
+
 __version__ = "0.1.0"

@@ -8,35 +8,62 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from geodistill.errors import GeodistillError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Knowledge distillation for aerial scene classifiers: big teacher, small shippable student.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Knowledge distillation for aerial scene classifiers: big teacher, small shippable student.",
+)
 data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets.")
 app.add_typer(data_app, name="data")
 
-Root = Annotated[Optional[str], typer.Option("--root", help="Dataset folder (not needed for synthetic).")]
-Size = Annotated[Optional[int], typer.Option("--size", help="Square image size in pixels (32, 64, 224, ...).")]
-Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Config override section.key=value (repeatable).")]
-ConfigFile = Annotated[Optional[Path], typer.Option("--config", help="YAML config file (sections data/train/distill).")]
+Root = Annotated[str | None, typer.Option("--root", help="Dataset folder (not needed for synthetic).")]
+Size = Annotated[int | None, typer.Option("--size", help="Square image size in pixels (32, 64, 224, ...).")]
+Sets = Annotated[list[str] | None, typer.Option("--set", help="Config override section.key=value (repeatable).")]
+ConfigFile = Annotated[Path | None, typer.Option("--config", help="YAML config file (sections data/train/distill).")]
 
 
-def _build(config: Path | None, sets: list[str] | None, **flags) -> "RunConfig":  # noqa: F821
+def _build(config: Path | None, sets: list[str] | None, **flags) -> RunConfig:  # noqa: F821
     """YAML file, then explicit flags, then --set overrides, validated into one RunConfig."""
     from geodistill.config import build_config, deep_merge, load_yaml, parse_overrides
 
     d = load_yaml(config) if config else {}
-    sections = {"dataset": "data", "root": "data", "size": "data", "channels": "data", "augment": "data",
-                "normalization": "data", "model": "train", "weights": "train", "epochs": "train",
-                "batch_size": "train", "lr": "train", "seed": "train", "precision": "train",
-                "devices": "train", "strategy": "train", "num_nodes": "train", "accelerator": "train",
-                "optimizer": "train", "label_smoothing": "train", "patience": "train",
-                "checkpoint_every": "train", "teacher": "distill", "loss": "distill", "alpha": "distill",
-                "beta": "distill", "T": "distill", "out": None, "name": None}
+    sections = {
+        "dataset": "data",
+        "root": "data",
+        "size": "data",
+        "channels": "data",
+        "augment": "data",
+        "normalization": "data",
+        "model": "train",
+        "weights": "train",
+        "epochs": "train",
+        "batch_size": "train",
+        "lr": "train",
+        "seed": "train",
+        "precision": "train",
+        "devices": "train",
+        "strategy": "train",
+        "num_nodes": "train",
+        "accelerator": "train",
+        "optimizer": "train",
+        "label_smoothing": "train",
+        "patience": "train",
+        "checkpoint_every": "train",
+        "teacher": "distill",
+        "loss": "distill",
+        "alpha": "distill",
+        "beta": "distill",
+        "T": "distill",
+        "out": None,
+        "name": None,
+    }
     for k, v in flags.items():
         if v is None:
             continue
@@ -47,8 +74,12 @@ def _build(config: Path | None, sets: list[str] | None, **flags) -> "RunConfig":
 
 
 @data_app.command("info")
-def data_info_cmd(dataset: str, root: Root = None, size: Annotated[int, typer.Option()] = 32,
-                  json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+def data_info_cmd(
+    dataset: str,
+    root: Root = None,
+    size: Annotated[int, typer.Option()] = 32,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
     """Classes, counts per class and split, image size, channels and cache location."""
     from geodistill.data import data_info, format_info
 
@@ -65,8 +96,13 @@ def data_download_cmd(dataset: str, root: Annotated[str, typer.Option("--root")]
 
 
 @data_app.command("preview")
-def data_preview_cmd(dataset: str, root: Root = None, out: Annotated[Path, typer.Option()] = Path("preview.png"),
-                     per_class: Annotated[int, typer.Option()] = 8, size: Annotated[int, typer.Option()] = 64) -> None:
+def data_preview_cmd(
+    dataset: str,
+    root: Root = None,
+    out: Annotated[Path, typer.Option()] = Path("preview.png"),
+    per_class: Annotated[int, typer.Option()] = 8,
+    size: Annotated[int, typer.Option()] = 64,
+) -> None:
     """Write a PNG grid of sample images per class."""
     from geodistill.data import preview
 
@@ -74,56 +110,109 @@ def data_preview_cmd(dataset: str, root: Root = None, out: Annotated[Path, typer
 
 
 @app.command()
-def train(dataset: Annotated[Optional[str], typer.Option()] = None, root: Root = None,
-          model: Annotated[Optional[str], typer.Option()] = None, size: Size = None,
-          epochs: Annotated[Optional[int], typer.Option()] = None,
-          batch_size: Annotated[Optional[int], typer.Option()] = None,
-          lr: Annotated[Optional[float], typer.Option()] = None,
-          seed: Annotated[Optional[int], typer.Option()] = None,
-          weights: Annotated[Optional[str], typer.Option(help="'imagenet' or a local weights file.")] = None,
-          precision: Annotated[Optional[str], typer.Option()] = None,
-          devices: Annotated[Optional[str], typer.Option()] = None,
-          strategy: Annotated[Optional[str], typer.Option()] = None,
-          num_nodes: Annotated[Optional[int], typer.Option()] = None,
-          out: Annotated[Optional[str], typer.Option()] = None, name: Annotated[Optional[str], typer.Option()] = None,
-          resume: Annotated[bool, typer.Option(help="Continue from last.ckpt; skip if finished.")] = False,
-          config: ConfigFile = None, set_: Sets = None) -> None:
+def train(
+    dataset: Annotated[str | None, typer.Option()] = None,
+    root: Root = None,
+    model: Annotated[str | None, typer.Option()] = None,
+    size: Size = None,
+    epochs: Annotated[int | None, typer.Option()] = None,
+    batch_size: Annotated[int | None, typer.Option()] = None,
+    lr: Annotated[float | None, typer.Option()] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    weights: Annotated[str | None, typer.Option(help="'imagenet' or a local weights file.")] = None,
+    precision: Annotated[str | None, typer.Option()] = None,
+    devices: Annotated[str | None, typer.Option()] = None,
+    strategy: Annotated[str | None, typer.Option()] = None,
+    num_nodes: Annotated[int | None, typer.Option()] = None,
+    out: Annotated[str | None, typer.Option()] = None,
+    name: Annotated[str | None, typer.Option()] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from last.ckpt; skip if finished.")] = False,
+    config: ConfigFile = None,
+    set_: Sets = None,
+) -> None:
     """Train a teacher or a student alone; writes model.ckpt and results.json."""
     from geodistill.engine.api import train as train_api
 
-    cfg = _build(config, set_, dataset=dataset, root=root, model=model, size=size, epochs=epochs,
-                 batch_size=batch_size, lr=lr, seed=seed, weights=weights, precision=precision,
-                 devices=_devices(devices), strategy=strategy, num_nodes=num_nodes, out=out, name=name)
+    cfg = _build(
+        config,
+        set_,
+        dataset=dataset,
+        root=root,
+        model=model,
+        size=size,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        weights=weights,
+        precision=precision,
+        devices=_devices(devices),
+        strategy=strategy,
+        num_nodes=num_nodes,
+        out=out,
+        name=name,
+    )
     train_api(cfg, resume=resume)
 
 
 @app.command()
-def distill(teacher: Annotated[str, typer.Option(help="Teacher checkpoint (model.ckpt).")],
-            student: Annotated[Optional[str], typer.Option()] = None,
-            loss: Annotated[Optional[str], typer.Option(help="Preset (student, kl, cos, kl+cos, thesis, dkd, dist) or spec 'ce:0.5 + kl:0.5@T=4'.")] = None,
-            alpha: Annotated[Optional[float], typer.Option()] = None,
-            beta: Annotated[Optional[float], typer.Option()] = None,
-            T: Annotated[Optional[float], typer.Option("--T")] = None,
-            dataset: Annotated[Optional[str], typer.Option()] = None, root: Root = None, size: Size = None,
-            epochs: Annotated[Optional[int], typer.Option()] = None,
-            seed: Annotated[Optional[int], typer.Option()] = None,
-            devices: Annotated[Optional[str], typer.Option()] = None,
-            strategy: Annotated[Optional[str], typer.Option()] = None,
-            out: Annotated[Optional[str], typer.Option()] = None, name: Annotated[Optional[str], typer.Option()] = None,
-            resume: Annotated[bool, typer.Option()] = False,
-            config: ConfigFile = None, set_: Sets = None) -> None:
+def distill(
+    teacher: Annotated[str, typer.Option(help="Teacher checkpoint (model.ckpt).")],
+    student: Annotated[str | None, typer.Option()] = None,
+    loss: Annotated[
+        str | None,
+        typer.Option(help="Preset (student, kl, cos, kl+cos, thesis, dkd, dist) or spec 'ce:0.5 + kl:0.5@T=4'."),
+    ] = None,
+    alpha: Annotated[float | None, typer.Option()] = None,
+    beta: Annotated[float | None, typer.Option()] = None,
+    T: Annotated[float | None, typer.Option("--T")] = None,
+    dataset: Annotated[str | None, typer.Option()] = None,
+    root: Root = None,
+    size: Size = None,
+    epochs: Annotated[int | None, typer.Option()] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    devices: Annotated[str | None, typer.Option()] = None,
+    strategy: Annotated[str | None, typer.Option()] = None,
+    out: Annotated[str | None, typer.Option()] = None,
+    name: Annotated[str | None, typer.Option()] = None,
+    resume: Annotated[bool, typer.Option()] = False,
+    config: ConfigFile = None,
+    set_: Sets = None,
+) -> None:
     """Train a student under a distillation objective from a trained teacher."""
     from geodistill.engine.api import distill as distill_api
 
-    cfg = _build(config, set_, teacher=teacher, model=student, loss=loss or "kl+cos", alpha=alpha, beta=beta,
-                 T=T, dataset=dataset, root=root, size=size, epochs=epochs, seed=seed,
-                 devices=_devices(devices), strategy=strategy, out=out, name=name)
+    cfg = _build(
+        config,
+        set_,
+        teacher=teacher,
+        model=student,
+        loss=loss or "kl+cos",
+        alpha=alpha,
+        beta=beta,
+        T=T,
+        dataset=dataset,
+        root=root,
+        size=size,
+        epochs=epochs,
+        seed=seed,
+        devices=_devices(devices),
+        strategy=strategy,
+        out=out,
+        name=name,
+    )
     distill_api(cfg, resume=resume)
 
 
 @app.command()
-def evaluate(ckpt: Path, dataset: Annotated[Optional[str], typer.Option()] = None, root: Root = None,
-             split: Annotated[str, typer.Option()] = "test", config: ConfigFile = None, set_: Sets = None) -> None:
+def evaluate(
+    ckpt: Path,
+    dataset: Annotated[str | None, typer.Option()] = None,
+    root: Root = None,
+    split: Annotated[str, typer.Option()] = "test",
+    config: ConfigFile = None,
+    set_: Sets = None,
+) -> None:
     """Accuracy, macro precision/recall/F1 and per-class F1 of a checkpoint on one split."""
     from geodistill.engine.api import evaluate as evaluate_api
 
@@ -132,13 +221,17 @@ def evaluate(ckpt: Path, dataset: Annotated[Optional[str], typer.Option()] = Non
 
 
 @app.command()
-def run(recipe: Annotated[str, typer.Option(help="demo | thesis | paper")] = "demo",
-        dataset: Annotated[Optional[str], typer.Option()] = None, root: Root = None, size: Size = None,
-        teacher: Annotated[Optional[str], typer.Option(help="Use this teacher checkpoint instead of training one.")] = None,
-        seeds: Annotated[Optional[str], typer.Option(help="Comma-separated, e.g. 0,1,2.")] = None,
-        out: Annotated[Optional[str], typer.Option()] = None,
-        fresh: Annotated[bool, typer.Option(help="Retrain runs that already finished.")] = False,
-        set_: Sets = None) -> None:
+def run(
+    recipe: Annotated[str, typer.Option(help="demo | thesis | paper")] = "demo",
+    dataset: Annotated[str | None, typer.Option()] = None,
+    root: Root = None,
+    size: Size = None,
+    teacher: Annotated[str | None, typer.Option(help="Use this teacher checkpoint instead of training one.")] = None,
+    seeds: Annotated[str | None, typer.Option(help="Comma-separated, e.g. 0,1,2.")] = None,
+    out: Annotated[str | None, typer.Option()] = None,
+    fresh: Annotated[bool, typer.Option(help="Retrain runs that already finished.")] = False,
+    set_: Sets = None,
+) -> None:
     """The main job: teacher, its cache, student alone and distilled, compared on the test split."""
     from geodistill.config import deep_merge, parse_overrides
     from geodistill.pipeline import run as run_api
@@ -148,22 +241,41 @@ def run(recipe: Annotated[str, typer.Option(help="demo | thesis | paper")] = "de
         if v is not None:
             over = deep_merge(over, {"data": {k: v}})
     over = deep_merge(over, parse_overrides(set_ or []))
-    run_api(recipe, overrides=over, teacher=teacher, out=out, resume=not fresh,
-            seeds=[int(s) for s in seeds.split(",")] if seeds else None)
+    run_api(
+        recipe,
+        overrides=over,
+        teacher=teacher,
+        out=out,
+        resume=not fresh,
+        seeds=[int(s) for s in seeds.split(",")] if seeds else None,
+    )
 
 
 @app.command()
-def sweep(recipe: Annotated[Optional[str], typer.Option(help="Base recipe (demo | thesis | paper).")] = None,
-          dataset: Annotated[Optional[str], typer.Option()] = None, root: Root = None, size: Size = None,
-          grid: Annotated[Optional[list[str]], typer.Option(help="alpha=thesis11 | alpha=thesis5 | alpha=[0.1,0.3] | beta=[0,0.001] (repeatable).")] = None,
-          ablation: Annotated[bool, typer.Option(help="student, KL, cosine, KL+cosine, thesis, DKD, DIST.")] = False,
-          seeds: Annotated[Optional[str], typer.Option(help="Comma-separated; default: the sweep file's, else the recipe's.")] = None,
-          file: Annotated[Optional[Path], typer.Option("--file", help="YAML sweep description (base/teacher/student/grid/ablation/seeds).")] = None,
-          teacher: Annotated[Optional[str], typer.Option(help="Use this teacher for every seed.")] = None,
-          workers: Annotated[int, typer.Option(help="Points run in parallel processes.")] = 1,
-          devices: Annotated[Optional[str], typer.Option(help="GPU ids for the workers, e.g. 0,1 (one per worker).")] = None,
-          keep_failed: Annotated[bool, typer.Option(help="Do not retry points that failed before.")] = False,
-          out: Annotated[Path, typer.Option()] = Path("runs/sweep"), set_: Sets = None) -> None:
+def sweep(
+    recipe: Annotated[str | None, typer.Option(help="Base recipe (demo | thesis | paper).")] = None,
+    dataset: Annotated[str | None, typer.Option()] = None,
+    root: Root = None,
+    size: Size = None,
+    grid: Annotated[
+        list[str] | None,
+        typer.Option(help="alpha=thesis11 | alpha=thesis5 | alpha=[0.1,0.3] | beta=[0,0.001] (repeatable)."),
+    ] = None,
+    ablation: Annotated[bool, typer.Option(help="student, KL, cosine, KL+cosine, thesis, DKD, DIST.")] = False,
+    seeds: Annotated[
+        str | None, typer.Option(help="Comma-separated; default: the sweep file's, else the recipe's.")
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", help="YAML sweep description (base/teacher/student/grid/ablation/seeds)."),
+    ] = None,
+    teacher: Annotated[str | None, typer.Option(help="Use this teacher for every seed.")] = None,
+    workers: Annotated[int, typer.Option(help="Points run in parallel processes.")] = 1,
+    devices: Annotated[str | None, typer.Option(help="GPU ids for the workers, e.g. 0,1 (one per worker).")] = None,
+    keep_failed: Annotated[bool, typer.Option(help="Do not retry points that failed before.")] = False,
+    out: Annotated[Path, typer.Option()] = Path("runs/sweep"),
+    set_: Sets = None,
+) -> None:
     """Run (or resume) an α/β grid and/or a loss ablation over seeds; then `geodistill report OUT`."""
     from geodistill.config import deep_merge, parse_overrides
     from geodistill.experiments.sweep import load_sweep_file, parse_grid, run_sweep
@@ -173,18 +285,26 @@ def sweep(recipe: Annotated[Optional[str], typer.Option(help="Base recipe (demo 
         spec["recipe"] = recipe
     spec.setdefault("recipe", "thesis")  # a CNN4 teacher and CNN3 student unless told otherwise
     data = {k: v for k, v in {"dataset": dataset, "root": root, "size": size}.items() if v is not None}
-    spec["base"] = deep_merge(spec.get("base", {}), deep_merge({"data": data} if data else {}, parse_overrides(set_ or [])))
+    spec["base"] = deep_merge(
+        spec.get("base", {}), deep_merge({"data": data} if data else {}, parse_overrides(set_ or []))
+    )
     if grid:
         spec["grid"] = deep_merge(spec.get("grid", {}), parse_grid(grid))
     spec["ablation"] = ablation or spec.get("ablation", False)
     if seeds:
         spec["seeds"] = [int(s) for s in seeds.split(",")]
-    run_sweep(spec, out, workers=workers, teacher_ckpt=teacher, retry_failed=not keep_failed,
-              devices=devices.split(",") if devices else None)
+    run_sweep(
+        spec,
+        out,
+        workers=workers,
+        teacher_ckpt=teacher,
+        retry_failed=not keep_failed,
+        devices=devices.split(",") if devices else None,
+    )
 
 
 @app.command()
-def report(run_dir: Path, out: Annotated[Optional[Path], typer.Option()] = None) -> None:
+def report(run_dir: Path, out: Annotated[Path | None, typer.Option()] = None) -> None:
     """Write a self-contained HTML report and its Markdown twin for a run or sweep folder."""
     from geodistill.experiments import write_report
 
@@ -193,21 +313,30 @@ def report(run_dir: Path, out: Annotated[Optional[Path], typer.Option()] = None)
 
 
 @app.command()
-def export(ckpt: Path, format: Annotated[str, typer.Option("--format", help="onnx | torchscript")] = "onnx",
-           int8: Annotated[bool, typer.Option(help="Static int8 quantisation (ONNX), calibrated on the train split.")] = False,
-           size: Size = None, out: Annotated[Optional[Path], typer.Option()] = None,
-           dataset: Annotated[Optional[str], typer.Option(help="Calibration/accuracy data (default: the checkpoint's).")] = None,
-           root: Root = None) -> None:
+def export(
+    ckpt: Path,
+    format: Annotated[str, typer.Option("--format", help="onnx | torchscript")] = "onnx",
+    int8: Annotated[bool, typer.Option(help="Static int8 quantisation (ONNX), calibrated on the train split.")] = False,
+    size: Size = None,
+    out: Annotated[Path | None, typer.Option()] = None,
+    dataset: Annotated[str | None, typer.Option(help="Calibration/accuracy data (default: the checkpoint's).")] = None,
+    root: Root = None,
+) -> None:
     """Export a checkpoint with its preprocessing inside (uint8 input), verified against PyTorch."""
-    from geodistill.deploy import describe_export, export as export_api
+    from geodistill.deploy import describe_export
+    from geodistill.deploy import export as export_api
 
     typer.echo(describe_export(export_api(ckpt, format, int8=int8, size=size, out=out, data=dataset, root=root)))
 
 
 @app.command()
-def predict(model: Path, paths: list[Path], top_k: Annotated[int, typer.Option()] = 3,
-            batch_size: Annotated[int, typer.Option()] = 64,
-            out: Annotated[Optional[Path], typer.Option(help="predictions.csv or .json")] = None) -> None:
+def predict(
+    model: Path,
+    paths: list[Path],
+    top_k: Annotated[int, typer.Option()] = 3,
+    batch_size: Annotated[int, typer.Option()] = 64,
+    out: Annotated[Path | None, typer.Option(help="predictions.csv or .json")] = None,
+) -> None:
     """Top-k classes for images or folders, from a checkpoint, .onnx or TorchScript .pt."""
     from geodistill.deploy import predict as predict_api
 
@@ -216,21 +345,30 @@ def predict(model: Path, paths: list[Path], top_k: Annotated[int, typer.Option()
     if out is None:
         for r in rows:
             best = r["predictions"][0] if r["predictions"] else None
-            typer.echo(f"{r['path']}\t" + (f"{best['class']}\t{best['probability']:.3f}" if best else f"error: {r['reason']}"))
+            typer.echo(
+                f"{r['path']}\t" + (f"{best['class']}\t{best['probability']:.3f}" if best else f"error: {r['reason']}")
+            )
     else:
         typer.echo(f"wrote {out}: {len(rows) - len(bad)} predicted, {len(bad)} unreadable")
 
 
 @app.command()
-def profile(models: list[Path], size: Annotated[int, typer.Option()] = 64,
-            batch: Annotated[str, typer.Option(help="Batch sizes, e.g. 1,32.")] = "1,32",
-            runtimes: Annotated[str, typer.Option()] = "torch,onnx,onnx-int8",
-            json_out: Annotated[Optional[Path], typer.Option("--json")] = None) -> None:
+def profile(
+    models: list[Path],
+    size: Annotated[int, typer.Option()] = 64,
+    batch: Annotated[str, typer.Option(help="Batch sizes, e.g. 1,32.")] = "1,32",
+    runtimes: Annotated[str, typer.Option()] = "torch,onnx,onnx-int8",
+    json_out: Annotated[Path | None, typer.Option("--json")] = None,
+) -> None:
     """Parameters, FLOPs, size, latency and throughput; compression ratios for a teacher/student pair."""
     from geodistill.profile import compression, format_compression, format_profile, profile_models
 
-    rows = profile_models([str(m) for m in models], size=size, batches=tuple(int(b) for b in batch.split(",")),
-                          runtimes=tuple(runtimes.split(",")))
+    rows = profile_models(
+        [str(m) for m in models],
+        size=size,
+        batches=tuple(int(b) for b in batch.split(",")),
+        runtimes=tuple(runtimes.split(",")),
+    )
     typer.echo(format_profile(rows))
     ratios = []
     if len(models) == 2:

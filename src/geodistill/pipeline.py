@@ -24,9 +24,16 @@ def _objective_label(o: dict) -> str:
     return " ".join(bits)
 
 
-def run(recipe: str = "demo", *, overrides: dict | None = None, teacher: str | None = None,
-        seeds: list[int] | None = None, out: str | Path | None = None, resume: bool = True,
-        log=print) -> dict:
+def run(
+    recipe: str = "demo",
+    *,
+    overrides: dict | None = None,
+    teacher: str | None = None,
+    seeds: list[int] | None = None,
+    out: str | Path | None = None,
+    resume: bool = True,
+    log=print,
+) -> dict:
     """Run a recipe end to end; returns the summary (also written to ``summary.json``/``.md``)."""
     r = get_recipe(recipe)
     overrides = overrides or {}
@@ -64,7 +71,11 @@ def run(recipe: str = "demo", *, overrides: dict | None = None, teacher: str | N
             if o["loss"] != "student":
                 spec["distill"]["teacher"] = teacher
             cfg = build_config(spec, where=f"recipe {recipe} ({o['loss']})")
-            name = f"{o['loss'].replace('+', '_')}" + (f"-a{o['alpha']:g}" if "alpha" in o and o["loss"] != "student" else "") + f"-s{seed}"
+            name = (
+                f"{o['loss'].replace('+', '_')}"
+                + (f"-a{o['alpha']:g}" if "alpha" in o and o["loss"] != "student" else "")
+                + f"-s{seed}"
+            )
             t0 = time.perf_counter()
             res = train(cfg, out_dir / name, resume=resume, data=data_for(cfg, datas), log=log)
             timings[name + "_s"] = time.perf_counter() - t0
@@ -72,8 +83,16 @@ def run(recipe: str = "demo", *, overrides: dict | None = None, teacher: str | N
 
     summary = summarise(rows, tres)
     summary["verdict"] = _verdict(rows)
-    summary.update({"recipe": recipe, "about": r.get("about", ""), "seeds": seeds, "teacher_ckpt": teacher,
-                    "timings_s": timings, "wall_time_s": time.perf_counter() - t_start})
+    summary.update(
+        {
+            "recipe": recipe,
+            "about": r.get("about", ""),
+            "seeds": seeds,
+            "teacher_ckpt": teacher,
+            "timings_s": timings,
+            "wall_time_s": time.perf_counter() - t_start,
+        }
+    )
     write_json_atomic(out_dir / "summary.json", summary)
     (out_dir / "summary.md").write_text(format_summary(summary))
     log("\n" + format_summary(summary))
@@ -111,10 +130,19 @@ def summarise(rows: list[dict], teacher: dict | None) -> dict:
 def _line(label: str, rs: list[dict], base: dict | None) -> dict:
     acc = _mean_std([r["metrics"]["accuracy"] for r in rs])
     f1 = _mean_std([r["metrics"]["f1_macro"] for r in rs])
-    line = {"label": label, "model": rs[0]["model"], "n": len(rs),
-            "accuracy_mean": acc[0], "accuracy_std": acc[1], "f1_mean": f1[0], "f1_std": f1[1],
-            "params": rs[0]["cost"]["params"], "flops": rs[0]["cost"]["flops"],
-            "size_bytes": rs[0]["cost"]["size_bytes"], "latency_ms": rs[0]["cost"].get("latency_ms")}
+    line = {
+        "label": label,
+        "model": rs[0]["model"],
+        "n": len(rs),
+        "accuracy_mean": acc[0],
+        "accuracy_std": acc[1],
+        "f1_mean": f1[0],
+        "f1_std": f1[1],
+        "params": rs[0]["cost"]["params"],
+        "flops": rs[0]["cost"]["flops"],
+        "size_bytes": rs[0]["cost"]["size_bytes"],
+        "latency_ms": rs[0]["cost"].get("latency_ms"),
+    }
     if base:
         diffs = [r["metrics"]["accuracy"] - base[r["seed"]] for r in rs if r["seed"] in base]
         if diffs:
@@ -129,8 +157,10 @@ def _pm(m: float, s: float, scale: float = 100.0) -> str:
 
 def format_summary(summary: dict) -> str:
     """The comparison table as Markdown (accuracy and F1 in %, mean ± std over seeds)."""
-    head = ("| model / objective | n | accuracy % | macro-F1 % | gain vs alone (pts) | wins | params | MFLOPs | size KB "
-            "| latency ms | × params | × FLOPs | × latency |")
+    head = (
+        "| model / objective | n | accuracy % | macro-F1 % | gain vs alone (pts) | wins | params | MFLOPs | size KB "
+        "| latency ms | × params | × FLOPs | × latency |"
+    )
     lines = [head, "|---|" + "---:|" * 12]
     for t in summary["table"]:
         gain = _pm(t["gain_mean"], t["gain_std"]) if "gain_mean" in t else "–"
@@ -138,9 +168,11 @@ def format_summary(summary: dict) -> str:
         cp = f"{t['compression_params']:.1f}" if "compression_params" in t else "–"
         cf = f"{t['compression_flops']:.1f}" if "compression_flops" in t else "–"
         cl = f"{t['compression_latency']:.1f}" if "compression_latency" in t else "–"
-        lines.append(f"| {t['label']} ({t['model']}) | {t['n']} | {_pm(t['accuracy_mean'], t['accuracy_std'])} | "
-                     f"{_pm(t['f1_mean'], t['f1_std'])} | {gain} | {t.get('wins', '–')} | {t['params']:,} | "
-                     f"{t['flops'] / 1e6:.1f} | {t['size_bytes'] / 1024:.0f} | {lat} | {cp} | {cf} | {cl} |")
+        lines.append(
+            f"| {t['label']} ({t['model']}) | {t['n']} | {_pm(t['accuracy_mean'], t['accuracy_std'])} | "
+            f"{_pm(t['f1_mean'], t['f1_std'])} | {gain} | {t.get('wins', '–')} | {t['params']:,} | "
+            f"{t['flops'] / 1e6:.1f} | {t['size_bytes'] / 1024:.0f} | {lat} | {cp} | {cf} | {cl} |"
+        )
     if summary.get("verdict"):
         lines += ["", summary["verdict"]]
     return "\n".join(lines) + "\n"
@@ -151,4 +183,4 @@ def load_summary(path: str | Path) -> dict:
     return json.loads((Path(path) / "summary.json").read_text())
 
 
-__all__ = ["run", "summarise", "format_summary", "RunConfig"]
+__all__ = ["RunConfig", "format_summary", "run", "summarise"]

@@ -21,6 +21,7 @@ Conventions (the same everywhere geodistill reports cost):
 Every runtime gets the same input: a uint8 ``N x C x size x size`` batch with the
 normalisation inside the model (the exported-model contract of ``geodistill.deploy``).
 """
+
 from __future__ import annotations
 
 import math
@@ -81,9 +82,14 @@ def _in_channels(model: nn.Module) -> int:
 
 
 # ---------------------------------------------------------------- timing
-def time_calls(fn: Callable[[], Any], *, warmup: int = 3, repeats: int = 20,
-               max_seconds: float | None = None, clock: Callable[[], float] = time.perf_counter
-               ) -> list[float]:
+def time_calls(
+    fn: Callable[[], Any],
+    *,
+    warmup: int = 3,
+    repeats: int = 20,
+    max_seconds: float | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> list[float]:
     """Seconds taken by each of ``repeats`` calls of ``fn()`` after ``warmup`` untimed calls.
 
     With ``max_seconds``, stops early once the timed calls have used that budget (at least 3
@@ -114,9 +120,17 @@ def measure_throughput(fn: Callable[[], Any], batch: int, **kw) -> float:
     return batch / statistics.median(time_calls(fn, **kw))
 
 
-def runtime_cost(run: Callable[[np.ndarray], Any], in_channels: int, size: int,
-                 batches: Sequence[int] = (1, 32), *, warmup: int = 3, repeats: int = 20,
-                 max_seconds: float | None = None, seed: int = 0) -> dict:
+def runtime_cost(
+    run: Callable[[np.ndarray], Any],
+    in_channels: int,
+    size: int,
+    batches: Sequence[int] = (1, 32),
+    *,
+    warmup: int = 3,
+    repeats: int = 20,
+    max_seconds: float | None = None,
+    seed: int = 0,
+) -> dict:
     """Latency (ms, at ``batches[0]``) and throughput (img/s, at ``batches[-1]``) of ``run``.
 
     ``run`` takes a uint8 ``N x C x size x size`` numpy batch (random pixels, fixed seed).
@@ -127,14 +141,23 @@ def runtime_cost(run: Callable[[np.ndarray], Any], in_channels: int, size: int,
     x_thr = rng.integers(0, 256, (b_thr, in_channels, size, size), dtype=np.uint8)
     kw = dict(warmup=warmup, repeats=repeats, max_seconds=max_seconds)
     return {
-        "latency_ms": measure_latency(lambda: run(x_lat), **kw), "latency_batch": b_lat,
-        "throughput": measure_throughput(lambda: run(x_thr), b_thr, **kw), "throughput_batch": b_thr,
+        "latency_ms": measure_latency(lambda: run(x_lat), **kw),
+        "latency_batch": b_lat,
+        "throughput": measure_throughput(lambda: run(x_thr), b_thr, **kw),
+        "throughput_batch": b_thr,
     }
 
 
-def torch_cost(model: nn.Module, size: int, batches: Sequence[int] = (1, 32), *,
-               in_channels: int | None = None, normalizer: dict | None = None,
-               timing: bool = True, **kw) -> dict:
+def torch_cost(
+    model: nn.Module,
+    size: int,
+    batches: Sequence[int] = (1, 32),
+    *,
+    in_channels: int | None = None,
+    normalizer: dict | None = None,
+    timing: bool = True,
+    **kw,
+) -> dict:
     """The cost figures of a PyTorch model in eager mode (what ``geodistill run`` reports).
 
     Returns ``params, flops, size_bytes`` and, with ``timing``, ``latency_ms, latency_batch,
@@ -144,8 +167,7 @@ def torch_cost(model: nn.Module, size: int, batches: Sequence[int] = (1, 32), *,
     from geodistill.deploy.runtime import torch_runner, with_preprocessing
 
     c = in_channels or _in_channels(model)
-    row = {"params": count_params(model), "flops": count_flops(model, size, c),
-           "size_bytes": state_dict_bytes(model)}
+    row = {"params": count_params(model), "flops": count_flops(model, size, c), "size_bytes": state_dict_bytes(model)}
     if timing:
         was_training = model.training
         try:
@@ -175,10 +197,19 @@ def _resolve(item: Any) -> tuple[str, nn.Module, dict]:
     return str(name), model.eval(), meta
 
 
-def profile_models(items: Iterable[Any], size: int = 64, batches: Sequence[int] = (1, 32),
-                   runtimes: Sequence[str] = RUNTIMES, *, calib: np.ndarray | None = None,
-                   warmup: int = 3, repeats: int = 20, max_seconds: float | None = None,
-                   threads: int | None = None, workdir: str | Path | None = None) -> list[dict]:
+def profile_models(
+    items: Iterable[Any],
+    size: int = 64,
+    batches: Sequence[int] = (1, 32),
+    runtimes: Sequence[str] = RUNTIMES,
+    *,
+    calib: np.ndarray | None = None,
+    warmup: int = 3,
+    repeats: int = 20,
+    max_seconds: float | None = None,
+    threads: int | None = None,
+    workdir: str | Path | None = None,
+) -> list[dict]:
     """One cost row per (model, runtime); every model is profiled at ``size`` px.
 
     ``items``: checkpoint paths, ``nn.Module``s or ``(name, module)`` pairs. Runtimes: ``torch``
@@ -207,8 +238,11 @@ def profile_models(items: Iterable[Any], size: int = 64, batches: Sequence[int] 
     finally:
         torch.set_num_threads(torch_threads)
     if any(r.get("calibration") == "random" for r in rows):
-        warnings.warn("int8 models were calibrated on random pixels (no calibration images given): "
-                      "their speed and size are representative, their accuracy is not.", GeodistillWarning)
+        warnings.warn(
+            "int8 models were calibrated on random pixels (no calibration images given): "
+            "their speed and size are representative, their accuracy is not.",
+            GeodistillWarning,
+        )
     return rows
 
 
@@ -220,8 +254,13 @@ def _profile(items, size, batches, runtimes, calib, threads, workdir, kw) -> lis
             name, model, meta = _resolve(item)
             c = int(meta.get("in_channels") or _in_channels(model))
             normalizer = meta.get("normalizer")
-            base = {"name": name, "arch": getattr(model, "arch", type(model).__name__),
-                    "size": size, "params": count_params(model), "flops": count_flops(model, size, c)}
+            base = {
+                "name": name,
+                "arch": getattr(model, "arch", type(model).__name__),
+                "size": size,
+                "params": count_params(model),
+                "flops": count_flops(model, size, c),
+            }
             wrapped = None
             onnx_path = None
             for runtime in runtimes:
@@ -235,12 +274,17 @@ def _profile(items, size, batches, runtimes, calib, threads, workdir, kw) -> lis
                 else:
                     from geodistill.deploy.export import export_onnx
                     from geodistill.deploy.quantize import quantize_onnx
-                    from geodistill.deploy.runtime import onnx_session, onnx_runner
+                    from geodistill.deploy.runtime import onnx_runner, onnx_session
 
                     if onnx_path is None:
-                        onnx_path = export_onnx(model, Path(tmp) / f"{i}.onnx", size=size,
-                                                in_channels=c, normalizer=normalizer,
-                                                meta={"arch": base["arch"]})
+                        onnx_path = export_onnx(
+                            model,
+                            Path(tmp) / f"{i}.onnx",
+                            size=size,
+                            in_channels=c,
+                            normalizer=normalizer,
+                            meta={"arch": base["arch"]},
+                        )
                     path = onnx_path
                     if runtime == "onnx-int8":
                         images = calib
@@ -260,13 +304,13 @@ def compression(teacher_row: dict, student_row: dict) -> dict:
     """How many times smaller/faster the student is: teacher / student for ``params, flops,
     size_bytes, latency_ms``, student / teacher for ``throughput`` (so > 1 always means the
     student is cheaper). A ratio with a zero or missing operand is ``None``."""
+
     def ratio(a: Any, b: Any) -> float | None:
         if a is None or b is None or b == 0:
             return None
         return float(a) / float(b)
 
-    out = {k: ratio(teacher_row.get(k), student_row.get(k))
-           for k in ("params", "flops", "size_bytes", "latency_ms")}
+    out = {k: ratio(teacher_row.get(k), student_row.get(k)) for k in ("params", "flops", "size_bytes", "latency_ms")}
     out["throughput"] = ratio(student_row.get("throughput"), teacher_row.get("throughput"))
     out["teacher"] = teacher_row.get("name")
     out["student"] = student_row.get("name")
@@ -300,12 +344,18 @@ def format_profile(rows: Sequence[dict]) -> str:
             runtime += " (random calib.)"
         lat = r.get("latency_ms")
         thr = r.get("throughput")
-        lines.append([
-            str(r.get("name", "")), runtime, str(r.get("size", "")), _human(r.get("params")),
-            _human(r.get("flops")), _human(r.get("size_bytes"), "B"),
-            "-" if lat is None else f"{lat:.2f} ms (b={r.get('latency_batch', 1)})",
-            "-" if thr is None else f"{thr:.1f} img/s (b={r.get('throughput_batch', '?')})",
-        ])
+        lines.append(
+            [
+                str(r.get("name", "")),
+                runtime,
+                str(r.get("size", "")),
+                _human(r.get("params")),
+                _human(r.get("flops")),
+                _human(r.get("size_bytes"), "B"),
+                "-" if lat is None else f"{lat:.2f} ms (b={r.get('latency_batch', 1)})",
+                "-" if thr is None else f"{thr:.1f} img/s (b={r.get('throughput_batch', '?')})",
+            ]
+        )
     return _table(header, lines)
 
 
@@ -313,6 +363,16 @@ def format_compression(ratios: Sequence[dict]) -> str:
     """A Markdown table of ``compression`` results (ratios printed as ``12.3x``)."""
     x = lambda v: "-" if v is None else f"{v:.1f}x"  # noqa: E731
     header = ["teacher -> student", "runtime", "params", "FLOPs", "size", "latency", "throughput"]
-    lines = [[f"{r.get('teacher')} -> {r.get('student')}", str(r.get("runtime", "")), x(r["params"]),
-              x(r["flops"]), x(r["size_bytes"]), x(r["latency_ms"]), x(r["throughput"])] for r in ratios]
+    lines = [
+        [
+            f"{r.get('teacher')} -> {r.get('student')}",
+            str(r.get("runtime", "")),
+            x(r["params"]),
+            x(r["flops"]),
+            x(r["size_bytes"]),
+            x(r["latency_ms"]),
+            x(r["throughput"]),
+        ]
+        for r in ratios
+    ]
     return _table(header, lines)

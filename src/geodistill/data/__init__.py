@@ -1,8 +1,8 @@
 """Data layer: dataset registry, ImageStore (decode once, cache, memory-map), splits, transforms.
 
-    ds = load_dataset("folder", "path/to/classes", size=64)   # uint8 N x C x 64 x 64
-    split = make_split(ds.labels, (0.6, 0.2, 0.2), seed=0)
-    x = transforms.apply_view(torch.from_numpy(ds.images[split.train[:32]]), views)
+ds = load_dataset("folder", "path/to/classes", size=64)   # uint8 N x C x 64 x 64
+split = make_split(ds.labels, (0.6, 0.2, 0.2), seed=0)
+x = transforms.apply_view(torch.from_numpy(ds.images[split.train[:32]]), views)
 """
 
 from geodistill.data import transforms

@@ -35,11 +35,7 @@ def _visible_dirs(folder: Path) -> list[Path]:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError:
         return []
-    return [
-        Path(e.path)
-        for e in entries
-        if e.is_dir() and not e.name.startswith(".") and e.name not in _SKIP_NAMES
-    ]
+    return [Path(e.path) for e in entries if e.is_dir() and not e.name.startswith(".") and e.name not in _SKIP_NAMES]
 
 
 def _class_map(spec: DatasetSpec, folder: Path) -> dict[str, Path]:

@@ -131,7 +131,7 @@ def _decode(path: Path, size: int, notes: set[str]) -> np.ndarray:
             raw = _read_tiff(path, tifffile)
         except UnreadableImage:
             raise
-        except Exception:  # noqa: BLE001 - e.g. a codec tifffile lacks: let Pillow try
+        except Exception:
             raw = None
         if raw is not None:
             multispectral = raw.shape[2] > 4
@@ -158,9 +158,7 @@ def _decode(path: Path, size: int, notes: set[str]) -> np.ndarray:
         return _pil_to_array(im, size, notes)
 
 
-def _match_channels(
-    a: np.ndarray, channels: int, rgb_bands: tuple[int, int, int], path: Path
-) -> np.ndarray:
+def _match_channels(a: np.ndarray, channels: int, rgb_bands: tuple[int, int, int], path: Path) -> np.ndarray:
     bands = a.shape[2]
     if bands == channels:
         return a
@@ -195,7 +193,7 @@ def read_image(
         a = _decode(path, size, notes)
     except (GeodistillError, UnreadableImage):
         raise
-    except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad files
+    except Exception as exc:
         raise UnreadableImage(f"{type(exc).__name__}: {exc}") from None
     a = _match_channels(a, channels, rgb_bands, path)
     if channels == 1:
@@ -219,5 +217,5 @@ def band_count(path: str | Path) -> int:
             if spp > 4:
                 return int(spp)
             return 1 if im.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F") else 3
-    except Exception:  # noqa: BLE001 - unreadable files are reported by the decoder later
+    except Exception:
         return 3

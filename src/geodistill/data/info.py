@@ -36,8 +36,14 @@ def data_info(
     """
     spec = get_spec(name)
     ds = load_dataset(
-        spec.name, root, size=size, channels=channels, cache_dir=cache_dir, strict=strict,
-        n_per_class=n_per_class, seed=seed,
+        spec.name,
+        root,
+        size=size,
+        channels=channels,
+        cache_dir=cache_dir,
+        strict=strict,
+        n_per_class=n_per_class,
+        seed=seed,
     )
     split = make_split(ds.labels, fractions, seed, classes=ds.classes)
     counts = ds.class_counts()
@@ -50,9 +56,7 @@ def data_info(
         "num_classes": ds.num_classes,
         "num_images": len(ds),
         "counts": {c: int(k) for c, k in zip(ds.classes, counts)},
-        "split_counts": {
-            c: {s: int(per_split[s][i]) for s in SPLIT_NAMES} for i, c in enumerate(ds.classes)
-        },
+        "split_counts": {c: {s: int(per_split[s][i]) for s in SPLIT_NAMES} for i, c in enumerate(ds.classes)},
         "split_totals": {s: int(len(split[s])) for s in SPLIT_NAMES},
         "size": ds.size,
         "channels": ds.channels,
@@ -128,8 +132,9 @@ def preview(
     if per_class < 1:
         raise GeodistillError(f"per_class={per_class} is invalid: pass at least 1 sample per class.")
     spec = get_spec(name)
-    ds = load_dataset(spec.name, root, size=size, channels=channels, cache_dir=cache_dir,
-                      n_per_class=n_per_class, seed=seed)
+    ds = load_dataset(
+        spec.name, root, size=size, channels=channels, cache_dir=cache_dir, n_per_class=n_per_class, seed=seed
+    )
     rng = np.random.Generator(np.random.PCG64(seed))
     draw_probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     label_w = 8 + max(int(draw_probe.textlength(c)) for c in ds.classes)

@@ -106,12 +106,10 @@ def _warn_skipped(skipped: list[str], root: Path | None) -> None:
         )
 
 
-def cache_key(spec_name: str, files: FileList, digests: list[tuple[int, str]], size: int,
-              channels: int) -> str:
+def cache_key(spec_name: str, files: FileList, digests: list[tuple[int, str]], size: int, channels: int) -> str:
     """SHA-256 over format, name, size, channels, classes and (path, label, bytes, sha256)."""
     h = hashlib.sha256()
-    head = {"format": CACHE_FORMAT, "name": spec_name, "size": size, "channels": channels,
-            "classes": files.classes}
+    head = {"format": CACHE_FORMAT, "name": spec_name, "size": size, "channels": channels, "classes": files.classes}
     h.update(json.dumps(head, sort_keys=True).encode())
     for p, lab, (nbytes, digest) in zip(files.paths, files.labels.tolist(), digests):
         h.update(f"\n{p}\t{lab}\t{nbytes}\t{digest}".encode())
@@ -134,8 +132,12 @@ def _open_entry(entry: Path, key: str) -> tuple[np.ndarray, dict] | None:
 
 
 def _decode_all(
-    files: FileList, size: int, channels: int, rgb_bands: tuple[int, int, int],
-    out: np.ndarray, strict: bool,
+    files: FileList,
+    size: int,
+    channels: int,
+    rgb_bands: tuple[int, int, int],
+    out: np.ndarray,
+    strict: bool,
 ) -> tuple[list[int], dict[str, list[str]]]:
     """Decode every file into ``out``; return indices of unreadable files and conversion notes."""
     bad: list[int] = []
@@ -174,7 +176,12 @@ def _remove_stale_temps(entry: Path, max_age_s: float = 6 * 3600) -> None:
 
 
 def _build_entry(
-    entry: Path, key: str, spec: DatasetSpec, files: FileList, size: int, channels: int,
+    entry: Path,
+    key: str,
+    spec: DatasetSpec,
+    files: FileList,
+    size: int,
+    channels: int,
     strict: bool,
 ) -> None:
     _remove_stale_temps(entry)
@@ -189,8 +196,7 @@ def _build_entry(
         labels = files.labels[keep]
         if len(keep) == 0:
             raise GeodistillError(
-                f"No image under '{files.root}' could be read: check that the files are "
-                "JPEG/PNG/TIFF images."
+                f"No image under '{files.root}' could be read: check that the files are JPEG/PNG/TIFF images."
             )
         empty = [c for c, k in zip(files.classes, np.bincount(labels, minlength=len(files.classes))) if k == 0]
         if empty:
@@ -211,10 +217,17 @@ def _build_entry(
             images.flush()
             del images
         meta = {
-            "format": CACHE_FORMAT, "key": key, "name": spec.name, "size": size,
-            "channels": channels, "classes": files.classes, "root": str(files.root),
-            "paths": [files.paths[i] for i in keep], "labels": labels.tolist(),
-            "skipped": [files.paths[i] for i in bad], "notes": notes,
+            "format": CACHE_FORMAT,
+            "key": key,
+            "name": spec.name,
+            "size": size,
+            "channels": channels,
+            "classes": files.classes,
+            "root": str(files.root),
+            "paths": [files.paths[i] for i in keep],
+            "labels": labels.tolist(),
+            "skipped": [files.paths[i] for i in bad],
+            "notes": notes,
         }
         (tmp / "meta.json").write_text(json.dumps(meta))
         if entry.exists():  # a stale or broken entry under the same name: replace it
@@ -242,8 +255,13 @@ def _check_size(size: int) -> None:
 
 
 def load_folder_dataset(
-    spec: DatasetSpec, root: str | Path | None, *, size: int, channels: int | None,
-    cache_dir: Path | None, strict: bool,
+    spec: DatasetSpec,
+    root: str | Path | None,
+    *,
+    size: int,
+    channels: int | None,
+    cache_dir: Path | None,
+    strict: bool,
 ) -> ImageSet:
     """Load a folder-per-class dataset through the on-disk cache (see module docstring)."""
     files = list_files(spec, root)
@@ -315,7 +333,9 @@ def load_dataset(
         from geodistill.data.synthetic import synthetic_imageset
 
         return synthetic_imageset(
-            n_per_class=200 if n_per_class is None else n_per_class, seed=seed, size=size,
+            n_per_class=200 if n_per_class is None else n_per_class,
+            seed=seed,
+            size=size,
             channels=3 if channels is None else channels,
         )
     if download and root is not None and spec.downloader is not None:
@@ -323,7 +343,4 @@ def load_dataset(
             list_files(spec, root)
         except GeodistillError:
             download_dataset(spec.name, root)
-    return load_folder_dataset(
-        spec, root, size=size, channels=channels, cache_dir=cache_dir, strict=strict
-    )
-
+    return load_folder_dataset(spec, root, size=size, channels=channels, cache_dir=cache_dir, strict=strict)

@@ -220,8 +220,14 @@ def _farmland(rng, n, h):
     salt = rng.integers(0, 1 << 30, n)[:, None, None]
     r = _hash01(fi, fj, salt)
     crops = np.array(
-        [[0.45, 0.58, 0.25], [0.70, 0.64, 0.38], [0.52, 0.40, 0.28], [0.35, 0.50, 0.22], [0.62, 0.55, 0.30],
-         [0.66, 0.56, 0.42]],
+        [
+            [0.45, 0.58, 0.25],
+            [0.70, 0.64, 0.38],
+            [0.52, 0.40, 0.28],
+            [0.35, 0.50, 0.22],
+            [0.62, 0.55, 0.30],
+            [0.66, 0.56, 0.42],
+        ],
         np.float32,
     )
     col = crops[(r * len(crops)).astype(np.int64)]
@@ -249,8 +255,14 @@ def _bare_land(rng, n, h):
 
 
 _ROOFS = np.array(
-    [[0.62, 0.30, 0.25], [0.55, 0.55, 0.55], [0.42, 0.30, 0.25], [0.70, 0.68, 0.64], [0.35, 0.35, 0.40],
-     [0.72, 0.45, 0.32]],
+    [
+        [0.62, 0.30, 0.25],
+        [0.55, 0.55, 0.55],
+        [0.42, 0.30, 0.25],
+        [0.70, 0.68, 0.64],
+        [0.35, 0.35, 0.40],
+        [0.72, 0.45, 0.32],
+    ],
     np.float32,
 )
 
@@ -308,8 +320,9 @@ def _highway(rng, n, h):
 def _industrial(rng, n, h):
     u, v = _coords(n, h, rng)
     img = _shade(_fbm(rng, n, h), _colour(rng, n, (0.55, 0.54, 0.52), 0.05), 0.25)
-    palette = np.array([[0.80, 0.80, 0.80], [0.62, 0.64, 0.66], [0.45, 0.55, 0.68], [0.70, 0.66, 0.60],
-                        [0.40, 0.40, 0.42]], np.float32)
+    palette = np.array(
+        [[0.80, 0.80, 0.80], [0.62, 0.64, 0.66], [0.45, 0.55, 0.68], [0.70, 0.66, 0.60], [0.40, 0.40, 0.42]], np.float32
+    )
     mask, col = _houses(rng, n, h, u, v, _u(rng, 9.0, 22.0, n), _u(rng, 0.6, 0.9, n), _u(rng, 0.55, 0.95, n), palette)
     img = _paint(img, mask, col)
     lots = _stripes(u, _u(rng, 1.6, 2.4, n), 0) * _patch_mask(rng, n, h, (0.0, 0.15))
@@ -376,8 +389,9 @@ def resize_batch(images: Array, size: int) -> Array:
     return out
 
 
-def synthetic_imageset(n_per_class: int = 200, seed: int = 0, size: int = 32, channels: int = 3,
-                       base_size: int = BASE_SIZE):
+def synthetic_imageset(
+    n_per_class: int = 200, seed: int = 0, size: int = 32, channels: int = 3, base_size: int = BASE_SIZE
+):
     """The synthetic dataset as an ImageSet (in memory, ``cache_path`` None)."""
     from geodistill.data.store import ImageSet
 
@@ -391,5 +405,6 @@ def synthetic_imageset(n_per_class: int = 200, seed: int = 0, size: int = 32, ch
     paths = [f"{c}/{i}" for c in classes for i in counts]
     tag = f"synthetic|v{GENERATOR_VERSION}|n={n_per_class}|seed={seed}|base={base_size}|size={size}|ch={channels}"
     key = hashlib.sha256(tag.encode()).hexdigest()
-    return ImageSet(images=images, labels=labels, classes=classes, paths=paths, key=key,
-                    name="synthetic", cache_path=None)
+    return ImageSet(
+        images=images, labels=labels, classes=classes, paths=paths, key=key, name="synthetic", cache_path=None
+    )

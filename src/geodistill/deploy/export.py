@@ -13,6 +13,7 @@ these CNNs in a fraction of a second with a dynamic batch axis; the ``torch.expo
 exporter (opset 18) is the fallback when it fails. ``int8=True`` adds ONNX Runtime static
 quantisation (``geodistill.deploy.quantize``) calibrated on training-split images.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,22 +31,41 @@ from torch import nn
 
 from geodistill import __version__
 from geodistill.atomic import write_bytes
-from geodistill.deploy.runtime import (INPUT_CONVENTION, INPUT_NAME, OUTPUT_NAME, TORCHSCRIPT_META,
-                                       Preprocessed, import_optional, load_runner, onnx_session,
-                                       set_metadata, with_preprocessing)
+from geodistill.deploy.runtime import (
+    INPUT_CONVENTION,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    TORCHSCRIPT_META,
+    Preprocessed,
+    import_optional,
+    load_runner,
+    onnx_session,
+    set_metadata,
+    with_preprocessing,
+)
 from geodistill.errors import GeodistillError, GeodistillWarning
 
 FORMATS = {"onnx": (".onnx",), "torchscript": (".pt", ".pth")}
 ONNX_OPSET = 17
 
 
-def build_metadata(*, arch: str, classes: list[str], size: int, in_channels: int,
-                   normalizer: dict | None, **extra: Any) -> dict:
+def build_metadata(
+    *, arch: str, classes: list[str], size: int, in_channels: int, normalizer: dict | None, **extra: Any
+) -> dict:
     """The metadata dict stored in exported files (JSON-able)."""
-    meta = {"arch": arch, "classes": list(classes), "num_classes": len(classes), "size": int(size),
-            "in_channels": int(in_channels), "normalizer": normalizer, "input": INPUT_CONVENTION,
-            "input_name": INPUT_NAME, "output_name": OUTPUT_NAME, "quantization": None,
-            "geodistill_version": __version__}
+    meta = {
+        "arch": arch,
+        "classes": list(classes),
+        "num_classes": len(classes),
+        "size": int(size),
+        "in_channels": int(in_channels),
+        "normalizer": normalizer,
+        "input": INPUT_CONVENTION,
+        "input_name": INPUT_NAME,
+        "output_name": OUTPUT_NAME,
+        "quantization": None,
+        "geodistill_version": __version__,
+    }
     meta.update(extra)
     return meta
 
@@ -79,31 +99,54 @@ def _onnx_proto(wrapped: nn.Module, example: torch.Tensor):
         try:
             buf = io.BytesIO()
             with _quiet_output():
-                torch.onnx.export(wrapped, (example,), buf, input_names=[INPUT_NAME],
-                                  output_names=[OUTPUT_NAME], opset_version=ONNX_OPSET,
-                                  dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                                  do_constant_folding=True, dynamo=False)
+                torch.onnx.export(
+                    wrapped,
+                    (example,),
+                    buf,
+                    input_names=[INPUT_NAME],
+                    output_names=[OUTPUT_NAME],
+                    opset_version=ONNX_OPSET,
+                    dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                    do_constant_folding=True,
+                    dynamo=False,
+                )
             return onnx.load_from_string(buf.getvalue())
-        except Exception as legacy_error:  # noqa: BLE001 - try the other exporter before giving up
+        except Exception as legacy_error:
             try:
                 batch = torch.export.Dim("batch", min=1)
-                program = torch.onnx.export(wrapped, (example,), input_names=[INPUT_NAME],
-                                            output_names=[OUTPUT_NAME], opset_version=18,
-                                            dynamic_shapes={"x": {0: batch}}, dynamo=True,
-                                            verbose=False)
+                program = torch.onnx.export(
+                    wrapped,
+                    (example,),
+                    input_names=[INPUT_NAME],
+                    output_names=[OUTPUT_NAME],
+                    opset_version=18,
+                    dynamic_shapes={"x": {0: batch}},
+                    dynamo=True,
+                    verbose=False,
+                )
                 return program.model_proto
-            except Exception as e:  # noqa: BLE001
-                raise GeodistillError(f"torch.onnx.export cannot export this model ({type(legacy_error).__name__}: {str(legacy_error).splitlines()[0][:150]}; dynamo exporter: {type(e).__name__}); export it with --format torchscript instead.") from None
+            except Exception as e:
+                raise GeodistillError(
+                    f"torch.onnx.export cannot export this model ({type(legacy_error).__name__}: {str(legacy_error).splitlines()[0][:150]}; dynamo exporter: {type(e).__name__}); export it with --format torchscript instead."
+                ) from None
 
 
 def _example(in_channels: int, size: int, batch: int = 2) -> torch.Tensor:
-    return torch.randint(0, 256, (batch, in_channels, size, size), dtype=torch.uint8,
-                         generator=torch.Generator().manual_seed(0))
+    return torch.randint(
+        0, 256, (batch, in_channels, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
 
 
-def export_onnx(model: nn.Module, path: str | Path, *, size: int, in_channels: int,
-                normalizer: dict | None = None, classes: list[str] | None = None,
-                meta: dict | None = None) -> Path:
+def export_onnx(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    size: int,
+    in_channels: int,
+    normalizer: dict | None = None,
+    classes: list[str] | None = None,
+    meta: dict | None = None,
+) -> Path:
     """Write ``model`` with its preprocessing as an ONNX file (atomically); returns the path.
 
     ``classes`` default to ``class_0..class_{K-1}``; ``meta`` adds/overrides metadata keys.
@@ -115,8 +158,13 @@ def export_onnx(model: nn.Module, path: str | Path, *, size: int, in_channels: i
     proto = _onnx_proto(wrapped, _example(in_channels, size))
     num_classes = int(wrapped(_example(in_channels, size, 1)).shape[1]) if classes is None else len(classes)
     classes = classes or [f"class_{i}" for i in range(num_classes)]
-    info = build_metadata(arch=getattr(model, "arch", type(model).__name__), classes=classes,
-                          size=size, in_channels=in_channels, normalizer=normalizer)
+    info = build_metadata(
+        arch=getattr(model, "arch", type(model).__name__),
+        classes=classes,
+        size=size,
+        in_channels=in_channels,
+        normalizer=normalizer,
+    )
     info.update(meta or {})
     set_metadata(proto, info)
     proto.doc_string = f"geodistill {info['arch']}: {INPUT_CONVENTION}"
@@ -125,9 +173,16 @@ def export_onnx(model: nn.Module, path: str | Path, *, size: int, in_channels: i
     return path
 
 
-def export_torchscript(model: nn.Module, path: str | Path, *, size: int, in_channels: int,
-                       normalizer: dict | None = None, classes: list[str] | None = None,
-                       meta: dict | None = None) -> Path:
+def export_torchscript(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    size: int,
+    in_channels: int,
+    normalizer: dict | None = None,
+    classes: list[str] | None = None,
+    meta: dict | None = None,
+) -> Path:
     """Write ``model`` with its preprocessing as a traced TorchScript file (atomically)."""
     import json
 
@@ -140,8 +195,13 @@ def export_torchscript(model: nn.Module, path: str | Path, *, size: int, in_chan
         traced = torch.jit.trace(wrapped, (example,))
         num_classes = int(wrapped(example).shape[1]) if classes is None else len(classes)
         classes = classes or [f"class_{i}" for i in range(num_classes)]
-        info = build_metadata(arch=getattr(model, "arch", type(model).__name__), classes=classes,
-                              size=size, in_channels=in_channels, normalizer=normalizer)
+        info = build_metadata(
+            arch=getattr(model, "arch", type(model).__name__),
+            classes=classes,
+            size=size,
+            in_channels=in_channels,
+            normalizer=normalizer,
+        )
         info.update(meta or {})
         buf = io.BytesIO()
         torch.jit.save(traced, buf, _extra_files={TORCHSCRIPT_META: json.dumps(info)})
@@ -182,23 +242,37 @@ def _dataset(data: Any, root: Any, meta: dict, size: int, in_channels: int, need
             name = cfg["dataset"] if from_config else str(data)
             root = root if root is not None else (cfg.get("root") if from_config else None)
             cache = cfg.get("cache_dir") if from_config else None
-            ds = load_dataset(name, root, size=size, channels=in_channels,
-                              cache_dir=Path(cache) if cache else None)
+            ds = load_dataset(name, root, size=size, channels=in_channels, cache_dir=Path(cache) if cache else None)
     except GeodistillError as e:
         if not from_config:
             raise
-        warnings.warn(f"The training data of this checkpoint could not be loaded, so int8 accuracy is not measured: {e}", GeodistillWarning)
+        warnings.warn(
+            f"The training data of this checkpoint could not be loaded, so int8 accuracy is not measured: {e}",
+            GeodistillWarning,
+        )
         return None
     images = np.asarray(ds.images)
     if images.shape[1:] != (in_channels, size, size):
-        raise GeodistillError(f"The dataset images are {images.shape[1]} x {images.shape[2]} x {images.shape[3]} but the export needs {in_channels} x {size} x {size}; load the dataset with size={size}.")
+        raise GeodistillError(
+            f"The dataset images are {images.shape[1]} x {images.shape[2]} x {images.shape[3]} but the export needs {in_channels} x {size} x {size}; load the dataset with size={size}."
+        )
     split = make_split(np.asarray(ds.labels), fractions=fractions, seed=seed)
     return images, np.asarray(ds.labels), split
 
 
-def export(ckpt: str | Path, format: str = "onnx", *, int8: bool = False, size: int | None = None,
-           out: str | Path | None = None, data: Any = None, root: str | Path | None = None,
-           calib_count: int = 256, check_count: int = 8, tolerance: float = 1e-3) -> dict:
+def export(
+    ckpt: str | Path,
+    format: str = "onnx",
+    *,
+    int8: bool = False,
+    size: int | None = None,
+    out: str | Path | None = None,
+    data: Any = None,
+    root: str | Path | None = None,
+    calib_count: int = 256,
+    check_count: int = 8,
+    tolerance: float = 1e-3,
+) -> dict:
     """Export checkpoint ``ckpt`` to ONNX or TorchScript and verify the result.
 
     ``size``: the input size baked into the graph (default: the checkpoint's training size);
@@ -222,16 +296,25 @@ def export(ckpt: str | Path, format: str = "onnx", *, int8: bool = False, size: 
     ckpt = Path(ckpt)
     out = Path(out) if out is not None else _default_out(ckpt, format, int8)
     if out.suffix.lower() not in FORMATS[format]:
-        raise GeodistillError(f"Output {out} must end in {' or '.join(FORMATS[format])} for format {format}, so predict can recognise it.")
+        raise GeodistillError(
+            f"Output {out} must end in {' or '.join(FORMATS[format])} for format {format}, so predict can recognise it."
+        )
     model, meta = load_classifier(ckpt)
     c, trained = int(meta["in_channels"]), int(meta["size"])
     size = int(size or trained)
     if size != trained:
-        warnings.warn(f"{ckpt} was trained at {trained} px but is exported at {size} px; its accuracy at {size} px is untested.", GeodistillWarning)
+        warnings.warn(
+            f"{ckpt} was trained at {trained} px but is exported at {size} px; its accuracy at {size} px is untested.",
+            GeodistillWarning,
+        )
     normalizer = meta.get("normalizer")
     wrapped = with_preprocessing(model, normalizer, c).eval()
-    extra = {"arch": meta["arch"], "trained_size": trained, "source": ckpt.name,
-             "metrics": {k: v for k, v in (meta.get("metrics") or {}).items() if isinstance(v, (int, float, str))}}
+    extra = {
+        "arch": meta["arch"],
+        "trained_size": trained,
+        "source": ckpt.name,
+        "metrics": {k: v for k, v in (meta.get("metrics") or {}).items() if isinstance(v, (int, float, str))},
+    }
     kw = dict(size=size, in_channels=c, normalizer=normalizer, classes=list(meta["classes"]), meta=extra)
 
     found = _dataset(data, root, meta, size, c, need=int8)
@@ -245,9 +328,16 @@ def export(ckpt: str | Path, format: str = "onnx", *, int8: bool = False, size: 
     with torch.inference_mode():
         ref = wrapped(torch.from_numpy(check)).float().numpy()
 
-    result: dict = {"format": format, "int8": int8, "size": size, "classes": list(meta["classes"]),
-                    "check_images": "test split" if from_test else "random pixels",
-                    "calibration": None, "acc_fp32": None, "acc_int8": None}
+    result: dict = {
+        "format": format,
+        "int8": int8,
+        "size": size,
+        "classes": list(meta["classes"]),
+        "check_images": "test split" if from_test else "random pixels",
+        "calibration": None,
+        "acc_fp32": None,
+        "acc_int8": None,
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:
         fp32 = Path(tmp) / ("fp32.onnx" if format == "onnx" else "model.pt")
@@ -257,11 +347,15 @@ def export(ckpt: str | Path, format: str = "onnx", *, int8: bool = False, size: 
             got = np.concatenate([runner(check[:1]), runner(check[1:])]) if len(check) > 1 else runner(check)
         except GeodistillError:
             raise
-        except Exception as e:  # noqa: BLE001 - a file that cannot run is an export failure
-            raise GeodistillError(f"The exported {format} model of {ckpt} fails to run ({type(e).__name__}: {str(e).splitlines()[0][:150]}); nothing was written, try the other format.") from None
+        except Exception as e:
+            raise GeodistillError(
+                f"The exported {format} model of {ckpt} fails to run ({type(e).__name__}: {str(e).splitlines()[0][:150]}); nothing was written, try the other format."
+            ) from None
         result.update(compare_outputs(ref, got))
         if result["rel_diff"] > tolerance:
-            raise GeodistillError(f"The exported {format} model of {ckpt} differs from PyTorch by {result['max_abs_diff']:.3g} (relative {result['rel_diff']:.3g} > tolerance {tolerance}); nothing was written, try the other format.")
+            raise GeodistillError(
+                f"The exported {format} model of {ckpt} differs from PyTorch by {result['max_abs_diff']:.3g} (relative {result['rel_diff']:.3g} > tolerance {tolerance}); nothing was written, try the other format."
+            )
         if int8:
             _quantize_and_evaluate(fp32, out, result, found, calib_count, c, size, rng, ref, check)
         else:
@@ -271,8 +365,18 @@ def export(ckpt: str | Path, format: str = "onnx", *, int8: bool = False, size: 
     return result
 
 
-def _quantize_and_evaluate(fp32: Path, out: Path, result: dict, found, calib_count: int, c: int,
-                           size: int, rng, ref: np.ndarray, check: np.ndarray) -> None:
+def _quantize_and_evaluate(
+    fp32: Path,
+    out: Path,
+    result: dict,
+    found,
+    calib_count: int,
+    c: int,
+    size: int,
+    rng,
+    ref: np.ndarray,
+    check: np.ndarray,
+) -> None:
     """Quantise ``fp32`` into ``out`` and record int8 agreement and test accuracies in ``result``."""
     from geodistill.deploy.quantize import onnx_accuracy, onnx_predict_logits, quantize_onnx
 
@@ -283,13 +387,21 @@ def _quantize_and_evaluate(fp32: Path, out: Path, result: dict, found, calib_cou
     else:
         calib = rng.integers(0, 256, (min(calib_count, 32), c, size, size), dtype=np.uint8)
         result["calibration"] = "random pixels"
-        warnings.warn("int8 was calibrated on random pixels (no dataset given or found): pass the training data for representative int8 accuracy.", GeodistillWarning)
+        warnings.warn(
+            "int8 was calibrated on random pixels (no dataset given or found): pass the training data for representative int8 accuracy.",
+            GeodistillWarning,
+        )
     quantize_onnx(fp32, out, calib)
     q_session = onnx_session(out)
     q = onnx_predict_logits(q_session, check)
     cmp = compare_outputs(ref, q)
-    result.update({"int8_max_abs_diff": cmp["max_abs_diff"], "int8_top1_agreement": cmp["top1_agreement"],
-                   "fp32_size_bytes": fp32.stat().st_size})
+    result.update(
+        {
+            "int8_max_abs_diff": cmp["max_abs_diff"],
+            "int8_top1_agreement": cmp["top1_agreement"],
+            "fp32_size_bytes": fp32.stat().st_size,
+        }
+    )
     if found is not None and len(split.test):
         test_x = np.ascontiguousarray(images[np.sort(split.test)], dtype=np.uint8)
         test_y = labels[np.sort(split.test)]
@@ -297,21 +409,30 @@ def _quantize_and_evaluate(fp32: Path, out: Path, result: dict, found, calib_cou
         result["acc_int8"] = onnx_accuracy(q_session, test_x, test_y)
         result["test_images"] = int(len(test_y))
         if result["acc_fp32"] - result["acc_int8"] > 0.05:
-            warnings.warn(f"int8 loses {100 * (result['acc_fp32'] - result['acc_int8']):.1f} accuracy points on the test split; ship the fp32 model or calibrate on more images.", GeodistillWarning)
+            warnings.warn(
+                f"int8 loses {100 * (result['acc_fp32'] - result['acc_int8']):.1f} accuracy points on the test split; ship the fp32 model or calibrate on more images.",
+                GeodistillWarning,
+            )
 
 
 def describe_export(result: dict) -> str:
     """Human-readable summary lines of an ``export`` result (what the CLI prints)."""
-    lines = [f"wrote {result['path']} ({result['format']}{', int8' if result['int8'] else ''}, "
-             f"{result['size_bytes'] / 1e6:.2f} MB, input uint8 N x C x {result['size']} x {result['size']}, "
-             f"{len(result['classes'])} classes)",
-             f"fp32 check on {result['check_images']}: max |exported - torch| = {result['max_abs_diff']:.2e} "
-             f"(relative {result['rel_diff']:.2e}), top-1 agreement {100 * result['top1_agreement']:.0f}%"]
+    lines = [
+        f"wrote {result['path']} ({result['format']}{', int8' if result['int8'] else ''}, "
+        f"{result['size_bytes'] / 1e6:.2f} MB, input uint8 N x C x {result['size']} x {result['size']}, "
+        f"{len(result['classes'])} classes)",
+        f"fp32 check on {result['check_images']}: max |exported - torch| = {result['max_abs_diff']:.2e} "
+        f"(relative {result['rel_diff']:.2e}), top-1 agreement {100 * result['top1_agreement']:.0f}%",
+    ]
     if result["int8"]:
-        lines.append(f"int8 calibrated on {result['calibration']}: max |int8 - torch| = "
-                     f"{result['int8_max_abs_diff']:.3g}, top-1 agreement {100 * result['int8_top1_agreement']:.0f}%, "
-                     f"size {result['fp32_size_bytes'] / max(result['size_bytes'], 1):.1f}x smaller than fp32")
+        lines.append(
+            f"int8 calibrated on {result['calibration']}: max |int8 - torch| = "
+            f"{result['int8_max_abs_diff']:.3g}, top-1 agreement {100 * result['int8_top1_agreement']:.0f}%, "
+            f"size {result['fp32_size_bytes'] / max(result['size_bytes'], 1):.1f}x smaller than fp32"
+        )
         if result.get("acc_fp32") is not None:
-            lines.append(f"test accuracy ({result['test_images']} images): fp32 {100 * result['acc_fp32']:.2f}% -> "
-                         f"int8 {100 * result['acc_int8']:.2f}% ({100 * (result['acc_int8'] - result['acc_fp32']):+.2f} points)")
+            lines.append(
+                f"test accuracy ({result['test_images']} images): fp32 {100 * result['acc_fp32']:.2f}% -> "
+                f"int8 {100 * result['acc_int8']:.2f}% ({100 * (result['acc_int8'] - result['acc_fp32']):+.2f} points)"
+            )
     return "\n".join(lines)

@@ -7,6 +7,7 @@ resized (bilinear, antialiased, stretched to square, never cropped) to the model
 count cannot be mapped to the model's channels (e.g. an RGB photo into a 13-band model) becomes
 an error row with the reason; the other files are still predicted.
 """
+
 from __future__ import annotations
 
 import csv
@@ -44,9 +45,13 @@ def find_images(paths: str | Path | Iterable[str | Path]) -> list[Path]:
     seen: set[Path] = set()
     for p in map(Path, paths):
         if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file()
-                           and f.suffix.lower() in exts
-                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
+            files = sorted(
+                f
+                for f in p.rglob("*")
+                if f.is_file()
+                and f.suffix.lower() in exts
+                and not any(part.startswith(".") for part in f.relative_to(p).parts)
+            )
         elif p.is_file():
             files = [p]
         else:
@@ -72,16 +77,24 @@ def _decode(path: Path, runner: Runner) -> tuple[np.ndarray | None, str, str]:
     except GeodistillError as e:  # e.g. a band count that cannot be mapped to the model's channels
         bands = band_count(path)
         if bands != runner.in_channels:
-            return None, (f"wrong channel count: the image has {bands} bands but the model takes "
-                          f"{runner.in_channels} channels"), ""
+            return (
+                None,
+                (f"wrong channel count: the image has {bands} bands but the model takes {runner.in_channels} channels"),
+                "",
+            )
         return None, str(e), ""
     except OSError as e:
         return None, f"cannot open file ({e})", ""
     return image, "", ", ".join(sorted(notes))
 
 
-def predict(model_path: str | Path, paths: str | Path | Sequence[str | Path], top_k: int = 3,
-            batch_size: int = 64, out: str | Path | None = None) -> list[dict]:
+def predict(
+    model_path: str | Path,
+    paths: str | Path | Sequence[str | Path],
+    top_k: int = 3,
+    batch_size: int = 64,
+    out: str | Path | None = None,
+) -> list[dict]:
     """Top-k classes of every image in ``paths`` (files or folders, searched recursively).
 
     ``model_path``: a ``.ckpt`` checkpoint, an exported ``.onnx`` or a TorchScript ``.pt``.
@@ -98,18 +111,25 @@ def predict(model_path: str | Path, paths: str | Path | Sequence[str | Path], to
     runner = load_runner(model_path)
     files = find_images(paths)
     if not files:
-        raise GeodistillError(f"No image files found in {', '.join(map(str, [paths] if isinstance(paths, (str, Path)) else paths))}; pass JPEG, PNG or TIFF files or folders holding them.")
+        raise GeodistillError(
+            f"No image files found in {', '.join(map(str, [paths] if isinstance(paths, (str, Path)) else paths))}; pass JPEG, PNG or TIFF files or folders holding them."
+        )
     k = min(top_k, len(runner.classes))
     rows: list[dict] = []
     for start in range(0, len(files), batch_size):
-        chunk = files[start:start + batch_size]
+        chunk = files[start : start + batch_size]
         decoded = [_decode(f, runner) for f in chunk]
         ok = [i for i, (img, _, _) in enumerate(decoded) if img is not None]
         probs = runner.probabilities(np.stack([decoded[i][0] for i in ok])) if ok else None
         prob_of = {i: probs[j] for j, i in enumerate(ok)}
         for i, (f, (_, reason, notes)) in enumerate(zip(chunk, decoded)):
-            row = {"path": str(f), "status": "ok" if i in prob_of else "error", "reason": reason,
-                   "notes": notes, "predictions": []}
+            row = {
+                "path": str(f),
+                "status": "ok" if i in prob_of else "error",
+                "reason": reason,
+                "notes": notes,
+                "predictions": [],
+            }
             if i in prob_of:
                 p = prob_of[i]
                 order = np.argsort(-p, kind="stable")[:k]
@@ -130,8 +150,9 @@ def write_predictions(rows: list[dict], out: str | Path, top_k: int | None = Non
         k = top_k if top_k is not None else max((len(r["predictions"]) for r in rows), default=0)
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["path", "status", "reason", "notes"]
-                        + [c for j in range(1, k + 1) for c in (f"class_{j}", f"prob_{j}")])
+        writer.writerow(
+            ["path", "status", "reason", "notes"] + [c for j in range(1, k + 1) for c in (f"class_{j}", f"prob_{j}")]
+        )
         for r in rows:
             cells = [r["path"], r["status"], r["reason"], r["notes"]]
             for j in range(k):

@@ -11,6 +11,7 @@ travels inside the file: ONNX ``metadata_props`` (key ``geodistill`` holds the w
 keys ``classes``, ``size``, ``in_channels``, ``input`` repeat the main facts for other tools),
 TorchScript ``extra_files['geodistill.json']``.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,10 @@ from geodistill.errors import GeodistillError
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
-INPUT_CONVENTION = ("uint8 N x C x H x W, values 0..255, H = W = size, bands in training order; "
-                    "normalisation (x/255 - mean)/std is inside the model; output: logits")
+INPUT_CONVENTION = (
+    "uint8 N x C x H x W, values 0..255, H = W = size, bands in training order; "
+    "normalisation (x/255 - mean)/std is inside the model; output: logits"
+)
 META_KEY = "geodistill"
 TORCHSCRIPT_META = "geodistill.json"
 MODEL_SUFFIXES = {".ckpt": "checkpoint", ".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript"}
@@ -58,7 +61,9 @@ def normalizer_stats(normalizer: dict | None, in_channels: int) -> tuple[list[fl
     mean = mean * in_channels if len(mean) == 1 else mean
     std = std * in_channels if len(std) == 1 else std
     if len(mean) != in_channels or len(std) != in_channels:
-        raise GeodistillError(f"The normaliser has {len(mean)} means and {len(std)} stds but the model takes {in_channels} channels; the checkpoint is inconsistent, re-save it.")
+        raise GeodistillError(
+            f"The normaliser has {len(mean)} means and {len(std)} stds but the model takes {in_channels} channels; the checkpoint is inconsistent, re-save it."
+        )
     if min(std) <= 0:
         raise GeodistillError("The normaliser has a non-positive std; the checkpoint is corrupt, re-save it.")
     return mean, std
@@ -81,7 +86,7 @@ class Runner:
     """A loaded model: ``runner(uint8 N x C x size x size numpy) -> logits (float32 numpy)``."""
 
     path: Path
-    kind: str                  # "checkpoint", "onnx" or "torchscript"
+    kind: str  # "checkpoint", "onnx" or "torchscript"
     classes: list[str]
     size: int
     in_channels: int
@@ -98,9 +103,11 @@ class Runner:
 
 def torch_runner(module: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
     """Numpy-in, numpy-out call of a uint8-input torch module under ``inference_mode``."""
+
     def run(x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             return module(torch.from_numpy(x)).float().numpy()
+
     return run
 
 
@@ -113,8 +120,10 @@ def onnx_session(path: str | Path, threads: int | None = None):
         opts.intra_op_num_threads = threads
     try:
         return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as e:  # noqa: BLE001 - ORT raises its own exception types
-        raise GeodistillError(f"ONNX Runtime cannot load {path} ({str(e).splitlines()[0][:200]}); re-export it with 'geodistill export'.") from None
+    except Exception as e:
+        raise GeodistillError(
+            f"ONNX Runtime cannot load {path} ({str(e).splitlines()[0][:200]}); re-export it with 'geodistill export'."
+        ) from None
 
 
 def onnx_runner(session) -> Callable[[np.ndarray], np.ndarray]:
@@ -130,7 +139,9 @@ def import_optional(module: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise GeodistillError(f"This needs the optional package '{module}': run pip install 'geodistill[deploy]'.") from None
+        raise GeodistillError(
+            f"This needs the optional package '{module}': run pip install 'geodistill[deploy]'."
+        ) from None
 
 
 def get_metadata(model) -> dict:
@@ -171,8 +182,10 @@ def torchscript_load(path: str | Path) -> tuple[torch.jit.ScriptModule, dict]:
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated but still works
         try:
             module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-        except Exception as e:  # noqa: BLE001
-            raise GeodistillError(f"{path} is not a readable TorchScript file ({type(e).__name__}); re-export it with 'geodistill export --format torchscript'.") from None
+        except Exception as e:
+            raise GeodistillError(
+                f"{path} is not a readable TorchScript file ({type(e).__name__}); re-export it with 'geodistill export --format torchscript'."
+            ) from None
     raw = extra[TORCHSCRIPT_META]
     return module.eval(), (json.loads(raw) if raw else {})
 
@@ -180,7 +193,9 @@ def torchscript_load(path: str | Path) -> tuple[torch.jit.ScriptModule, dict]:
 def _require(meta: dict, path: Path) -> None:
     missing = [k for k in ("classes", "size", "in_channels") if k not in meta]
     if missing:
-        raise GeodistillError(f"{path} carries no geodistill metadata ({', '.join(missing)} missing); export it with 'geodistill export' so class names and size travel with it.")
+        raise GeodistillError(
+            f"{path} carries no geodistill metadata ({', '.join(missing)} missing); export it with 'geodistill export' so class names and size travel with it."
+        )
 
 
 def load_runner(path: str | Path) -> Runner:
@@ -188,7 +203,9 @@ def load_runner(path: str | Path) -> Runner:
     path = Path(path)
     kind = MODEL_SUFFIXES.get(path.suffix.lower())
     if kind is None:
-        raise GeodistillError(f"Model file {path} has an unknown suffix; pass a .ckpt checkpoint, an exported .onnx or a TorchScript .pt.")
+        raise GeodistillError(
+            f"Model file {path} has an unknown suffix; pass a .ckpt checkpoint, an exported .onnx or a TorchScript .pt."
+        )
     if not path.is_file():
         raise GeodistillError(f"Model file {path} does not exist; check the path.")
     if kind == "checkpoint":
@@ -205,5 +222,12 @@ def load_runner(path: str | Path) -> Runner:
         module, meta = torchscript_load(path)
         fn = torch_runner(module)
     _require(meta, path)
-    return Runner(path=path, kind=kind, classes=list(meta["classes"]), size=int(meta["size"]),
-                  in_channels=int(meta["in_channels"]), fn=fn, meta=meta)
+    return Runner(
+        path=path,
+        kind=kind,
+        classes=list(meta["classes"]),
+        size=int(meta["size"]),
+        in_channels=int(meta["in_channels"]),
+        fn=fn,
+        meta=meta,
+    )

@@ -42,13 +42,22 @@ def prepare_data(cfg: RunConfig, normalizer: dict | None = None) -> TrainData:
     normalisation it was trained with.
     """
     d = cfg.data
-    ds = load_dataset(d.dataset, d.root, size=d.size, channels=d.channels,
-                      cache_dir=default_cache_dir(cfg) / "images", strict=d.strict,
-                      download=d.download, n_per_class=d.n_per_class)
+    ds = load_dataset(
+        d.dataset,
+        d.root,
+        size=d.size,
+        channels=d.channels,
+        cache_dir=default_cache_dir(cfg) / "images",
+        strict=d.strict,
+        download=d.download,
+        n_per_class=d.n_per_class,
+    )
     if d.split_files:
         split = split_from_files(ds.paths, d.split_files)
         if min(len(split.train), len(split.val), len(split.test)) == 0:
-            raise GeodistillError(f"data.split_files must give non-empty train, val and test lists; got {split.sizes()}.")
+            raise GeodistillError(
+                f"data.split_files must give non-empty train, val and test lists; got {split.sizes()}."
+            )
     else:
         split = make_split(ds.labels, fractions=d.fractions, seed=d.split_seed)
     if normalizer is not None:
@@ -57,8 +66,7 @@ def prepare_data(cfg: RunConfig, normalizer: dict | None = None) -> TrainData:
         norm = Normalizer.from_images(np.asarray(ds.images[np.sort(split.train)]))
     else:
         norm = Normalizer.unit(ds.images.shape[1])
-    return TrainData(ds.images, ds.labels, list(ds.classes), split.train, split.val, split.test,
-                     norm, ds.key, d.size)
+    return TrainData(ds.images, ds.labels, list(ds.classes), split.train, split.val, split.test, norm, ds.key, d.size)
 
 
 def data_for(cfg: RunConfig, memo: dict) -> TrainData:
@@ -76,36 +84,63 @@ def make_objective(cfg: RunConfig, s_dim: int | None, t_dim: int | None) -> Obje
     from geodistill.losses import PRESETS
 
     if dc.loss in PRESETS:
-        obj = Objective.preset(dc.loss, alpha=dc.alpha, beta=dc.beta, T=dc.T, s_dim=s_dim, t_dim=t_dim,
-                               label_smoothing=cfg.train.label_smoothing)
+        obj = Objective.preset(
+            dc.loss,
+            alpha=dc.alpha,
+            beta=dc.beta,
+            T=dc.T,
+            s_dim=s_dim,
+            t_dim=t_dim,
+            label_smoothing=cfg.train.label_smoothing,
+        )
     else:
         obj = Objective.parse(dc.loss, s_dim=s_dim, t_dim=t_dim)
     if obj.needs_teacher and not dc.teacher:
-        raise GeodistillError(f"Objective {dc.loss!r} needs a teacher; pass --teacher PATH/TO/model.ckpt (or use --loss student).")
+        raise GeodistillError(
+            f"Objective {dc.loss!r} needs a teacher; pass --teacher PATH/TO/model.ckpt (or use --loss student)."
+        )
     return obj
 
 
 def _machine() -> dict:
     import os
 
-    return {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-            "cpus": os.cpu_count(), "threads": torch.get_num_threads()}
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpus": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def _load_teacher(cfg: RunConfig, data: TrainData):
     teacher, meta = load_classifier(cfg.distill.teacher)
     path = cfg.distill.teacher
     if list(meta["classes"]) != data.classes:
-        raise GeodistillError(f"Teacher {path} was trained on classes {meta['classes'][:4]}... but dataset {cfg.data.dataset!r} has {data.classes[:4]}...; train a teacher on this dataset first.")
+        raise GeodistillError(
+            f"Teacher {path} was trained on classes {meta['classes'][:4]}... but dataset {cfg.data.dataset!r} has {data.classes[:4]}...; train a teacher on this dataset first."
+        )
     if int(meta["in_channels"]) != data.channels:
-        raise GeodistillError(f"Teacher {path} takes {meta['in_channels']} channels but the dataset gives {data.channels}; set data.channels or use a matching teacher.")
+        raise GeodistillError(
+            f"Teacher {path} takes {meta['in_channels']} channels but the dataset gives {data.channels}; set data.channels or use a matching teacher."
+        )
     if int(meta["size"]) != data.size:
-        raise GeodistillError(f"Teacher {path} was trained at {meta['size']} px but this run uses {data.size} px; pass --size {meta['size']} or retrain the teacher.")
+        raise GeodistillError(
+            f"Teacher {path} was trained at {meta['size']} px but this run uses {data.size} px; pass --size {meta['size']} or retrain the teacher."
+        )
     return teacher, meta
 
 
-def train(cfg: RunConfig, run_dir: str | Path | None = None, *, resume: bool = False,
-          data: TrainData | None = None, role: str | None = None, log=print) -> dict:
+def train(
+    cfg: RunConfig,
+    run_dir: str | Path | None = None,
+    *,
+    resume: bool = False,
+    data: TrainData | None = None,
+    role: str | None = None,
+    log=print,
+) -> dict:
     """Train one model (teacher, student alone, or distilled student); returns results.json's dict.
 
     A finished run (results.json present) is returned as is when ``resume`` is set.
@@ -143,33 +178,49 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, *, resume: bool = F
                 cache_seconds = None if teacher_source.hit else time.perf_counter() - t0  # None: reused
             fabric.barrier()
             if teacher_source is None:
-                teacher_source = build_teacher_cache(teacher, data.images, np.sort(data.train), t_norm,
-                                                     log=lambda *_: None, **kw)
-    log(f"[{run_dir.name}] {cfg.train.model} on {cfg.data.dataset} ({len(data.train)} train / {len(data.val)} val / {len(data.test)} test, {data.size}px): {objective}")
+                teacher_source = build_teacher_cache(
+                    teacher, data.images, np.sort(data.train), t_norm, log=lambda *_: None, **kw
+                )
+    log(
+        f"[{run_dir.name}] {cfg.train.model} on {cfg.data.dataset} ({len(data.train)} train / {len(data.val)} val / {len(data.test)} test, {data.size}px): {objective}"
+    )
     meta = {"arch": cfg.train.model}
     state = fit(cfg, data, student, objective, teacher_source, run_dir, meta=meta, resume=resume, log=log)
 
     best, best_meta = load_classifier(run_dir / "model.ckpt")
     test = evaluate_split(fabric, best, data, data.test, channels_last=cfg.train.channels_last)
-    cost = torch_cost(best, data.size, batches=(1, 32), normalizer=data.normalizer.to_dict(),
-                      warmup=2, repeats=15, max_seconds=3.0)
+    cost = torch_cost(
+        best, data.size, batches=(1, 32), normalizer=data.normalizer.to_dict(), warmup=2, repeats=15, max_seconds=3.0
+    )
     role = role or ("distilled" if objective.needs_teacher else "student")
     distilling = role != "teacher" and cfg.distill.loss != "student"
     results = {
-        "run_id": run_dir.name, "role": role, "dataset": cfg.data.dataset, "model": cfg.train.model,
-        "teacher": cfg.distill.teacher, "objective": str(objective),
+        "run_id": run_dir.name,
+        "role": role,
+        "dataset": cfg.data.dataset,
+        "model": cfg.train.model,
+        "teacher": cfg.distill.teacher,
+        "objective": str(objective),
         "objective_name": "teacher" if role == "teacher" else cfg.distill.loss,
         # α/β/T are recorded for every distillation preset, even where α = 0 switches the
         # teacher off, so such a run stays on its α curve
         "alpha": cfg.distill.alpha if distilling else None,
         "beta": cfg.distill.beta if distilling else None,
         "T": cfg.distill.T if distilling else None,
-        "seed": cfg.train.seed, "size": data.size, "metrics": test,
-        "val_accuracy": state["best_val"], "best_epoch": state["best_epoch"],
+        "seed": cfg.train.seed,
+        "size": data.size,
+        "metrics": test,
+        "val_accuracy": state["best_val"],
+        "best_epoch": state["best_epoch"],
         "cost": cost,
-        "epochs": len(state["history"]), "wall_time_s": time.perf_counter() - wall0,
-        "teacher_cache_s": cache_seconds, "history": state["history"], "config": cfg.model_dump(),
-        "machine": _machine(), "status": "ok", "error": None,
+        "epochs": len(state["history"]),
+        "wall_time_s": time.perf_counter() - wall0,
+        "teacher_cache_s": cache_seconds,
+        "history": state["history"],
+        "config": cfg.model_dump(),
+        "machine": _machine(),
+        "status": "ok",
+        "error": None,
     }
     if fabric.is_global_zero:
         write_json_atomic(results_path, results)
@@ -193,7 +244,9 @@ def evaluate(ckpt: str | Path, cfg: RunConfig, split: str = "test") -> dict:
         cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"size": meta["size"]})})
     data = prepare_data(cfg, normalizer=meta["normalizer"])
     if list(meta["classes"]) != data.classes:
-        raise GeodistillError(f"Checkpoint {ckpt} knows classes {meta['classes'][:4]}... but dataset {cfg.data.dataset!r} has {data.classes[:4]}...; evaluate it on the dataset it was trained on.")
+        raise GeodistillError(
+            f"Checkpoint {ckpt} knows classes {meta['classes'][:4]}... but dataset {cfg.data.dataset!r} has {data.classes[:4]}...; evaluate it on the dataset it was trained on."
+        )
     if split not in ("train", "val", "test"):
         raise GeodistillError(f"--split must be train, val or test, not {split!r}.")
     model, _ = load_classifier(ckpt)

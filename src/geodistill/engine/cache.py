@@ -31,7 +31,9 @@ from geodistill.data.transforms import Normalizer, apply_view
 class TeacherSource(Protocol):
     """Gives the teacher's (logits, features) for a student batch."""
 
-    def __call__(self, idx: np.ndarray, views: Tensor, x_u8: Tensor, feats: bool = True) -> tuple[Tensor, Tensor | None]: ...
+    def __call__(
+        self, idx: np.ndarray, views: Tensor, x_u8: Tensor, feats: bool = True
+    ) -> tuple[Tensor, Tensor | None]: ...
 
 
 def hash_state_dict(model: nn.Module) -> str:
@@ -43,12 +45,19 @@ def hash_state_dict(model: nn.Module) -> str:
     return h.hexdigest()
 
 
-def cache_key(teacher_hash: str, data_key: str, size: int, normalizer: Normalizer,
-              n_views: int, indices: np.ndarray) -> str:
+def cache_key(
+    teacher_hash: str, data_key: str, size: int, normalizer: Normalizer, n_views: int, indices: np.ndarray
+) -> str:
     """The identity of a cache: anything that changes the teacher's answers changes the key."""
     h = hashlib.sha256()
-    payload = {"teacher": teacher_hash, "data": data_key, "size": int(size),
-               "normalizer": normalizer.to_dict(), "views": int(n_views), "format": 1}
+    payload = {
+        "teacher": teacher_hash,
+        "data": data_key,
+        "size": int(size),
+        "normalizer": normalizer.to_dict(),
+        "views": int(n_views),
+        "format": 1,
+    }
     h.update(json.dumps(payload, sort_keys=True).encode())
     h.update(np.ascontiguousarray(indices, dtype=np.int64).tobytes())
     return h.hexdigest()[:32]
@@ -66,8 +75,9 @@ class TeacherCache:
     build_seconds: float = 0.0
     hit: bool = False  # True when an existing cache was reused rather than built
 
-    def __call__(self, idx: np.ndarray, views: Tensor, x_u8: Tensor | None = None,
-                 feats: bool = True) -> tuple[Tensor, Tensor | None]:
+    def __call__(
+        self, idx: np.ndarray, views: Tensor, x_u8: Tensor | None = None, feats: bool = True
+    ) -> tuple[Tensor, Tensor | None]:
         """Look up the answers for dataset indices ``idx`` seen under ``views`` (ids 0..7);
         ``feats=False`` skips reading the features when the objective has no use for them."""
         r = self.rows[idx]
@@ -75,7 +85,11 @@ class TeacherCache:
             raise KeyError("teacher cache asked for an image outside the cached (training) indices")
         v = views.cpu().numpy() if self.n_views > 1 else np.zeros(len(idx), dtype=np.int64)
         logits = torch.from_numpy(np.asarray(self.logits[r, v], dtype=np.float32))
-        f = None if (self.feats is None or not feats) else torch.from_numpy(np.asarray(self.feats[r, v], dtype=np.float32))
+        f = (
+            None
+            if (self.feats is None or not feats)
+            else torch.from_numpy(np.asarray(self.feats[r, v], dtype=np.float32))
+        )
         return logits, f
 
 
@@ -86,7 +100,9 @@ class OnTheFlyTeacher:
         self.teacher, self.normalizer = teacher.eval(), normalizer
 
     @torch.no_grad()
-    def __call__(self, idx: np.ndarray, views: Tensor, x_u8: Tensor, feats: bool = True) -> tuple[Tensor, Tensor | None]:
+    def __call__(
+        self, idx: np.ndarray, views: Tensor, x_u8: Tensor, feats: bool = True
+    ) -> tuple[Tensor, Tensor | None]:
         logits, f = self.teacher.forward_features(self.normalizer(x_u8))
         return logits.float(), (f.float() if feats else None)
 
@@ -103,10 +119,20 @@ def _open(path: Path) -> TeacherCache | None:
 
 
 @torch.no_grad()
-def build_teacher_cache(teacher: nn.Module, images: np.ndarray, indices: np.ndarray,
-                        normalizer: Normalizer, *, data_key: str, size: int, n_views: int,
-                        cache_root: Path, batch_size: int = 128, teacher_hash: str | None = None,
-                        log=print) -> TeacherCache:
+def build_teacher_cache(
+    teacher: nn.Module,
+    images: np.ndarray,
+    indices: np.ndarray,
+    normalizer: Normalizer,
+    *,
+    data_key: str,
+    size: int,
+    n_views: int,
+    cache_root: Path,
+    batch_size: int = 128,
+    teacher_hash: str | None = None,
+    log=print,
+) -> TeacherCache:
     """Return the cache for these inputs, building it (atomically) if no valid one exists."""
     teacher_hash = teacher_hash or hash_state_dict(teacher)
     key = cache_key(teacher_hash, data_key, size, normalizer, n_views, indices)
@@ -124,16 +150,18 @@ def build_teacher_cache(teacher: nn.Module, images: np.ndarray, indices: np.ndar
     tmp.mkdir(parents=True)
     try:
         n = len(indices)
-        probe_logits, probe_feats = teacher.forward_features(normalizer(torch.from_numpy(np.asarray(images[indices[:1]]))))
+        probe_logits, probe_feats = teacher.forward_features(
+            normalizer(torch.from_numpy(np.asarray(images[indices[:1]])))
+        )
         k, d = probe_logits.shape[1], probe_feats.shape[1]
         logits = np.lib.format.open_memmap(tmp / "logits.npy", mode="w+", dtype=np.float16, shape=(n, n_views, k))
         feats = np.lib.format.open_memmap(tmp / "feats.npy", mode="w+", dtype=np.float16, shape=(n, n_views, d))
         for s in range(0, n, batch_size):
-            x_u8 = torch.from_numpy(np.asarray(images[indices[s:s + batch_size]]))
+            x_u8 = torch.from_numpy(np.asarray(images[indices[s : s + batch_size]]))
             for v in range(n_views):
                 z, f = teacher.forward_features(normalizer(apply_view(x_u8, v)))
-                logits[s:s + len(x_u8), v] = z.float().numpy().astype(np.float16)
-                feats[s:s + len(x_u8), v] = f.float().numpy().astype(np.float16)
+                logits[s : s + len(x_u8), v] = z.float().numpy().astype(np.float16)
+                feats[s : s + len(x_u8), v] = f.float().numpy().astype(np.float16)
         logits.flush()
         feats.flush()
         del logits, feats
@@ -141,8 +169,9 @@ def build_teacher_cache(teacher: nn.Module, images: np.ndarray, indices: np.ndar
         rows[indices] = np.arange(n)
         np.save(tmp / "rows.npy", rows)
         seconds = time.perf_counter() - t0
-        (tmp / "meta.json").write_text(json.dumps({"key": key, "views": n_views, "n": n, "classes": k,
-                                                   "feature_dim": d, "build_seconds": seconds}))
+        (tmp / "meta.json").write_text(
+            json.dumps({"key": key, "views": n_views, "n": n, "classes": k, "feature_dim": d, "build_seconds": seconds})
+        )
         if final.exists():  # built concurrently by another process: keep theirs
             shutil.rmtree(tmp, ignore_errors=True)
         else:

@@ -26,16 +26,32 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
     return Path(path)
 
 
-def save_checkpoint(path: str | Path, model: torch.nn.Module, *, arch: str, num_classes: int,
-                    in_channels: int, classes: list[str], size: int, normalizer: dict,
-                    metrics: dict | None = None, config: dict | None = None,
-                    train_state: dict | None = None) -> Path:
+def save_checkpoint(
+    path: str | Path,
+    model: torch.nn.Module,
+    *,
+    arch: str,
+    num_classes: int,
+    in_channels: int,
+    classes: list[str],
+    size: int,
+    normalizer: dict,
+    metrics: dict | None = None,
+    config: dict | None = None,
+    train_state: dict | None = None,
+) -> Path:
     """Write a model checkpoint atomically; ``model`` is the ``Classifier`` (unwrapped)."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     ckpt = {
-        "arch": arch, "num_classes": int(num_classes), "in_channels": int(in_channels),
-        "classes": list(classes), "size": int(size), "normalizer": normalizer,
-        "state_dict": state, "metrics": metrics or {}, "config": config or {},
+        "arch": arch,
+        "num_classes": int(num_classes),
+        "in_channels": int(in_channels),
+        "classes": list(classes),
+        "size": int(size),
+        "normalizer": normalizer,
+        "state_dict": state,
+        "metrics": metrics or {},
+        "config": config or {},
         "geodistill_version": __version__,
     }
     if train_state is not None:
@@ -47,14 +63,20 @@ def load_checkpoint(path: str | Path) -> dict:
     """Load a geodistill checkpoint dict safely (no arbitrary code), or explain what is wrong."""
     path = Path(path)
     if not path.is_file():
-        raise GeodistillError(f"Checkpoint {path} does not exist; pass the path of a .ckpt written by 'geodistill train' or 'distill'.")
+        raise GeodistillError(
+            f"Checkpoint {path} does not exist; pass the path of a .ckpt written by 'geodistill train' or 'distill'."
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure is a user-facing problem
-        raise GeodistillError(f"Checkpoint {path} could not be read safely ({type(e).__name__}); it is truncated, not a geodistill checkpoint, or contains code objects.") from None
+    except Exception as e:
+        raise GeodistillError(
+            f"Checkpoint {path} could not be read safely ({type(e).__name__}); it is truncated, not a geodistill checkpoint, or contains code objects."
+        ) from None
     missing = [k for k in REQUIRED if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
-        raise GeodistillError(f"Checkpoint {path} lacks {', '.join(missing)}; it is not a geodistill model checkpoint (plain weights go to --weights instead).")
+        raise GeodistillError(
+            f"Checkpoint {path} lacks {', '.join(missing)}; it is not a geodistill model checkpoint (plain weights go to --weights instead)."
+        )
     return ckpt
 
 
@@ -67,6 +89,8 @@ def load_classifier(path: str | Path):
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:
-        raise GeodistillError(f"Checkpoint {path} does not match architecture {ckpt['arch']!r}: {str(e).splitlines()[0]}") from None
+        raise GeodistillError(
+            f"Checkpoint {path} does not match architecture {ckpt['arch']!r}: {str(e).splitlines()[0]}"
+        ) from None
     meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
     return model.eval(), meta

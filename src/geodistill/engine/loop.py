@@ -13,18 +13,18 @@ import math
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from geodistill.atomic import write_json as write_json_atomic
 from geodistill.config import RunConfig
 from geodistill.data.transforms import NUM_VIEWS, Normalizer, apply_view
 from geodistill.engine.cache import TeacherSource
-from geodistill.atomic import write_json as write_json_atomic  # noqa: F401 (re-exported)
 from geodistill.engine.checkpoint import save_checkpoint
 from geodistill.errors import GeodistillError
 from geodistill.losses import LossInputs, Objective
@@ -61,8 +61,13 @@ def get_fabric(cfg: RunConfig):
     precision = {"32": "32-true", "bf16": "bf16-mixed"}.get(t.precision, t.precision)
     key = (t.accelerator, str(t.devices), t.strategy, t.num_nodes, precision)
     if key not in _FABRICS:
-        fabric = Fabric(accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
-                        num_nodes=t.num_nodes, precision=precision)
+        fabric = Fabric(
+            accelerator=t.accelerator,
+            devices=t.devices,
+            strategy=t.strategy,
+            num_nodes=t.num_nodes,
+            precision=precision,
+        )
         fabric.launch()
         _FABRICS[key] = fabric
     return _FABRICS[key]
@@ -84,9 +89,16 @@ class TrainStep(nn.Module):
         else:
             logits, feats = self.student(x), None
         w1 = first_layer_weight(self.student) if self.objective.needs_first_weight else None
-        total, terms = self.objective(LossInputs(s_logits=logits.float(), target=y, t_logits=t_logits,
-                                                 s_feat=None if feats is None else feats.float(),
-                                                 t_feat=t_feat, first_weight=w1))
+        total, terms = self.objective(
+            LossInputs(
+                s_logits=logits.float(),
+                target=y,
+                t_logits=t_logits,
+                s_feat=None if feats is None else feats.float(),
+                t_feat=t_feat,
+                first_weight=w1,
+            )
+        )
         return total, terms, logits
 
 
@@ -104,7 +116,7 @@ def epoch_order(train: np.ndarray, seed: int, epoch: int, rank: int, world: int,
     n_full = len(shard) // batch
     if n_full == 0:
         return [shard]
-    return [shard[i * batch:(i + 1) * batch] for i in range(n_full)]
+    return [shard[i * batch : (i + 1) * batch] for i in range(n_full)]
 
 
 def random_crop(x: Tensor, g: torch.Generator, pad: int = 4) -> Tensor:
@@ -112,7 +124,7 @@ def random_crop(x: Tensor, g: torch.Generator, pad: int = 4) -> Tensor:
     h, w = x.shape[-2:]
     xp = torch.nn.functional.pad(x.float(), (pad, pad, pad, pad), mode="reflect").to(x.dtype)
     i, j = (int(v) for v in torch.randint(0, 2 * pad + 1, (2,), generator=g))
-    return xp[..., i:i + h, j:j + w]
+    return xp[..., i : i + h, j : j + w]
 
 
 def lr_factor(step: int, total: int, warmup: int) -> float:
@@ -124,15 +136,16 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
 
 
 @torch.no_grad()
-def evaluate_split(fabric, model: nn.Module, data: TrainData, idx: np.ndarray, batch: int = 256,
-                   channels_last: bool = True) -> dict:
+def evaluate_split(
+    fabric, model: nn.Module, data: TrainData, idx: np.ndarray, batch: int = 256, channels_last: bool = True
+) -> dict:
     """Metrics of ``model`` on the images ``idx``; sharded across processes, confusion summed."""
     model.eval()
-    shard = idx[fabric.global_rank::fabric.world_size]
+    shard = idx[fabric.global_rank :: fabric.world_size]
     k = len(data.classes)
     cm = torch.zeros(k, k, dtype=torch.long)
     for s in range(0, len(shard), batch):
-        b = shard[s:s + batch]
+        b = shard[s : s + batch]
         x = data.normalizer(torch.from_numpy(np.asarray(data.images[b])))
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -150,9 +163,18 @@ def _kill_hook(global_step: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def fit(cfg: RunConfig, data: TrainData, student: nn.Module, objective: Objective,
-        teacher: TeacherSource | None, run_dir: Path, *, meta: dict, resume: bool = False,
-        log: Callable[[str], None] = print) -> dict:
+def fit(
+    cfg: RunConfig,
+    data: TrainData,
+    student: nn.Module,
+    objective: Objective,
+    teacher: TeacherSource | None,
+    run_dir: Path,
+    *,
+    meta: dict,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict:
     """Train ``student`` under ``objective``; returns the training record.
 
     Writes ``last.ckpt`` (resumable state, every ``checkpoint_every`` steps and each epoch),
@@ -177,8 +199,16 @@ def fit(cfg: RunConfig, data: TrainData, student: nn.Module, objective: Objectiv
 
     aug = cfg.data.augment
     n_views = NUM_VIEWS if aug.startswith("dihedral") else 1
-    state = {"epoch": 0, "step": 0, "global_step": 0, "best_val": -1.0, "best_epoch": -1,
-             "bad_epochs": 0, "history": [], "partial": [0.0, 0, 0]}
+    state = {
+        "epoch": 0,
+        "step": 0,
+        "global_step": 0,
+        "best_val": -1.0,
+        "best_epoch": -1,
+        "bad_epochs": 0,
+        "history": [],
+        "partial": [0.0, 0, 0],
+    }
     last, best = run_dir / "last.ckpt", run_dir / "model.ckpt"
     if resume and last.is_file():
         ck = torch.load(last, map_location="cpu", weights_only=True)
@@ -196,12 +226,26 @@ def fit(cfg: RunConfig, data: TrainData, student: nn.Module, objective: Objectiv
             return
         ts = None
         if with_state:
-            ts = dict(state, objective=step_module.objective.state_dict(), optimizer=opt.state_dict(),
-                      scheduler=sched.state_dict(), torch_rng=torch.get_rng_state())
-        save_checkpoint(path, step_module.student, arch=meta["arch"], num_classes=len(data.classes),
-                        in_channels=data.channels, classes=data.classes, size=data.size,
-                        normalizer=data.normalizer.to_dict(), metrics=metrics or {},
-                        config=cfg.model_dump(), train_state=ts)
+            ts = dict(
+                state,
+                objective=step_module.objective.state_dict(),
+                optimizer=opt.state_dict(),
+                scheduler=sched.state_dict(),
+                torch_rng=torch.get_rng_state(),
+            )
+        save_checkpoint(
+            path,
+            step_module.student,
+            arch=meta["arch"],
+            num_classes=len(data.classes),
+            in_channels=data.channels,
+            classes=data.classes,
+            size=data.size,
+            normalizer=data.normalizer.to_dict(),
+            metrics=metrics or {},
+            config=cfg.model_dump(),
+            train_state=ts,
+        )
 
     csv_path = run_dir / "metrics.csv"
     tb = _tensorboard(run_dir) if fabric.is_global_zero else None
@@ -213,7 +257,9 @@ def fit(cfg: RunConfig, data: TrainData, student: nn.Module, objective: Objectiv
         t0 = time.perf_counter()
         first = state["step"] if epoch == start_epoch else 0
         loss_sum, correct, seen = state["partial"] if first else (0.0, 0, 0)
-        task = bar.add_task(f"epoch {epoch + 1}/{t.epochs}", total=len(batches), completed=first, info="") if bar else None
+        task = (
+            bar.add_task(f"epoch {epoch + 1}/{t.epochs}", total=len(batches), completed=first, info="") if bar else None
+        )
         for step in range(first, len(batches)):
             idx = batches[step]
             g = _step_generator(t.seed, epoch, step, rank)
@@ -238,7 +284,8 @@ def fit(cfg: RunConfig, data: TrainData, student: nn.Module, objective: Objectiv
                 bad = [n for n, v in terms.items() if not torch.isfinite(v)] or ["total"]
                 raise GeodistillError(
                     f"Loss term {bad[0]!r} became {float(terms.get(bad[0], loss).detach())} at epoch {epoch + 1}, step {step + 1}; "
-                    "lower train.lr, or check the data and the objective's weights.")
+                    "lower train.lr, or check the data and the objective's weights."
+                )
             opt.zero_grad(set_to_none=True)
             fabric.backward(loss)
             opt.step()
@@ -259,13 +306,23 @@ def fit(cfg: RunConfig, data: TrainData, student: nn.Module, objective: Objectiv
         train_took = time.perf_counter() - t0
         val = evaluate_split(fabric, step_module.student, data, data.val, channels_last=t.channels_last)
         took = time.perf_counter() - t0
-        row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
-               "val_acc": val["accuracy"], "val_f1": val["f1_macro"], "lr": sched.get_last_lr()[0], "train_time_s": train_took, "time_s": took}
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / max(seen, 1),
+            "train_acc": correct / max(seen, 1),
+            "val_acc": val["accuracy"],
+            "val_f1": val["f1_macro"],
+            "lr": sched.get_last_lr()[0],
+            "train_time_s": train_took,
+            "time_s": took,
+        }
         state["history"].append(row)
         improved = val["accuracy"] > state["best_val"]
         if improved:
             state["best_val"], state["best_epoch"], state["bad_epochs"] = val["accuracy"], epoch + 1, 0
-            checkpoint(best, False, {"val": {"accuracy": val["accuracy"], "f1_macro": val["f1_macro"]}, "epoch": epoch + 1})
+            checkpoint(
+                best, False, {"val": {"accuracy": val["accuracy"], "f1_macro": val["f1_macro"]}, "epoch": epoch + 1}
+            )
         else:
             state["bad_epochs"] += 1
         state["epoch"], state["step"] = epoch + 1, 0
@@ -278,8 +335,10 @@ def fit(cfg: RunConfig, data: TrainData, student: nn.Module, objective: Objectiv
                     if k != "epoch":
                         tb.add_scalar(k, v, epoch + 1)
             if t.progress:
-                (bar.console.print if bar is not None else log)(f"  epoch {epoch + 1:3d}/{t.epochs}  loss {row['train_loss']:.4f}  train {row['train_acc']:.3f}"
-                    f"  val {row['val_acc']:.3f}{' *' if improved else '  '}  {took:.1f}s")
+                (bar.console.print if bar is not None else log)(
+                    f"  epoch {epoch + 1:3d}/{t.epochs}  loss {row['train_loss']:.4f}  train {row['train_acc']:.3f}"
+                    f"  val {row['val_acc']:.3f}{' *' if improved else '  '}  {took:.1f}s"
+                )
         fabric.barrier()
         if stop:
             log(f"  early stop: no validation gain for {t.patience} epochs (best epoch {state['best_epoch']})")
@@ -299,8 +358,14 @@ def _progress_bar():
         return None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    bar = Progress(TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=True)
+    bar = Progress(
+        TextColumn("  {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeRemainingColumn(),
+        transient=True,
+    )
     bar.start()
     return bar
 
@@ -322,4 +387,4 @@ def _append_csv(path: Path, row: dict) -> None:
         f.write(",".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in row.values()) + "\n")
 
 
-__all__ = ["TrainData", "fit", "evaluate_split", "get_fabric", "epoch_order", "lr_factor", "write_json_atomic"]
+__all__ = ["TrainData", "epoch_order", "evaluate_split", "fit", "get_fabric", "lr_factor", "write_json_atomic"]

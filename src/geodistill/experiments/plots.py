@@ -62,8 +62,6 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return mean, statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-
-
 def _label(name: Any) -> str:
     """Objective name for a legend: 'KL+cosine', 'thesis objective' (no leading article)."""
     text = pretty_objective(name)
@@ -75,8 +73,12 @@ def _is_percent(metric: str) -> bool:
 
 
 def _metric_label(metric: str) -> str:
-    return {"accuracy": "accuracy (%)", "f1_macro": "macro F1", "precision_macro": "macro precision",
-            "recall_macro": "macro recall"}.get(metric, metric)
+    return {
+        "accuracy": "accuracy (%)",
+        "f1_macro": "macro F1",
+        "precision_macro": "macro precision",
+        "recall_macro": "macro recall",
+    }.get(metric, metric)
 
 
 def plot_alpha(
@@ -87,19 +89,27 @@ def plot_alpha(
     those vary). The student alone, if present, is drawn as a dashed level with a ±1 sd band."""
     metrics = [metric] if isinstance(metric, str) else list(metric)
     rows = _ok_rows(rows)
-    swept = [r for r in rows if r.get("alpha") is not None and r.get("role") != "teacher"
-             and r.get("objective_name") != "student"]
+    swept = [
+        r
+        for r in rows
+        if r.get("alpha") is not None and r.get("role") != "teacher" and r.get("objective_name") != "student"
+    ]
     if not swept:
-        raise GeodistillError("No finished run has an α value, so there is no α plot to draw; "
-                              "run an α sweep first.")
+        raise GeodistillError("No finished run has an α value, so there is no α plot to draw; run an α sweep first.")
     scopes = sorted({(r.get("dataset"), r.get("model")) for r in swept}, key=str)
     multi_scope = len(scopes) > 1
     vary_beta = len({r.get("beta") for r in swept}) > 1
     vary_t = len({r.get("T") for r in swept}) > 1
     lines: dict[tuple, dict[float, list[dict[str, Any]]]] = {}
     for r in swept:
-        key = (r.get("dataset"), r.get("model"), r.get("objective_name"), has_nuclear(r),
-               r.get("beta") if vary_beta else None, r.get("T") if vary_t else None)
+        key = (
+            r.get("dataset"),
+            r.get("model"),
+            r.get("objective_name"),
+            has_nuclear(r),
+            r.get("beta") if vary_beta else None,
+            r.get("T") if vary_t else None,
+        )
         lines.setdefault(key, {}).setdefault(float(r["alpha"]), []).append(r)
 
     all_alphas = sorted({a for by_alpha in lines.values() for a in by_alpha})
@@ -113,8 +123,9 @@ def plot_alpha(
         for i, (key, by_alpha) in enumerate(sorted(lines.items(), key=lambda kv: str(kv[0]))):
             ds, model, name, nuclear, beta, t = key
             alphas = sorted(by_alpha)
-            stats = [_mean_std([k * float(r[m]) for r in by_alpha[a] if is_number(r.get(m))] or [math.nan])
-                     for a in alphas]
+            stats = [
+                _mean_std([k * float(r[m]) for r in by_alpha[a] if is_number(r.get(m))] or [math.nan]) for a in alphas
+            ]
             shift = dodge * (i - (len(lines) - 1) / 2)
             label = _label(name)
             if name == "thesis" and vary_beta:
@@ -125,37 +136,61 @@ def plot_alpha(
                 label += ", β=α" if beta is None else f", β={beta:g}"
             label += f", T={t:g}" if t is not None else ""
             label += f" [{ds}/{model}]" if multi_scope else ""
-            ax.errorbar([a + shift for a in alphas], [s[0] for s in stats], yerr=[s[1] for s in stats], label=label,
-                        marker="s" if nuclear else "o", linestyle="-" if nuclear else "--",
-                        capsize=3, color=f"C{i % 10}")
+            ax.errorbar(
+                [a + shift for a in alphas],
+                [s[0] for s in stats],
+                yerr=[s[1] for s in stats],
+                label=label,
+                marker="s" if nuclear else "o",
+                linestyle="-" if nuclear else "--",
+                capsize=3,
+                color=f"C{i % 10}",
+            )
         for j, (ds, model) in enumerate(scopes):
-            base = [k * float(r[m]) for r in rows if r.get("objective_name") == "student"
-                    and r.get("role", "student") == "student" and r.get("dataset") == ds
-                    and r.get("model") == model and is_number(r.get(m))]
+            base = [
+                k * float(r[m])
+                for r in rows
+                if r.get("objective_name") == "student"
+                and r.get("role", "student") == "student"
+                and r.get("dataset") == ds
+                and r.get("model") == model
+                and is_number(r.get(m))
+            ]
             if base:
                 mu, sd = _mean_std(base)
-                ax.axhline(mu, color="0.3", linestyle=":", linewidth=1.2,
-                           label="student alone" + (f" [{ds}/{model}]" if multi_scope else ""))
+                ax.axhline(
+                    mu,
+                    color="0.3",
+                    linestyle=":",
+                    linewidth=1.2,
+                    label="student alone" + (f" [{ds}/{model}]" if multi_scope else ""),
+                )
                 ax.axhspan(mu - sd, mu + sd, color="0.5", alpha=0.12, linewidth=0)
         ax.set_xticks(all_alphas, [f"{a:g}" for a in all_alphas])
         ax.set_xlabel("α (weight of the distillation terms)")
         ax.set_ylabel(_metric_label(m))
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=7, loc="best")
-    fig.suptitle("α sweep: mean ± sd over seeds (points shifted sideways slightly to keep bars apart)"
-                 if dodge else "α sweep: mean ± sd over seeds")
+    fig.suptitle(
+        "α sweep: mean ± sd over seeds (points shifted sideways slightly to keep bars apart)"
+        if dodge
+        else "α sweep: mean ± sd over seeds"
+    )
     return _save(fig, out_stem)
 
 
-def plot_confusion(cm: Sequence[Sequence[int]], classes: Sequence[str], out_stem: str | Path,
-                   title: str = "Confusion matrix") -> list[Path]:
+def plot_confusion(
+    cm: Sequence[Sequence[int]], classes: Sequence[str], out_stem: str | Path, title: str = "Confusion matrix"
+) -> list[Path]:
     """Heat map of a confusion matrix (rows: true class, columns: predicted). Colour is the
     row-normalised fraction (recall per class) so rare classes stay visible; counts are
     written in the cells when there are at most 15 classes."""
     n = len(classes)
     if n == 0 or len(cm) != n or any(len(row) != n for row in cm):
-        raise GeodistillError(f"The confusion matrix must be {n} x {n} to match its {n} class names; "
-                              "check 'metrics.confusion_matrix' and 'metrics.classes' in results.json.")
+        raise GeodistillError(
+            f"The confusion matrix must be {n} x {n} to match its {n} class names; "
+            "check 'metrics.confusion_matrix' and 'metrics.classes' in results.json."
+        )
     counts = [[int(v) for v in row] for row in cm]
     frac = [[v / max(1, sum(row)) for v in row] for row in counts]
     side = min(12.0, 2.5 + 0.45 * n)
@@ -171,13 +206,19 @@ def plot_confusion(cm: Sequence[Sequence[int]], classes: Sequence[str], out_stem
     if n <= _ANNOTATE_MAX_CLASSES:
         for i in range(n):
             for j in range(n):
-                ax.text(j, i, str(counts[i][j]), ha="center", va="center", fontsize=7,
-                        color="white" if frac[i][j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(counts[i][j]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if frac[i][j] > 0.5 else "black",
+                )
     return _save(fig, out_stem)
 
 
-def plot_curves(history: Sequence[dict[str, Any]], out_stem: str | Path,
-                title: str = "Training curves") -> list[Path]:
+def plot_curves(history: Sequence[dict[str, Any]], out_stem: str | Path, title: str = "Training curves") -> list[Path]:
     """Loss and accuracy per epoch, train vs validation (two panels); keys absent from the
     history (e.g. no validation split) are left out."""
     if not history:
@@ -191,8 +232,13 @@ def plot_curves(history: Sequence[dict[str, Any]], out_stem: str | Path,
             pts = [(h.get("epoch", i), h.get(f"{split}_{what}")) for i, h in enumerate(history)]
             pts = [(e, k * float(v)) for e, v in pts if is_number(v)]
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker=".",
-                        label="train" if split == "train" else "validation")
+                ax.plot(
+                    [p[0] for p in pts],
+                    [p[1] for p in pts],
+                    style,
+                    marker=".",
+                    label="train" if split == "train" else "validation",
+                )
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("loss" if what == "loss" else "accuracy (%)")
@@ -211,13 +257,21 @@ def plot_compression(rows_with_cost: Iterable[dict[str, Any]], out_stem: str | P
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
         role = r.get("role") if r.get("role") in _ROLE_STYLE else "distilled"
-        key = (role, r.get("dataset"), r.get("model"), r.get("objective_name"),
-               r.get("alpha"), r.get("beta"), r.get("T"))
+        key = (
+            role,
+            r.get("dataset"),
+            r.get("model"),
+            r.get("objective_name"),
+            r.get("alpha"),
+            r.get("beta"),
+            r.get("T"),
+        )
         groups.setdefault(key, []).append(r)
     axes_spec = (("params", "parameters"), ("flops", "FLOPs per image"), ("latency_ms", "latency (ms / image)"))
     if not any(is_number(r.get(f)) and r[f] > 0 for r in rows for f, _ in axes_spec):
-        raise GeodistillError("No finished run reports its cost (params, flops, latency_ms), "
-                              "so there is no compression plot to draw.")
+        raise GeodistillError(
+            "No finished run reports its cost (params, flops, latency_ms), so there is no compression plot to draw."
+        )
     fig = _new_figure(13.0, 4.0)
     axes = fig.subplots(1, 3, sharey=True)
     for ax, (field, xlabel) in zip(axes, axes_spec):
@@ -229,13 +283,23 @@ def plot_compression(rows_with_cost: Iterable[dict[str, Any]], out_stem: str | P
             role, model = key[0], key[2]
             label, marker, colour = _ROLE_STYLE[role]
             mu, sd = _mean_std([100.0 * float(r["accuracy"]) for r in members])
-            ax.errorbar([statistics.fmean(xs)], [mu], yerr=[sd], marker=marker, color=colour,
-                        linestyle="none", capsize=3, alpha=0.85, zorder=2 if role == "distilled" else 3,
-                        label=label if role not in seen_roles else None)
+            ax.errorbar(
+                [statistics.fmean(xs)],
+                [mu],
+                yerr=[sd],
+                marker=marker,
+                color=colour,
+                linestyle="none",
+                capsize=3,
+                alpha=0.85,
+                zorder=2 if role == "distilled" else 3,
+                label=label if role not in seen_roles else None,
+            )
             seen_roles.add(role)
             if role != "distilled":
-                ax.annotate(str(model), (statistics.fmean(xs), mu), textcoords="offset points",
-                            xytext=(4, 4), fontsize=7)
+                ax.annotate(
+                    str(model), (statistics.fmean(xs), mu), textcoords="offset points", xytext=(4, 4), fontsize=7
+                )
         if ax.lines or ax.collections:
             ax.set_xscale("log")
         else:

@@ -33,15 +33,15 @@ from geodistill.experiments.table import (
     FAILED_FILE,
     RESULTS_FILE,
     aggregate,
-    read_json_object,
     alpha_table,
     atomic_write_text,
     collect,
     display_rows,
+    format_mean_std,
     format_value,
     is_number,
-    format_mean_std,
     markdown_table,
+    read_json_object,
     teacher_student_table,
     tidy_rows,
     write_csv,
@@ -49,12 +49,29 @@ from geodistill.experiments.table import (
 )
 
 SWEEP_FILE = "sweep.json"
-COMPACT_COLUMNS = ("run_id", "dataset", "model", "role", "objective_name", "alpha", "beta", "T",
-                   "seed", "accuracy", "f1_macro", "params", "epochs", "wall_time_s", "status")
+COMPACT_COLUMNS = (
+    "run_id",
+    "dataset",
+    "model",
+    "role",
+    "objective_name",
+    "alpha",
+    "beta",
+    "T",
+    "seed",
+    "accuracy",
+    "f1_macro",
+    "params",
+    "epochs",
+    "wall_time_s",
+    "status",
+)
 PAIRED_METRICS = ("accuracy", "f1_macro")
-_TS_NOTE = ("Per dataset: the teacher, the student trained alone and the distilled setting with the highest "
-            "mean accuracy; mean ± sd over seeds; cost is the mean over seeds; × fewer params, × fewer FLOPs "
-            "and × faster are the teacher's cost divided by the row's (latency only where measured).")
+_TS_NOTE = (
+    "Per dataset: the teacher, the student trained alone and the distilled setting with the highest "
+    "mean accuracy; mean ± sd over seeds; cost is the mean over seeds; × fewer params, × fewer FLOPs "
+    "and × faster are the teacher's cost divided by the row's (latency only where measured)."
+)
 _NO_ALPHA = "No α sweep among these runs: an α table needs one objective run at two or more α values."
 
 _CSS = """
@@ -98,8 +115,9 @@ def _flatten(data: Any, prefix: str = "") -> list[tuple[str, str]]:
         return out
     if isinstance(data, list) and all(not isinstance(v, (dict, list)) for v in data):
         if len(data) > 12:  # e.g. a sweep's list of point names
-            return [(prefix, f"{len(data)} items: " + ", ".join(_scalar(v) for v in data[:5]) + ", …, "
-                     + _scalar(data[-1]))]
+            return [
+                (prefix, f"{len(data)} items: " + ", ".join(_scalar(v) for v in data[:5]) + ", …, " + _scalar(data[-1]))
+            ]
         return [(prefix, ", ".join(_scalar(v) for v in data))]
     if isinstance(data, list):
         return [(prefix, json.dumps(data, ensure_ascii=False))]
@@ -144,8 +162,11 @@ def _pending_points(folder: Path, sweep: dict[str, Any] | None) -> list[str]:
     points = sweep.get("points") if sweep else None
     if not isinstance(points, list):
         return []
-    return [str(p) for p in points if isinstance(p, str)
-            and not (folder / p / RESULTS_FILE).is_file() and not (folder / p / FAILED_FILE).is_file()]
+    return [
+        str(p)
+        for p in points
+        if isinstance(p, str) and not (folder / p / RESULTS_FILE).is_file() and not (folder / p / FAILED_FILE).is_file()
+    ]
 
 
 def _objectives(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -171,6 +192,7 @@ def run_machines(results: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
 
 def machine_info() -> list[tuple[str, str]]:
     """Where this report was made: platform, Python, CPU count, torch version, date."""
+
     def version(pkg: str) -> str:
         try:
             return metadata.version(pkg)
@@ -190,10 +212,20 @@ def machine_info() -> list[tuple[str, str]]:
 def _run_order(row: dict[str, Any]) -> tuple:
     """Display order of runs: dataset, teacher/student/distilled, model, setting, seed."""
     role = {"teacher": 0, "student": 1}.get(str(row.get("role")), 2)
+
     def k(v: Any) -> tuple:
         return (0, 0.0, "") if v is None else (1, float(v), "") if isinstance(v, (int, float)) else (2, 0.0, str(v))
-    return (str(row.get("dataset")), role, str(row.get("model")), str(row.get("objective_name")),
-            k(row.get("alpha")), k(row.get("beta")), k(row.get("T")), k(row.get("seed")))
+
+    return (
+        str(row.get("dataset")),
+        role,
+        str(row.get("model")),
+        str(row.get("objective_name")),
+        k(row.get("alpha")),
+        k(row.get("beta")),
+        k(row.get("T")),
+        k(row.get("seed")),
+    )
 
 
 def _safe(text: str) -> str:
@@ -213,33 +245,52 @@ def _representative(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [best[k] for k in sorted(best, key=lambda k: (k[0], order.get(k[1], 3), k[1]))]
 
 
-def _make_figures(results: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]], fig_dir: Path) -> list[ReportFigure]:
+def _make_figures(
+    results: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]], fig_dir: Path
+) -> list[ReportFigure]:
     figures: list[ReportFigure] = []
     ok = [r for r in rows if r.get("status", "ok") == "ok"]
-    if any(r.get("alpha") is not None and r.get("role") != "teacher" and r.get("objective_name") != "student"
-           for r in ok):
+    if any(
+        r.get("alpha") is not None and r.get("role") != "teacher" and r.get("objective_name") != "student" for r in ok
+    ):
         png = plots.plot_alpha(rows, fig_dir / "alpha")[0]
-        figures.append(ReportFigure(png, "Accuracy and macro F1 against alpha",
-                              "α sweep: accuracy and macro F1 against α, mean ± sd over seeds; "
-                              "the dotted line and band are the student alone."))
+        figures.append(
+            ReportFigure(
+                png,
+                "Accuracy and macro F1 against alpha",
+                "α sweep: accuracy and macro F1 against α, mean ± sd over seeds; "
+                "the dotted line and band are the student alone.",
+            )
+        )
     if any(is_number(r.get(f)) and r[f] > 0 for r in ok for f in ("params", "flops", "latency_ms")):
         png = plots.plot_compression(rows, fig_dir / "compression")[0]
-        figures.append(ReportFigure(png, "Accuracy against parameters, FLOPs and latency",
-                              "Accuracy against model cost (log scale): teachers, students alone "
-                              "and distilled students, mean ± sd over seeds."))
+        figures.append(
+            ReportFigure(
+                png,
+                "Accuracy against parameters, FLOPs and latency",
+                "Accuracy against model cost (log scale): teachers, students alone "
+                "and distilled students, mean ± sd over seeds.",
+            )
+        )
     for r in _representative(results):
         m = r.get("metrics") or {}
-        who = f"{r.get('role')} {r.get('model')}, {pretty_objective(r.get('objective_name'))}, " \
-              f"seed {r.get('seed')} (run {r.get('run_id')}, best {r.get('role')} on {r.get('dataset')})"
+        who = (
+            f"{r.get('role')} {r.get('model')}, {pretty_objective(r.get('objective_name'))}, "
+            f"seed {r.get('seed')} (run {r.get('run_id')}, best {r.get('role')} on {r.get('dataset')})"
+        )
         stem = _safe(f"{r.get('dataset')}_{r.get('role')}_{r.get('run_id')}")
         cm, classes = m.get("confusion_matrix"), m.get("classes")
         if cm and classes:
-            png = plots.plot_confusion(cm, classes, fig_dir / f"confusion_{stem}",
-                                       title=f"Confusion matrix: {r.get('role')} {r.get('model')}")[0]
-            figures.append(ReportFigure(png, f"Confusion matrix of {who}", f"Confusion matrix (test set) of the {who}."))
+            png = plots.plot_confusion(
+                cm, classes, fig_dir / f"confusion_{stem}", title=f"Confusion matrix: {r.get('role')} {r.get('model')}"
+            )[0]
+            figures.append(
+                ReportFigure(png, f"Confusion matrix of {who}", f"Confusion matrix (test set) of the {who}.")
+            )
         if r.get("history"):
-            png = plots.plot_curves(r["history"], fig_dir / f"curves_{stem}",
-                                    title=f"Training curves: {r.get('role')} {r.get('model')}")[0]
+            png = plots.plot_curves(
+                r["history"], fig_dir / f"curves_{stem}", title=f"Training curves: {r.get('role')} {r.get('model')}"
+            )[0]
             figures.append(ReportFigure(png, f"Training curves of {who}", f"Loss and accuracy per epoch of the {who}."))
     return figures
 
@@ -256,16 +307,24 @@ def _paired_display(paired: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
     for p in paired:
         k = 100.0 if p["metric"] in ("accuracy", "precision_macro", "recall_macro", "f1_macro") else 1.0
         ci = "–" if p["n"] < 2 else f"{_points(p['ci_low'], k)} to {_points(p['ci_high'], k)}"
-        out.append({
-            "dataset": str(p["dataset"]), "model": str(p["model"]), "objective_name": str(p["objective_name"]),
-            "alpha": format_value("alpha", p["alpha"]), "beta": format_value("beta", p["beta"]),
-            "T": format_value("T", p["T"]), "n": str(p["n"]),
-            f"{p['metric']} (setting)": format_value(p["metric"], p["mean"]),
-            f"{p['metric']} (student alone)": format_value(p["metric"], p["baseline_mean"]),
-            "Δ mean (pts)": _points(p["mean_diff"], k), "Δ sd (pts)": _points(p["sd_diff"], k, signed=False),
-            "95% CI (pts)": ci, "wins": f"{p['wins']}/{p['n']}",
-            "no baseline": str(len(p["seeds_without_baseline"])),
-        })
+        out.append(
+            {
+                "dataset": str(p["dataset"]),
+                "model": str(p["model"]),
+                "objective_name": str(p["objective_name"]),
+                "alpha": format_value("alpha", p["alpha"]),
+                "beta": format_value("beta", p["beta"]),
+                "T": format_value("T", p["T"]),
+                "n": str(p["n"]),
+                f"{p['metric']} (setting)": format_value(p["metric"], p["mean"]),
+                f"{p['metric']} (student alone)": format_value(p["metric"], p["baseline_mean"]),
+                "Δ mean (pts)": _points(p["mean_diff"], k),
+                "Δ sd (pts)": _points(p["sd_diff"], k, signed=False),
+                "95% CI (pts)": ci,
+                "wins": f"{p['wins']}/{p['n']}",
+                "no baseline": str(len(p["seeds_without_baseline"])),
+            }
+        )
     return out
 
 
@@ -285,7 +344,9 @@ def _seed_cell(n: int, n_failed: int) -> str:
     return str(n) + (f" ({n_failed} failed)" if n_failed else "")
 
 
-def _alpha_display(long_rows: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]]) -> list[tuple[str, list[dict[str, str]]]]:
+def _alpha_display(
+    long_rows: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]]
+) -> list[tuple[str, list[dict[str, str]]]]:
     """The α tables as text, one per family (dataset, model, objective, T): a row per α (and
     the student alone on top), accuracy and macro F1 (mean ± sd over seeds) per β setting."""
     families: dict[tuple, list[dict[str, Any]]] = {}
@@ -297,24 +358,38 @@ def _alpha_display(long_rows: Sequence[dict[str, Any]], rows: Sequence[dict[str,
         nuclear = {b: any(m["nuclear"] for m in members if m["beta"] == b) for b in betas}
         plain = len(betas) == 1 and str(name) != "thesis" and not nuclear[betas[0]]
         cols = {b: ("" if plain else ", " + _beta_label(name, b, nuclear[b])) for b in betas}
-        base = [r for r in rows if r.get("objective_name") == "student" and r.get("role", "student") == "student"
-                and r.get("dataset") == ds and r.get("model") == model and r.get("status", "ok") == "ok"]
+        base = [
+            r
+            for r in rows
+            if r.get("objective_name") == "student"
+            and r.get("role", "student") == "student"
+            and r.get("dataset") == ds
+            and r.get("model") == model
+            and r.get("status", "ok") == "ok"
+        ]
         table: list[dict[str, str]] = []
         if base:
             line = {"α": "student alone", "seeds": str(len(base))}
             for b in betas:
                 for metric, label in (("accuracy", "accuracy"), ("f1_macro", "macro F1")):
                     vals = [float(r[metric]) for r in base if is_number(r.get(metric))]
-                    line[label + cols[b]] = format_mean_std(metric, statistics.fmean(vals) if vals else None,
-                                                            statistics.stdev(vals) if len(vals) > 1 else None)
+                    line[label + cols[b]] = format_mean_std(
+                        metric,
+                        statistics.fmean(vals) if vals else None,
+                        statistics.stdev(vals) if len(vals) > 1 else None,
+                    )
             table.append(line)
         by_alpha: dict[float, dict[Any, dict[str, Any]]] = {}
         for m in members:
             by_alpha.setdefault(m["alpha"], {})[m["beta"]] = m
         for a in sorted(by_alpha):
             cells = by_alpha[a]
-            line = {"α": f"{a:g}", "seeds": " / ".join(_seed_cell(cells[b]["n"], cells[b]["n_failed"]) if b in cells else "–"
-                                                        for b in betas)}
+            line = {
+                "α": f"{a:g}",
+                "seeds": " / ".join(
+                    _seed_cell(cells[b]["n"], cells[b]["n_failed"]) if b in cells else "–" for b in betas
+                ),
+            }
             for b in betas:
                 m = cells.get(b, {})
                 line["accuracy" + cols[b]] = format_mean_std("accuracy", m.get("accuracy_mean"), m.get("accuracy_std"))
@@ -322,8 +397,10 @@ def _alpha_display(long_rows: Sequence[dict[str, Any]], rows: Sequence[dict[str,
             table.append(line)
         who = pretty_objective(name)
         t_text = f", T={T:g}" if isinstance(T, (int, float)) else ""
-        title = (f"{who[:1].upper() + who[1:]}{t_text} on {ds}, student {model}: n = {len(by_alpha)} α values, "
-                 "mean ± sd over seeds")
+        title = (
+            f"{who[:1].upper() + who[1:]}{t_text} on {ds}, student {model}: n = {len(by_alpha)} α values, "
+            "mean ± sd over seeds"
+        )
         out.append((title, table))
     return out
 
@@ -337,20 +414,28 @@ def _teacher_student_display(long_rows: Sequence[dict[str, Any]]) -> list[dict[s
     out = []
     for r in long_rows:
         setting = "–" if r["who"] != "distilled (best)" else _setting(r)
-        out.append({
-            "dataset": str(r["dataset"]), "run": r["who"], "model": str(r["model"]), "setting": setting,
-            "seeds": str(r["n"]),
-            "accuracy": format_mean_std("accuracy", r["accuracy_mean"], r["accuracy_std"]),
-            "precision (macro)": format_mean_std("precision_macro", r["precision_macro_mean"], r["precision_macro_std"]),
-            "recall (macro)": format_mean_std("recall_macro", r["recall_macro_mean"], r["recall_macro_std"]),
-            "F1 (macro)": format_mean_std("f1_macro", r["f1_macro_mean"], r["f1_macro_std"]),
-            "params": format_value("params", r["params"]),
-            "MFLOPs": format_value("mflops", r["flops"] / 1e6) if is_number(r["flops"]) else "–",
-            "size (KB)": format_value("kb", r["size_bytes"] / 1024) if is_number(r["size_bytes"]) else "–",
-            "latency (ms)": format_value("latency_ms", r["latency_ms"]),
-            "× fewer params": _ratio(r["params_ratio"]), "× fewer FLOPs": _ratio(r["flops_ratio"]),
-            "× faster": _ratio(r["speedup"]),
-        })
+        out.append(
+            {
+                "dataset": str(r["dataset"]),
+                "run": r["who"],
+                "model": str(r["model"]),
+                "setting": setting,
+                "seeds": str(r["n"]),
+                "accuracy": format_mean_std("accuracy", r["accuracy_mean"], r["accuracy_std"]),
+                "precision (macro)": format_mean_std(
+                    "precision_macro", r["precision_macro_mean"], r["precision_macro_std"]
+                ),
+                "recall (macro)": format_mean_std("recall_macro", r["recall_macro_mean"], r["recall_macro_std"]),
+                "F1 (macro)": format_mean_std("f1_macro", r["f1_macro_mean"], r["f1_macro_std"]),
+                "params": format_value("params", r["params"]),
+                "MFLOPs": format_value("mflops", r["flops"] / 1e6) if is_number(r["flops"]) else "–",
+                "size (KB)": format_value("kb", r["size_bytes"] / 1024) if is_number(r["size_bytes"]) else "–",
+                "latency (ms)": format_value("latency_ms", r["latency_ms"]),
+                "× fewer params": _ratio(r["params_ratio"]),
+                "× fewer FLOPs": _ratio(r["flops_ratio"]),
+                "× faster": _ratio(r["speedup"]),
+            }
+        )
     return out
 
 
@@ -377,7 +462,9 @@ def _html_table(rows: Sequence[dict[str, Any]], cls: str, **attrs: str) -> str:
             f'<td class="num">{html.escape(v)}</td>' if _numberish(v) else f"<td>{html.escape(v)}</td>" for v in line
         )
         body.append(f"<tr>{tds}</tr>")
-    return f'<table class="{html.escape(cls)}"{extra}><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    return (
+        f'<table class="{html.escape(cls)}"{extra}><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    )
 
 
 def _numberish(text: str) -> bool:
@@ -406,27 +493,35 @@ def _render_html(ctx: dict[str, Any]) -> str:
         f"<title>{e(ctx['title'])}</title><style>{_CSS}</style></head><body>",
         f"<h1>{e(ctx['title'])}</h1>",
         f'<p class="muted">Source folder: <code>{e(ctx["source"])}</code>. Tables as files: '
-        + ", ".join(f'<a href="{e(n)}">{e(n)}</a>' for n in ctx["table_files"]) + ".</p>",
+        + ", ".join(f'<a href="{e(n)}">{e(n)}</a>' for n in ctx["table_files"])
+        + ".</p>",
         '<section id="verdict"><h2>Verdict</h2>',
         f'<p class="verdict">{e(ctx["verdict"])}</p></section>',
         '<section id="what-was-run"><h2>What was run</h2>',
         _kv_html(ctx["summary"], "summary"),
-        "<h3>Objectives</h3>", _html_table(ctx["objectives"], "objectives"),
+        "<h3>Objectives</h3>",
+        _html_table(ctx["objectives"], "objectives"),
     ]
     if ctx["sweep"]:
         parts += [f"<h3>Sweep configuration ({e(SWEEP_FILE)})</h3>", _kv_html(ctx["sweep"], "config")]
     if ctx["run_machines"]:
         parts += ["<h3>Machines that ran the runs</h3>", _kv_html(ctx["run_machines"], "run-machines")]
     parts += [
-        "<h3>Machine (where this report was made)</h3>", _kv_html(ctx["machine"], "machine"), "</section>",
+        "<h3>Machine (where this report was made)</h3>",
+        _kv_html(ctx["machine"], "machine"),
+        "</section>",
         '<section id="aggregate"><h2>Mean ± sd over seeds</h2>',
         '<p class="muted">Sample standard deviation (n − 1); – where a setting has a single seed.</p>',
-        _html_table(ctx["aggregate"], "aggregate"), "</section>",
+        _html_table(ctx["aggregate"], "aggregate"),
+        "</section>",
         '<section id="thesis-tables"><h2>The thesis tables</h2>',
     ]
     if ctx["teacher_student"]:
-        parts += ["<h3>Teacher against student</h3>", f'<p class="muted">{e(_TS_NOTE)}</p>',
-                  _html_table(ctx["teacher_student"], "teacher-student")]
+        parts += [
+            "<h3>Teacher against student</h3>",
+            f'<p class="muted">{e(_TS_NOTE)}</p>',
+            _html_table(ctx["teacher_student"], "teacher-student"),
+        ]
     if not ctx["alpha_tables"]:
         parts.append(f"<p>{e(_NO_ALPHA)}</p>")
     for title, rows in ctx["alpha_tables"]:
@@ -447,11 +542,18 @@ def _render_html(ctx: dict[str, Any]) -> str:
             f'<figure><img class="plot" alt="{e(f.alt)}" src="{_data_uri(f.png)}">'
             f"<figcaption>{e(f.caption)}</figcaption></figure>"
         )
-    parts += ["</section>", '<section id="results"><h2>All runs</h2>',
-              _html_table(ctx["compact"], "results"), "</section>"]
+    parts += [
+        "</section>",
+        '<section id="results"><h2>All runs</h2>',
+        _html_table(ctx["compact"], "results"),
+        "</section>",
+    ]
     if ctx["failed"]:
-        items = "".join(f"<li><code>{e(str(r.get('run_id')))}</code> ({e(_failed_what(r))}): "
-                        f"{e(str(r.get('error') or 'no message'))}</li>" for r in ctx["failed"])
+        items = "".join(
+            f"<li><code>{e(str(r.get('run_id')))}</code> ({e(_failed_what(r))}): "
+            f"{e(str(r.get('error') or 'no message'))}</li>"
+            for r in ctx["failed"]
+        )
         parts.append(f'<section id="failed"><h2>Failed runs</h2><ul class="failed">{items}</ul></section>')
     parts.append("</body></html>\n")
     return "\n".join(parts)
@@ -465,21 +567,41 @@ def _md_text(text: str) -> str:
 
 
 def _render_md(ctx: dict[str, Any], out_dir: Path) -> str:
-    lines = [f"# {_md_text(ctx['title'])}", "",
-             f"Source folder: `{ctx['source']}`. Tables as files: "
-             + ", ".join(f"[{n}]({n})" for n in ctx["table_files"]) + ".", "",
-             "## Verdict", "", _md_text(ctx["verdict"]), "",
-             "## What was run", "", _kv_md(ctx["summary"]), "### Objectives", "",
-             markdown_table(ctx["objectives"])]
+    lines = [
+        f"# {_md_text(ctx['title'])}",
+        "",
+        f"Source folder: `{ctx['source']}`. Tables as files: "
+        + ", ".join(f"[{n}]({n})" for n in ctx["table_files"])
+        + ".",
+        "",
+        "## Verdict",
+        "",
+        _md_text(ctx["verdict"]),
+        "",
+        "## What was run",
+        "",
+        _kv_md(ctx["summary"]),
+        "### Objectives",
+        "",
+        markdown_table(ctx["objectives"]),
+    ]
     if ctx["sweep"]:
         lines += [f"### Sweep configuration ({SWEEP_FILE})", "", _kv_md(ctx["sweep"])]
     if ctx["run_machines"]:
         lines += ["### Machines that ran the runs", "", _kv_md(ctx["run_machines"])]
-    lines += ["### Machine (where this report was made)", "", _kv_md(ctx["machine"]),
-              "## Mean ± sd over seeds", "",
-              "Sample standard deviation (n − 1); – where a setting has a single seed.", "",
-              markdown_table(ctx["aggregate"]) or "No rows.", "",
-              "## The thesis tables", ""]
+    lines += [
+        "### Machine (where this report was made)",
+        "",
+        _kv_md(ctx["machine"]),
+        "## Mean ± sd over seeds",
+        "",
+        "Sample standard deviation (n − 1); – where a setting has a single seed.",
+        "",
+        markdown_table(ctx["aggregate"]) or "No rows.",
+        "",
+        "## The thesis tables",
+        "",
+    ]
     if ctx["teacher_student"]:
         lines += ["### Teacher against student", "", _md_text(_TS_NOTE), "", markdown_table(ctx["teacher_student"])]
     if not ctx["alpha_tables"]:
@@ -487,9 +609,12 @@ def _render_md(ctx: dict[str, Any], out_dir: Path) -> str:
     for title, rows in ctx["alpha_tables"]:
         lines += [f"### {_md_text(title)}", "", markdown_table(rows)]
     lines += [
-              "## Paired differences against the student alone", "",
-              "Δ = setting − student alone, paired by dataset, student model and seed, in percentage "
-              "points; 95% CI = mean Δ ± t(0.975, n−1)·sd/√n; wins = seeds with Δ > 0.", ""]
+        "## Paired differences against the student alone",
+        "",
+        "Δ = setting − student alone, paired by dataset, student model and seed, in percentage "
+        "points; 95% CI = mean Δ ± t(0.975, n−1)·sd/√n; wins = seeds with Δ > 0.",
+        "",
+    ]
     for metric, rows in ctx["paired"]:
         lines += [f"### {metric}", "", markdown_table(rows) or "No distilled runs to compare.", ""]
     lines += ["## Figures", ""]
@@ -502,8 +627,10 @@ def _render_md(ctx: dict[str, Any], out_dir: Path) -> str:
     lines += ["## All runs", "", markdown_table(ctx["compact"])]
     if ctx["failed"]:
         lines += ["## Failed runs", ""]
-        lines += [f"- `{r.get('run_id')}` ({_md_text(_failed_what(r))}): {_md_text(str(r.get('error') or 'no message'))}"
-                  for r in ctx["failed"]]
+        lines += [
+            f"- `{r.get('run_id')}` ({_md_text(_failed_what(r))}): {_md_text(str(r.get('error') or 'no message'))}"
+            for r in ctx["failed"]
+        ]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -205,8 +205,11 @@ def _num(x: float) -> str:
 
 def _setting(row: dict[str, Any]) -> str:
     name = pretty_objective(row.get("objective_name"))
-    params = [f"{sym}={_param(row.get(k))}" for k, sym in (("alpha", "α"), ("beta", "β"), ("T", "T"))
-              if row.get(k) is not None]
+    params = [
+        f"{sym}={_param(row.get(k))}"
+        for k, sym in (("alpha", "α"), ("beta", "β"), ("T", "T"))
+        if row.get(k) is not None
+    ]
     return f"{name} ({', '.join(params)})" if params else name
 
 
@@ -244,24 +247,34 @@ def _sentence(row: dict[str, Any], lead: str = "") -> str:
     kind = _classify(row)
     n = row["n"]
     if kind == "no_baseline":
-        return (f"{who} could not be compared: there is no '{row['baseline']}' run of the same "
-                f"dataset, model and seed ({_seeds(len(row['seeds_without_baseline']))} without one).")
+        return (
+            f"{who} could not be compared: there is no '{row['baseline']}' run of the same "
+            f"dataset, model and seed ({_seeds(len(row['seeds_without_baseline']))} without one)."
+        )
     m, sd = k * row["mean_diff"], k * row["sd_diff"]
     lo, hi = k * row["ci_low"], k * row["ci_high"]
     if kind == "single":
         direction = "above" if m > 0 else "below" if m < 0 else "level with"
         amount = f"{_num(abs(m))}{unit_s} " if m != 0 else ""
-        return (f"{who} is {amount}{direction} {base} in {metric} on a single seed; with one "
-                "seed there is no confidence interval, so this is one observation, not evidence.")
+        return (
+            f"{who} is {amount}{direction} {base} in {metric} on a single seed; with one "
+            "seed there is no confidence interval, so this is one observation, not evidence."
+        )
     ci = f"95% CI {_num(lo)} to {_num(hi)}"
     if kind == "better":
-        return (f"{who} beats {base} in {metric} by {_num(m)} ± {_num(sd)}{unit_s} "
-                f"(mean ± sd over {_seeds(n)}; {ci}), better in {row['wins']}/{n} seeds.")
+        return (
+            f"{who} beats {base} in {metric} by {_num(m)} ± {_num(sd)}{unit_s} "
+            f"(mean ± sd over {_seeds(n)}; {ci}), better in {row['wins']}/{n} seeds."
+        )
     if kind == "worse":
-        return (f"{who} is worse than {base} in {metric} by {_num(-m)} ± {_num(sd)}{unit_s} "
-                f"(mean ± sd over {_seeds(n)}; {ci}), worse in {row['losses']}/{n} seeds.")
-    return (f"{who} does not clearly differ from {base} in {metric}: {_num(m)} ± {_num(sd)}{unit_s} "
-            f"(mean ± sd over {_seeds(n)}; the {ci} contains 0), better in {row['wins']}/{n} seeds.")
+        return (
+            f"{who} is worse than {base} in {metric} by {_num(-m)} ± {_num(sd)}{unit_s} "
+            f"(mean ± sd over {_seeds(n)}; {ci}), worse in {row['losses']}/{n} seeds."
+        )
+    return (
+        f"{who} does not clearly differ from {base} in {metric}: {_num(m)} ± {_num(sd)}{unit_s} "
+        f"(mean ± sd over {_seeds(n)}; the {ci} contains 0), better in {row['wins']}/{n} seeds."
+    )
 
 
 def _capitalize(text: str) -> str:
@@ -273,8 +286,7 @@ def verdict(diff_rows: Sequence[dict[str, Any]]) -> str:
     model, the best setting (largest mean difference) judged by its 95% CI, then how many
     settings clearly beat, do not clearly differ from, or are clearly worse than the baseline."""
     if not diff_rows:
-        return ("There is nothing to compare: no finished distilled runs besides the baseline "
-                "and the teachers.")
+        return "There is nothing to compare: no finished distilled runs besides the baseline and the teachers."
     scopes: dict[tuple, list[dict[str, Any]]] = {}
     for r in diff_rows:
         scopes.setdefault((r.get("dataset"), r.get("model")), []).append(r)
@@ -283,9 +295,12 @@ def verdict(diff_rows: Sequence[dict[str, Any]]) -> str:
         prefix = f"On {ds} with the {model} student, " if len(scopes) > 1 else ""
         comparable = [r for r in rows if r["n"] > 0]
         if not comparable:
-            parts.append(_capitalize(
-                f"{prefix}no setting could be compared: there is no '{rows[0]['baseline']}' run "
-                "(role 'student') of the same dataset, model and seed to pair with."))
+            parts.append(
+                _capitalize(
+                    f"{prefix}no setting could be compared: there is no '{rows[0]['baseline']}' run "
+                    "(role 'student') of the same dataset, model and seed to pair with."
+                )
+            )
             continue
         best = max(comparable, key=lambda r: r["mean_diff"])
         lead = "the best setting, " if len(rows) > 1 else ""

@@ -133,8 +133,10 @@ def _check_loss(loss: str, where: str) -> None:
     try:
         parse_spec(loss)
     except GeodistillError as e:
-        raise GeodistillError(f"{where}: loss {loss!r} is neither a preset ({', '.join(PRESETS)}) "
-                              f"nor a valid spec ({str(e).rstrip('.')}).") from None
+        raise GeodistillError(
+            f"{where}: loss {loss!r} is neither a preset ({', '.join(PRESETS)}) "
+            f"nor a valid spec ({str(e).rstrip('.')})."
+        ) from None
 
 
 def _axis(key: str, raw: Any, where: str) -> list:
@@ -205,8 +207,7 @@ def _check_sweep(sweep: Mapping, where: str) -> None:
         if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
             raise GeodistillError(f"In {where}, 'seeds' must be a list of integers >= 0, e.g. [0, 1, 2].")
     ds = sweep.get("datasets")
-    if ds is not None and (not isinstance(ds, list) or not ds
-                           or not all(isinstance(x, (str, Mapping)) for x in ds)):
+    if ds is not None and (not isinstance(ds, list) or not ds or not all(isinstance(x, (str, Mapping)) for x in ds)):
         raise GeodistillError(f"In {where}, 'datasets' must be a list of dataset names or data mappings.")
 
 
@@ -223,7 +224,11 @@ def point_label(coords: Mapping[str, Any]) -> str:
     from geodistill.losses import PRESETS
 
     loss = str(coords["loss"])
-    s = loss.replace("+", "_") if loss in PRESETS else f"{_safe(loss)[:40]}-{hashlib.sha1(loss.encode()).hexdigest()[:6]}"
+    s = (
+        loss.replace("+", "_")
+        if loss in PRESETS
+        else f"{_safe(loss)[:40]}-{hashlib.sha1(loss.encode()).hexdigest()[:6]}"
+    )
     for k, tag in (("alpha", "a"), ("beta", "b"), ("T", "T")):
         v = coords.get(k)
         if k in coords and loss != "student":
@@ -266,10 +271,14 @@ def plan(sweep: Mapping[str, Any], teacher_ckpt: str | None = None) -> SweepPlan
     recipe = sweep.get("recipe")
     r = get_recipe(recipe) if recipe else {"base": {}, "teacher": {}, "student": {}, "objectives": [], "seeds": [0]}
     user_base = dict(sweep.get("base") or {})
-    role_over = {role: deep_merge(dict(user_base.pop(role, None) or {}), dict(sweep.get(role) or {}))
-                 for role in ("teacher", "student")}
-    specs = {role: deep_merge(deep_merge(deep_merge(r["base"], r[role]), user_base), role_over[role])
-             for role in ("teacher", "student")}
+    role_over = {
+        role: deep_merge(dict(user_base.pop(role, None) or {}), dict(sweep.get(role) or {}))
+        for role in ("teacher", "student")
+    }
+    specs = {
+        role: deep_merge(deep_merge(deep_merge(r["base"], r[role]), user_base), role_over[role])
+        for role in ("teacher", "student")
+    }
     teacher_ckpt = teacher_ckpt or (specs["student"].get("distill") or {}).get("teacher")
     seeds = sweep.get("seeds") if sweep.get("seeds") is not None else (r.get("seeds") or [0])
     seeds = [int(s) for s in (seeds if isinstance(seeds, list) else [seeds])]
@@ -316,18 +325,30 @@ def plan(sweep: Mapping[str, Any], teacher_ckpt: str | None = None) -> SweepPlan
         t_model = next(iter(teachers.values())).spec.get("train", {}).get("model")
         s_model = specs["student"].get("train", {}).get("model")
         if t_model == s_model:
-            warnings.warn(f"The sweep's teacher and student are both {t_model or 'the default cnn3'}; set "
-                          "teacher.train.model (or pick a recipe, e.g. thesis) to distil from a larger model.",
-                          GeodistillWarning, stacklevel=2)
-    return SweepPlan(list(teachers.values()), list(points.values()), seeds,
-                     [ds or specs["student"].get("data", {}).get("dataset", "synthetic") for ds, _ in datasets])
+            warnings.warn(
+                f"The sweep's teacher and student are both {t_model or 'the default cnn3'}; set "
+                "teacher.train.model (or pick a recipe, e.g. thesis) to distil from a larger model.",
+                GeodistillWarning,
+                stacklevel=2,
+            )
+    return SweepPlan(
+        list(teachers.values()),
+        list(points.values()),
+        seeds,
+        [ds or specs["student"].get("data", {}).get("dataset", "synthetic") for ds, _ in datasets],
+    )
 
 
 # ---------------------------------------------------------------- one point
 
 
-def failure_row(spec: Mapping[str, Any], run_dir: str | Path, error: BaseException | str,
-                tb: str | None = None, role: str | None = None) -> dict:
+def failure_row(
+    spec: Mapping[str, Any],
+    run_dir: str | Path,
+    error: BaseException | str,
+    tb: str | None = None,
+    role: str | None = None,
+) -> dict:
     """What ``failed.json`` holds: the identity and coordinates of the point (the same fields
     and conventions as a results.json, so the report groups it with its setting) + the error."""
     try:
@@ -341,26 +362,42 @@ def failure_row(spec: Mapping[str, Any], run_dir: str | Path, error: BaseExcepti
     try:
         from geodistill.losses import PRESETS, Objective
 
-        obj = (Objective.preset(loss, alpha=distill.get("alpha", 0.5), beta=distill.get("beta"), T=distill.get("T", 4.0))
-               if loss in PRESETS else Objective.parse(loss))
+        obj = (
+            Objective.preset(loss, alpha=distill.get("alpha", 0.5), beta=distill.get("beta"), T=distill.get("T", 4.0))
+            if loss in PRESETS
+            else Objective.parse(loss)
+        )
         objective = str(obj)
-    except Exception:  # noqa: BLE001 - the formula is a courtesy; the error is what matters
+    except Exception:
         pass
     return {
-        "run_id": Path(run_dir).name, "status": "failed",
+        "run_id": Path(run_dir).name,
+        "status": "failed",
         "error": error if isinstance(error, str) else f"{type(error).__name__}: {error}",
         "role": role or ("student" if plain else "distilled"),
-        "dataset": data.get("dataset"), "model": train.get("model"), "teacher": distill.get("teacher"),
-        "objective": objective, "objective_name": loss,
-        "alpha": None if plain else distill.get("alpha"), "beta": None if plain else distill.get("beta"),
+        "dataset": data.get("dataset"),
+        "model": train.get("model"),
+        "teacher": distill.get("teacher"),
+        "objective": objective,
+        "objective_name": loss,
+        "alpha": None if plain else distill.get("alpha"),
+        "beta": None if plain else distill.get("beta"),
         "T": None if plain else distill.get("T"),
-        "seed": train.get("seed"), "size": data.get("size"), "metrics": None,
-        "traceback": tb, "config": cfg,
+        "seed": train.get("seed"),
+        "size": data.get("size"),
+        "metrics": None,
+        "traceback": tb,
+        "config": cfg,
     }
 
 
-def _write_failure(spec: Mapping[str, Any], run_dir: str | Path, error: BaseException | str,
-                   tb: str | None = None, role: str | None = None) -> dict:
+def _write_failure(
+    spec: Mapping[str, Any],
+    run_dir: str | Path,
+    error: BaseException | str,
+    tb: str | None = None,
+    role: str | None = None,
+) -> dict:
     row = failure_row(spec, run_dir, error, tb, role)
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     write_json(Path(run_dir) / FAILED_FILE, row)
@@ -374,8 +411,13 @@ def _record_coordinates(run_dir: Path, res: dict, spec: Mapping[str, Any]) -> di
     from geodistill.losses import PRESETS
 
     d = build_config(dict(spec), where="sweep point").distill
-    if (res.get("status") != "ok" or d.loss not in PRESETS or d.loss in _UNUSED
-            or res.get("alpha") is not None or res.get("role") == "teacher"):
+    if (
+        res.get("status") != "ok"
+        or d.loss not in PRESETS
+        or d.loss in _UNUSED
+        or res.get("alpha") is not None
+        or res.get("role") == "teacher"
+    ):
         return res
     res = dict(res, alpha=d.alpha, beta=d.beta, T=d.T)
     write_json(run_dir / RESULTS_FILE, res)
@@ -392,7 +434,7 @@ def _run_point(spec: dict, run_dir: str, log: Log = print) -> dict:
         res = _record_coordinates(d, res, spec)
         (d / FAILED_FILE).unlink(missing_ok=True)  # an earlier failure is now stale
         return res
-    except Exception as e:  # noqa: BLE001 - recorded, reported, and the sweep goes on
+    except Exception as e:
         log(f"[{d.name}] failed: {type(e).__name__}: {e}")
         return _write_failure(spec, d, e, traceback.format_exc(limit=6))
 
@@ -427,16 +469,22 @@ def _run_parallel(jobs: list[tuple[dict, str]], workers: int, devices: Sequence[
     for i in range(n):
         slots.put(i)
     threads = worker_threads(n)
-    log(f"sweep: {len(jobs)} points on {n} worker processes, {threads} thread(s) each"
-        + (f", devices {', '.join(map(str, devices))}" if devices else ""))
-    with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker,
-                             initargs=(threads, list(devices) if devices else None, slots)) as pool:
+    log(
+        f"sweep: {len(jobs)} points on {n} worker processes, {threads} thread(s) each"
+        + (f", devices {', '.join(map(str, devices))}" if devices else "")
+    )
+    with ProcessPoolExecutor(
+        max_workers=n,
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(threads, list(devices) if devices else None, slots),
+    ) as pool:
         futures = {pool.submit(_run_point, spec, run_dir): (spec, run_dir) for spec, run_dir in jobs}
         for k, f in enumerate(as_completed(futures), 1):
             spec, run_dir = futures[f]
             try:
                 row = f.result()
-            except Exception as e:  # noqa: BLE001 - the worker died (BrokenProcessPool) or could not reply
+            except Exception as e:
                 row = _write_failure(spec, run_dir, f"worker process failed: {type(e).__name__}: {e}")
             state = row.get("error") if row.get("status") == "failed" else f"accuracy {row['metrics']['accuracy']:.4f}"
             log(f"sweep: [{k}/{len(jobs)}] {Path(run_dir).name}: {state}")
@@ -458,7 +506,7 @@ def _run_teacher(job: TeacherJob, out: Path, data_cache: dict, log: Log) -> str 
         train(cfg, d, resume=True, data=data, role="teacher", log=log)
         (d / FAILED_FILE).unlink(missing_ok=True)
         return None
-    except Exception as e:  # noqa: BLE001 - its students are recorded as failed, the rest go on
+    except Exception as e:
         row = _write_failure(job.spec, d, e, traceback.format_exc(limit=6), role="teacher")
         log(f"sweep: teacher {job.name} failed: {row['error']}")
         return row["error"]
@@ -484,10 +532,17 @@ def _warm_cache(spec: dict, data_cache: dict, log: Log) -> None:
         return
     data = _data_for(cfg, data_cache)
     teacher, meta = _load_teacher(cfg, data)
-    build_teacher_cache(teacher, data.images, np.sort(data.train), Normalizer.from_dict(meta["normalizer"]),
-                        data_key=data.key, size=data.size,
-                        n_views=NUM_VIEWS if cfg.data.augment == "dihedral" else 1,
-                        cache_root=default_cache_dir(cfg), log=log)
+    build_teacher_cache(
+        teacher,
+        data.images,
+        np.sort(data.train),
+        Normalizer.from_dict(meta["normalizer"]),
+        data_key=data.key,
+        size=data.size,
+        n_views=NUM_VIEWS if cfg.data.augment == "dihedral" else 1,
+        cache_root=default_cache_dir(cfg),
+        log=log,
+    )
 
 
 # ---------------------------------------------------------------- the sweep
@@ -508,8 +563,16 @@ def _result_of(out: Path, name: str) -> dict:
     return {"run_id": name, "status": "failed", "error": "not run"}
 
 
-def run_sweep(sweep: Mapping[str, Any], out: str | Path, *, workers: int = 1, teacher_ckpt: str | None = None,
-              devices: Sequence[str] | None = None, retry_failed: bool = True, log: Log = print) -> list[dict]:
+def run_sweep(
+    sweep: Mapping[str, Any],
+    out: str | Path,
+    *,
+    workers: int = 1,
+    teacher_ckpt: str | None = None,
+    devices: Sequence[str] | None = None,
+    retry_failed: bool = True,
+    log: Log = print,
+) -> list[dict]:
     """Run (or resume) a sweep under ``out``; returns one dict per student point (its
     results.json, or its failed.json with ``status: failed``), in plan order.
 
@@ -521,7 +584,9 @@ def run_sweep(sweep: Mapping[str, Any], out: str | Path, *, workers: int = 1, te
     if workers < 1:
         raise GeodistillError(f"--workers must be at least 1, not {workers}.")
     if teacher_ckpt and not Path(teacher_ckpt).is_file():
-        raise GeodistillError(f"Teacher checkpoint {teacher_ckpt} does not exist; give the model.ckpt of a trained teacher.")
+        raise GeodistillError(
+            f"Teacher checkpoint {teacher_ckpt} does not exist; give the model.ckpt of a trained teacher."
+        )
     teacher_ckpt = str(Path(teacher_ckpt).resolve()) if teacher_ckpt else None
     out = Path(out)
     p = plan(sweep, teacher_ckpt=teacher_ckpt)
@@ -530,9 +595,16 @@ def run_sweep(sweep: Mapping[str, Any], out: str | Path, *, workers: int = 1, te
     for pt in p.points:
         if pt.teacher:
             pt.spec["distill"]["teacher"] = str(out_abs / pt.teacher / "model.ckpt")
-    _write_if_changed(out / SWEEP_FILE, {"sweep": dict(sweep), "datasets": p.datasets, "seeds": p.seeds,
-                                         "teachers": [t.name for t in p.teachers],
-                                         "points": [pt.name for pt in p.points]})
+    _write_if_changed(
+        out / SWEEP_FILE,
+        {
+            "sweep": dict(sweep),
+            "datasets": p.datasets,
+            "seeds": p.seeds,
+            "teachers": [t.name for t in p.teachers],
+            "points": [pt.name for pt in p.points],
+        },
+    )
 
     def pending(pt: Point) -> bool:
         d = out / pt.name
@@ -558,7 +630,7 @@ def run_sweep(sweep: Mapping[str, Any], out: str | Path, *, workers: int = 1, te
                 _warm_cache(pt.spec, data_cache, log)
             except GeodistillError:
                 raise
-            except Exception as e:  # noqa: BLE001 - an optimisation only: each point retries it
+            except Exception as e:
                 log(f"sweep: could not pre-build the teacher cache of {ckpt} ({type(e).__name__}: {e})")
     data_cache.clear()
 
@@ -576,12 +648,28 @@ def run_sweep(sweep: Mapping[str, Any], out: str | Path, *, workers: int = 1, te
 
     results = [_result_of(out, pt.name) for pt in p.points]
     failed = [r for r in results if r.get("status") == "failed"]
-    log(f"sweep: {len(jobs)} points run in {time.perf_counter() - t0:.0f}s; {len(results) - len(failed)} done, "
-        f"{len(failed)} failed" + "".join(f"\n  {r['run_id']}: {r.get('error')}" for r in failed)
-        + f"\nsweep: results in {out}; write the report with: geodistill report {out}")
+    log(
+        f"sweep: {len(jobs)} points run in {time.perf_counter() - t0:.0f}s; {len(results) - len(failed)} done, "
+        f"{len(failed)} failed"
+        + "".join(f"\n  {r['run_id']}: {r.get('error')}" for r in failed)
+        + f"\nsweep: results in {out}; write the report with: geodistill report {out}"
+    )
     return results
 
 
-__all__ = ["ABLATION", "THESIS11", "THESIS5", "Point", "SweepPlan", "TeacherJob", "failure_row",
-           "load_sweep_file", "normalize_grid", "parse_grid", "plan", "point_label", "run_sweep",
-           "worker_threads"]
+__all__ = [
+    "ABLATION",
+    "THESIS5",
+    "THESIS11",
+    "Point",
+    "SweepPlan",
+    "TeacherJob",
+    "failure_row",
+    "load_sweep_file",
+    "normalize_grid",
+    "parse_grid",
+    "plan",
+    "point_label",
+    "run_sweep",
+    "worker_threads",
+]

@@ -55,7 +55,9 @@ def collect(directory: str | Path) -> list[dict[str, Any]]:
     else:
         raise GeodistillError(f"{root} is not a folder; give the run or sweep folder that holds results.json files.")
     if not files:
-        raise GeodistillError(f"No {RESULTS_FILE} found under {root}; give a run or sweep folder whose runs have finished.")
+        raise GeodistillError(
+            f"No {RESULTS_FILE} found under {root}; give a run or sweep folder whose runs have finished."
+        )
     return [_read_one(f) for f in files]
 
 
@@ -80,7 +82,9 @@ def _read_one(path: Path) -> dict[str, Any]:
     if data.get("status", "ok") == "ok":
         metrics = data.get("metrics")
         if not isinstance(metrics, dict) or not isinstance(metrics.get("accuracy"), (int, float)):
-            raise GeodistillError(f"{path} has status 'ok' but no number at 'metrics.accuracy'; re-run that run or delete its folder.")
+            raise GeodistillError(
+                f"{path} has status 'ok' but no number at 'metrics.accuracy'; re-run that run or delete its folder."
+            )
     data["_path"] = str(path)
     return data
 
@@ -160,8 +164,7 @@ def check_columns(rows: Sequence[dict[str, Any]], columns: Iterable[str], what: 
     for c in columns:
         if c not in present:
             raise GeodistillError(
-                f"'{c}' asked of {what} is not a column of the results table; use one of: "
-                f"{', '.join(sorted(present))}."
+                f"'{c}' asked of {what} is not a column of the results table; use one of: {', '.join(sorted(present))}."
             )
 
 
@@ -425,8 +428,10 @@ def teacher_student_table(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]
             gs = [g for g in gs if is_number(g["accuracy_mean"])]
             return [max(gs, key=lambda g: g["accuracy_mean"])] if gs else []
 
-        teachers = sorted((g for g in mine if g["role"] == "teacher"),
-                          key=lambda g: -g["accuracy_mean"] if is_number(g["accuracy_mean"]) else 0.0)
+        teachers = sorted(
+            (g for g in mine if g["role"] == "teacher"),
+            key=lambda g: -g["accuracy_mean"] if is_number(g["accuracy_mean"]) else 0.0,
+        )
         alone = [g for g in mine if g["role"] == "student" and g["objective_name"] == "student"]
         distilled = best([g for g in mine if g["role"] == "distilled"])
         ref = teachers[0] if teachers else None

@@ -3,6 +3,7 @@
 tensors are always detached (and cast to the student's dtype) inside these functions, so no
 gradient ever reaches the teacher.
 """
+
 from __future__ import annotations
 
 import torch
@@ -52,7 +53,8 @@ def cosine(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
     if a.shape[0] != b.shape[0] or a[0].numel() != b[0].numel():
         raise GeodistillError(
             f"loss 'cosine': student shape {tuple(a.shape)} and teacher shape {tuple(b.shape)} "
-            "differ; project the student features to the teacher's width first.")
+            "differ; project the student features to the teacher's width first."
+        )
     b = _teacher(b, a)
     return (1.0 - F.cosine_similarity(a.flatten(1), b.flatten(1), dim=1, eps=eps)).mean()
 
@@ -71,8 +73,9 @@ def _kl_rows(log_p: Tensor, log_q: Tensor) -> Tensor:
     return torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p)).sum()
 
 
-def dkd(s_logits: Tensor, t_logits: Tensor, target: Tensor,
-        alpha: float = 1.0, beta: float = 8.0, T: float = 4.0) -> Tensor:
+def dkd(
+    s_logits: Tensor, t_logits: Tensor, target: Tensor, alpha: float = 1.0, beta: float = 8.0, T: float = 4.0
+) -> Tensor:
     """Decoupled KD (Zhao et al., CVPR 2022): ``alpha * TCKD + beta * NCKD``.
 
     With ``b = [p^T_y, 1 - p^T_y]`` the binary target / non-target split and ``p_hat`` the
@@ -107,8 +110,7 @@ def _pearson_rows(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
     return F.cosine_similarity(a, b, dim=1, eps=eps)
 
 
-def dist(s_logits: Tensor, t_logits: Tensor, beta: float = 1.0, gamma: float = 1.0,
-         T: float = 1.0) -> Tensor:
+def dist(s_logits: Tensor, t_logits: Tensor, beta: float = 1.0, gamma: float = 1.0, T: float = 1.0) -> Tensor:
     """DIST (Huang et al., NeurIPS 2022): ``beta * inter + gamma * intra`` on ``p^T``.
 
     ``inter = T^2 (1 - 1/B sum_i rho(p_s[i, :], p_t[i, :]))`` (relation across classes per

@@ -16,6 +16,7 @@ Terms (parameters and defaults in brackets):
 Terms with weight 0 are kept (so α sweeps keep one spec shape) but are inactive: they add
 nothing, need no inputs, and are logged only when their inputs happen to be present.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,8 +51,8 @@ class TermDef:
 
     label: str
     params: tuple[tuple[str, float], ...]  # (name, default)
-    needs: tuple[str, ...]                 # LossInputs fields it reads besides s_logits
-    always_show: tuple[str, ...]           # params written in spec/formula even at default
+    needs: tuple[str, ...]  # LossInputs fields it reads besides s_logits
+    always_show: tuple[str, ...]  # params written in spec/formula even at default
 
 
 TERMS: dict[str, TermDef] = {
@@ -62,10 +63,8 @@ TERMS: dict[str, TermDef] = {
     "cos_prob": TermDef("cos(p)", (("T", 1.0),), ("t_logits",), ("T",)),
     "cos_feat": TermDef("cos(feat)", (), ("s_feat", "t_feat"), ()),
     "nuc": TermDef("‖W₁‖*", (), ("first_weight",), ()),
-    "dkd": TermDef("DKD", (("alpha", 1.0), ("beta", 8.0), ("T", 4.0)), ("t_logits", "target"),
-                   ("alpha", "beta", "T")),
-    "dist": TermDef("DIST", (("beta", 1.0), ("gamma", 1.0), ("T", 1.0)), ("t_logits",),
-                    ("beta", "gamma", "T")),
+    "dkd": TermDef("DKD", (("alpha", 1.0), ("beta", 8.0), ("T", 4.0)), ("t_logits", "target"), ("alpha", "beta", "T")),
+    "dist": TermDef("DIST", (("beta", 1.0), ("gamma", 1.0), ("T", 1.0)), ("t_logits",), ("beta", "gamma", "T")),
 }
 _GREEK = {"alpha": "α", "beta": "β", "gamma": "γ"}
 _NAME = re.compile(r"^[a-z_]+$")
@@ -119,33 +118,27 @@ class Term:
 def make_term(name: str, weight: float = 1.0, **params: Any) -> Term:
     """Validate and build a `Term` (unknown names/params, weight finite >= 0, T > 0, ...)."""
     if name not in TERMS:
-        raise GeodistillError(f"objective term '{name}' is unknown; choose one of "
-                              f"{', '.join(TERMS)}.")
+        raise GeodistillError(f"objective term '{name}' is unknown; choose one of {', '.join(TERMS)}.")
     d = TERMS[name]
     defaults = dict(d.params)
     for key in params:
         if key not in defaults:
             allowed = ", ".join(defaults) or "none"
-            raise GeodistillError(f"objective term '{name}' has no parameter '{key}' "
-                                  f"(allowed: {allowed}).")
+            raise GeodistillError(f"objective term '{name}' has no parameter '{key}' (allowed: {allowed}).")
     try:
         weight = float(weight)
         values = {k: float(params.get(k, v)) for k, v in defaults.items()}
     except (TypeError, ValueError) as exc:
-        raise GeodistillError(f"objective term '{name}': weight and parameters must be "
-                              f"numbers ({exc}).") from exc
+        raise GeodistillError(f"objective term '{name}': weight and parameters must be numbers ({exc}).") from exc
     if not math.isfinite(weight) or weight < 0:
-        raise GeodistillError(f"objective term '{name}': weight must be finite and >= 0, "
-                              f"got {weight}.")
+        raise GeodistillError(f"objective term '{name}': weight must be finite and >= 0, got {weight}.")
     for k, v in values.items():
         if not math.isfinite(v):
             raise GeodistillError(f"objective term '{name}': {k} must be finite, got {v}.")
     if "T" in values and values["T"] <= 0:
-        raise GeodistillError(f"objective term '{name}': temperature T must be > 0, "
-                              f"got {values['T']}.")
+        raise GeodistillError(f"objective term '{name}': temperature T must be > 0, got {values['T']}.")
     if name == "ce" and not 0 <= values["ls"] < 1:
-        raise GeodistillError(f"objective term 'ce': label smoothing ls must be in [0, 1), "
-                              f"got {values['ls']}.")
+        raise GeodistillError(f"objective term 'ce': label smoothing ls must be in [0, 1), got {values['ls']}.")
     for k in ("alpha", "beta", "gamma"):
         if k in values and values[k] < 0:
             raise GeodistillError(f"objective term '{name}': {k} must be >= 0, got {values[k]}.")
@@ -160,14 +153,14 @@ def parse_spec(spec: str) -> list[Term]:
     for raw in spec.split("+"):
         part = raw.strip()
         if not part:
-            raise GeodistillError(f"objective spec '{spec}' has an empty term (check the '+' "
-                                  "signs).")
+            raise GeodistillError(f"objective spec '{spec}' has an empty term (check the '+' signs).")
         head, _, tail = part.partition("@")
         name, colon, weight = head.partition(":")
         name = name.strip()
         if not _NAME.match(name):
-            raise GeodistillError(f"objective spec '{spec}': cannot read term '{part}'; write "
-                                  "name[:weight][@key=value,...].")
+            raise GeodistillError(
+                f"objective spec '{spec}': cannot read term '{part}'; write name[:weight][@key=value,...]."
+            )
         if colon and not weight.strip():
             raise GeodistillError(f"objective term '{name}' has ':' but no weight.")
         params: dict[str, str] = {}
@@ -175,8 +168,9 @@ def parse_spec(spec: str) -> list[Term]:
             for kv in tail.split(","):
                 key, eq, val = kv.partition("=")
                 if not eq or not key.strip() or not val.strip():
-                    raise GeodistillError(f"objective term '{name}': cannot read parameter "
-                                          f"'{kv.strip()}'; write key=value.")
+                    raise GeodistillError(
+                        f"objective term '{name}': cannot read parameter '{kv.strip()}'; write key=value."
+                    )
                 if key.strip() in params:
                     raise GeodistillError(f"objective term '{name}' sets '{key.strip()}' twice.")
                 params[key.strip()] = val.strip()
@@ -193,8 +187,7 @@ class Objective(nn.Module):
     ``s_dim -> t_dim`` linear map for ``cos_feat``; identity when widths agree or are unknown).
     """
 
-    def __init__(self, terms: Iterable[Term], s_dim: int | None = None,
-                 t_dim: int | None = None) -> None:
+    def __init__(self, terms: Iterable[Term], s_dim: int | None = None, t_dim: int | None = None) -> None:
         super().__init__()
         self.terms: tuple[Term, ...] = tuple(terms)
         if not self.terms:
@@ -222,15 +215,18 @@ class Objective(nn.Module):
         return cls(parse_spec(spec), s_dim=s_dim, t_dim=t_dim)
 
     @classmethod
-    def from_config(cls, cfg: str | Mapping[str, Any] | Iterable[Mapping[str, Any]],
-                    s_dim: int | None = None, t_dim: int | None = None) -> Objective:
+    def from_config(
+        cls,
+        cfg: str | Mapping[str, Any] | Iterable[Mapping[str, Any]],
+        s_dim: int | None = None,
+        t_dim: int | None = None,
+    ) -> Objective:
         """From a spec string, a mapping ``{name: weight | {weight: w, **params}}`` or a list
         of ``{name: ..., weight: ..., **params}`` mappings."""
         if isinstance(cfg, str):
             return cls.parse(cfg, s_dim, t_dim)
         if isinstance(cfg, Mapping):
-            items = [{"name": k, **(v if isinstance(v, Mapping) else {"weight": v})}
-                     for k, v in cfg.items()]
+            items = [{"name": k, **(v if isinstance(v, Mapping) else {"weight": v})} for k, v in cfg.items()]
         else:
             items = [dict(c) for c in cfg]
         terms = []
@@ -242,24 +238,29 @@ class Objective(nn.Module):
         return cls(terms, s_dim=s_dim, t_dim=t_dim)
 
     @classmethod
-    def thesis(cls, alpha: float, beta: float | None = None, T: float = 4.0,
-               label_smoothing: float = 0.0) -> Objective:
+    def thesis(cls, alpha: float, beta: float | None = None, T: float = 4.0, label_smoothing: float = 0.0) -> Objective:
         """The thesis: ``α·softCE(T) + (1−α)·CE + β·‖W₁‖*``, with ``β = α`` when beta is None."""
         return cls.preset("thesis", alpha=alpha, beta=beta, T=T, label_smoothing=label_smoothing)
 
     @classmethod
-    def preset(cls, name: str, *, alpha: float = 0.5, beta: float | None = None, T: float = 4.0,
-               s_dim: int | None = None, t_dim: int | None = None,
-               label_smoothing: float = 0.0) -> Objective:
+    def preset(
+        cls,
+        name: str,
+        *,
+        alpha: float = 0.5,
+        beta: float | None = None,
+        T: float = 4.0,
+        s_dim: int | None = None,
+        t_dim: int | None = None,
+        label_smoothing: float = 0.0,
+    ) -> Objective:
         """A named recipe from `PRESETS` (see there for each formula); ``label_smoothing`` goes
         to the CE term."""
         if name not in _BUILDERS:
-            raise GeodistillError(f"objective preset '{name}' is unknown; choose one of "
-                                  f"{', '.join(PRESETS)}.")
+            raise GeodistillError(f"objective preset '{name}' is unknown; choose one of {', '.join(PRESETS)}.")
         terms = _BUILDERS[name](_check_alpha(alpha), beta, T)
         if label_smoothing:
-            terms = [make_term("ce", t.weight, ls=label_smoothing) if t.name == "ce" else t
-                     for t in terms]
+            terms = [make_term("ce", t.weight, ls=label_smoothing) if t.name == "ce" else t for t in terms]
         return cls(terms, s_dim=s_dim, t_dim=t_dim)
 
     # ----- description ----------------------------------------------------------------------
@@ -294,7 +295,8 @@ class Objective(nn.Module):
                 raise GeodistillError(
                     f"objective term 'cos_feat': student features have {s_feat.shape[1]} dims "
                     f"and teacher features {inp.t_feat.shape[1]}; pass s_dim and t_dim to the "
-                    "Objective so it learns a projector.")
+                    "Objective so it learns a projector."
+                )
             weight = getattr(self.projector, "weight", None)
             if isinstance(weight, Tensor):  # a float16/bf16 student still meets an fp32 projector
                 s_feat = s_feat.to(weight.dtype)
@@ -315,8 +317,7 @@ class Objective(nn.Module):
             missing = [f for f in TERMS[term.name].needs if getattr(inp, f) is None]
             if missing:
                 if term.active:
-                    raise GeodistillError(f"objective term '{term.name}' needs LossInputs."
-                                          f"{missing[0]} but it is None.")
+                    raise GeodistillError(f"objective term '{term.name}' needs LossInputs.{missing[0]} but it is None.")
                 continue
             if term.active:
                 value = self._term_value(term, inp)
@@ -344,10 +345,16 @@ _BUILDERS: dict[str, _Builder] = {
     "student": lambda a, b, T: [make_term("ce", 1.0)],
     "kl": lambda a, b, T: [make_term("ce", 1 - a), make_term("kl", a, T=T)],
     "cos": lambda a, b, T: [make_term("ce", 1 - a), make_term("cos_logits", a)],
-    "kl+cos": lambda a, b, T: [make_term("ce", 1 - a), make_term("kl", a, T=T),
-                               make_term("cos_logits", a if b is None else b)],
-    "thesis": lambda a, b, T: [make_term("soft_ce", a, T=T), make_term("ce", 1 - a),
-                               make_term("nuc", a if b is None else b)],
+    "kl+cos": lambda a, b, T: [
+        make_term("ce", 1 - a),
+        make_term("kl", a, T=T),
+        make_term("cos_logits", a if b is None else b),
+    ],
+    "thesis": lambda a, b, T: [
+        make_term("soft_ce", a, T=T),
+        make_term("ce", 1 - a),
+        make_term("nuc", a if b is None else b),
+    ],
     "dkd": lambda a, b, T: [make_term("ce", 1.0), make_term("dkd", 1.0, T=T)],
     "dist": lambda a, b, T: [make_term("ce", 1.0), make_term("dist", 1.0, T=T)],
 }
@@ -356,13 +363,11 @@ PRESETS: dict[str, str] = {
     "student": "CE only: the student trained alone (alpha, beta, T unused).",
     "kl": "(1−α)·CE + α·KL(T): Hinton distillation.",
     "cos": "(1−α)·CE + α·cos(logits): cosine similarity between student and teacher logits.",
-    "kl+cos": "(1−α)·CE + α·KL(T) + β·cos(logits), β = α if not given: the paper's hard CE + "
-              "KL + cosine similarity.",
+    "kl+cos": "(1−α)·CE + α·KL(T) + β·cos(logits), β = α if not given: the paper's hard CE + KL + cosine similarity.",
     "thesis": "α·softCE(T) + (1−α)·CE + β·‖W₁‖*, β = α if not given: the thesis objective.",
     "dkd": "CE + DKD(α=1, β=8, T): Decoupled KD with the paper's weights (alpha, beta unused; "
-           "write a spec to change them).",
-    "dist": "CE + DIST(β=1, γ=1, T): DIST with the paper's weights (alpha, beta unused; write a "
-            "spec to change them).",
+    "write a spec to change them).",
+    "dist": "CE + DIST(β=1, γ=1, T): DIST with the paper's weights (alpha, beta unused; write a spec to change them).",
 }
 
 

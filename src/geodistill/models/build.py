@@ -13,6 +13,7 @@ head is always sized for ``num_classes``; with ``in_channels != 3`` the first co
 inputs: fresh (Kaiming) filters without pretrained weights, otherwise the RGB filters adapted by
 `weights.adapt_input_conv` (mean of RGB x 3 / in_channels per band).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -37,8 +38,7 @@ def list_models(include_torchvision: bool = False) -> list[str]:
     """geodistill's own names (thesis + paper models); optionally every torchvision classifier."""
     names = [*THESIS_MODELS, *PAPER_MODELS]
     if include_torchvision:
-        names += [n for n in torchvision.models.list_models(module=torchvision.models)
-                  if n not in names]
+        names += [n for n in torchvision.models.list_models(module=torchvision.models) if n not in names]
     return names
 
 
@@ -47,8 +47,8 @@ def _timm(name: str) -> ModuleType:
         import timm
     except ImportError as exc:
         raise GeodistillError(
-            f"model '{name}' needs timm, which is not installed; run "
-            "pip install 'geodistill[timm]'.") from exc
+            f"model '{name}' needs timm, which is not installed; run pip install 'geodistill[timm]'."
+        ) from exc
     return timm
 
 
@@ -62,8 +62,9 @@ def resolve(name: str) -> tuple[str, str]:
     if name.startswith("timm:"):
         sub = name[5:]
         if not _timm(name).is_model(sub):
-            raise GeodistillError(f"timm has no model '{sub}' (model '{name}'); see "
-                                  "timm.list_models() for the names it knows.")
+            raise GeodistillError(
+                f"timm has no model '{sub}' (model '{name}'); see timm.list_models() for the names it knows."
+            )
         return "timm", sub
     tv_names = torchvision.models.list_models(module=torchvision.models)
     if name.lower() in tv_names:
@@ -77,15 +78,16 @@ def resolve(name: str) -> tuple[str, str]:
     close = difflib.get_close_matches(name.lower(), [*THESIS_MODELS, *tv_names], n=3)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     raise GeodistillError(
-        f"unknown model '{name}'{hint}; use cnn4, cnn3, a torchvision classification model or "
-        "timm:<name>.")
+        f"unknown model '{name}'{hint}; use cnn4, cnn3, a torchvision classification model or timm:<name>."
+    )
 
 
 def _imagenet_error(arch: str, exc: BaseException, cache: str) -> GeodistillError:
     return GeodistillError(
         f"ImageNet weights for model '{arch}' could not be downloaded ({type(exc).__name__}: "
         f"{exc}); they are cached in {cache} once downloaded, or pass weights=PATH to a local "
-        ".pt/.pth/.safetensors file.")
+        ".pt/.pth/.safetensors file."
+    )
 
 
 def _torchvision_net(name: str, num_classes: int, pretrained: bool) -> nn.Module:
@@ -94,7 +96,7 @@ def _torchvision_net(name: str, num_classes: int, pretrained: bool) -> nn.Module
     enum = torchvision.models.get_model_weights(name)
     try:
         net = torchvision.models.get_model(name, weights=enum.DEFAULT)
-    except Exception as exc:  # noqa: BLE001 - any download failure (URLError, HTTPError, hash ...)
+    except Exception as exc:
         raise _imagenet_error(name, exc, torch.hub.get_dir()) from exc
     head_name = find_head(net)
     head = net.get_submodule(head_name)
@@ -106,11 +108,10 @@ def _torchvision_net(name: str, num_classes: int, pretrained: bool) -> nn.Module
 def _timm_net(name: str, num_classes: int, in_channels: int, pretrained: bool) -> nn.Module:
     timm = _timm(f"timm:{name}")
     if not pretrained:
-        return timm.create_model(name, pretrained=False, num_classes=num_classes,
-                                 in_chans=in_channels)
+        return timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_channels)
     try:
         return timm.create_model(name, pretrained=True, num_classes=num_classes, in_chans=3)
-    except Exception as exc:  # noqa: BLE001 - hub / network failures come in many types
+    except Exception as exc:
         try:
             from huggingface_hub.constants import HF_HUB_CACHE as cache
         except ImportError:
@@ -125,10 +126,19 @@ def _set_in_channels(net: nn.Module, in_channels: int, from_pretrained: bool) ->
     if old.in_channels == in_channels:
         return
     if old.groups != 1:
-        raise GeodistillError(f"cannot change the input bands of '{name}': its first "
-                              "convolution is grouped; pick another model.")
-    new = nn.Conv2d(in_channels, old.out_channels, old.kernel_size, old.stride, old.padding,
-                    old.dilation, bias=old.bias is not None, padding_mode=old.padding_mode)
+        raise GeodistillError(
+            f"cannot change the input bands of '{name}': its first convolution is grouped; pick another model."
+        )
+    new = nn.Conv2d(
+        in_channels,
+        old.out_channels,
+        old.kernel_size,
+        old.stride,
+        old.padding,
+        old.dilation,
+        bias=old.bias is not None,
+        padding_mode=old.padding_mode,
+    )
     with torch.no_grad():
         if from_pretrained:
             new.weight.copy_(adapt_input_conv(old.weight, in_channels))
@@ -141,8 +151,7 @@ def _set_in_channels(net: nn.Module, in_channels: int, from_pretrained: bool) ->
         net.transform_input = False
 
 
-def build_model(name: str, num_classes: int, in_channels: int = 3,
-                weights: str | Path | None = None) -> Classifier:
+def build_model(name: str, num_classes: int, in_channels: int = 3, weights: str | Path | None = None) -> Classifier:
     """Build ``name`` with a ``num_classes`` head for ``in_channels``-band input.
 
     ``weights``: None, ``"imagenet"``, a local file path or ``"order:PATH"`` (see module docstring).
@@ -155,13 +164,13 @@ def build_model(name: str, num_classes: int, in_channels: int = 3,
     arch = f"timm:{model}" if source == "timm" else model
     pretrained = isinstance(weights, str) and weights.lower() == "imagenet"
     by_order = isinstance(weights, str) and weights.startswith(ORDER_PREFIX)
-    path = None if weights is None or pretrained else Path(
-        weights[len(ORDER_PREFIX):] if by_order else weights)
+    path = None if weights is None or pretrained else Path(weights[len(ORDER_PREFIX) :] if by_order else weights)
 
     if source == "thesis":
         if pretrained:
-            raise GeodistillError(f"model '{arch}' has no ImageNet weights; use weights=None or "
-                                  "weights=PATH to a file you trained.")
+            raise GeodistillError(
+                f"model '{arch}' has no ImageNet weights; use weights=None or weights=PATH to a file you trained."
+            )
         net: nn.Module = THESIS_MODELS[model](num_classes, in_channels)
     elif source == "torchvision":
         with warnings.catch_warnings():  # googlenet/inception: "init will change" notices
@@ -174,8 +183,10 @@ def build_model(name: str, num_classes: int, in_channels: int = 3,
 
     if path is not None and by_order:
         if in_channels != 3:
-            raise GeodistillError(f"weights='order:{path}' needs in_channels=3 (got {in_channels}); "
-                                  "convert the file to matching names and use weights=PATH.")
+            raise GeodistillError(
+                f"weights='order:{path}' needs in_channels=3 (got {in_channels}); "
+                "convert the file to matching names and use weights=PATH."
+            )
         load_weights_by_order(net, path)
     elif path is not None:
         load_weights_file(net, path, arch)

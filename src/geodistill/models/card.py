@@ -5,6 +5,7 @@ FLOPs follow ``torch.utils.flop_counter.FlopCounterMode``: one forward pass at b
 2 x multiply-accumulates (so FLOPs = 2 x MACs); element-wise ops, normalisation and pooling are
 not counted.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

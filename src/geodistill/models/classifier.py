@@ -10,6 +10,7 @@ sees). The hook stays registered for the module's lifetime, works under ``no_gra
 ``channels_last``, ``torch.compile`` (dynamo inlines module hooks) and DDP: call
 ``ddp_model(x, return_features=True)`` so the call goes through the wrapper's ``forward``.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -25,7 +26,9 @@ def _unwrap(model: nn.Module) -> nn.Module:
         if hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):
             model = model._orig_mod
         elif isinstance(getattr(model, "module", None), nn.Module) and type(model).__name__ in {
-            "DistributedDataParallel", "DataParallel"}:
+            "DistributedDataParallel",
+            "DataParallel",
+        }:
             model = model.module
         else:
             return model
@@ -41,7 +44,7 @@ def find_head(net: nn.Module) -> str:
     if callable(get_classifier):
         try:
             head = get_classifier()
-        except Exception:  # noqa: BLE001 - a model whose get_classifier is broken: fall back
+        except Exception:
             head = None
         if isinstance(head, nn.Linear):
             for name, mod in named.items():
@@ -51,7 +54,8 @@ def find_head(net: nn.Module) -> str:
     if not linears:
         raise GeodistillError(
             f"model {type(net).__name__} has no nn.Linear classification head, so geodistill "
-            "cannot read its penultimate features; pick a model with a linear classifier.")
+            "cannot read its penultimate features; pick a model with a linear classifier."
+        )
     return linears[-1]
 
 
@@ -62,7 +66,8 @@ def first_conv_name(net: nn.Module) -> str:
             return name
     raise GeodistillError(
         f"model {type(net).__name__} has no nn.Conv2d layer, so it has no first-layer weight "
-        "for the nuclear-norm term; drop the 'nuc' term from the objective.")
+        "for the nuclear-norm term; drop the 'nuc' term from the objective."
+    )
 
 
 def first_layer_weight(model: nn.Module) -> Tensor:
@@ -97,7 +102,8 @@ class Classifier(nn.Module):
         if head.out_features != self.num_classes:
             raise GeodistillError(
                 f"model {arch}: its head '{self.head_name}' has {head.out_features} outputs but "
-                f"num_classes is {self.num_classes}; rebuild it with build_model.")
+                f"num_classes is {self.num_classes}; rebuild it with build_model."
+            )
         self.feature_dim = int(head.in_features)
         self._capturing = False
         self._store: dict[str, Tensor] = {}
@@ -138,7 +144,8 @@ class Classifier(nn.Module):
         if feats is None:
             raise GeodistillError(
                 f"model {self.arch}: its head '{self.head_name}' was not called in forward, so "
-                "its features cannot be read; use a model whose last layer is the classifier.")
+                "its features cannot be read; use a model whose last layer is the classifier."
+            )
         return logits, feats.flatten(1)
 
     def forward_features(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -146,5 +153,7 @@ class Classifier(nn.Module):
         return self(x, return_features=True)  # type: ignore[return-value]
 
     def extra_repr(self) -> str:
-        return (f"arch={self.arch!r}, num_classes={self.num_classes}, "
-                f"in_channels={self.in_channels}, feature_dim={self.feature_dim}")
+        return (
+            f"arch={self.arch!r}, num_classes={self.num_classes}, "
+            f"in_channels={self.in_channels}, feature_dim={self.feature_dim}"
+        )

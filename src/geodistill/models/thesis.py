@@ -9,6 +9,7 @@ parameters, ~0.07 GFLOPs at 32 px; twice as wide was 4.5 M / 0.28 GFLOPs and 4x 
 for no gain on 32 px scenes). cnn3 (student): widths 16-32-64, one conv per block
 (~24 k parameters, ~5.6 MFLOPs at 32 px with 10 classes), i.e. about 46x smaller.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -36,8 +37,9 @@ def _block(c_in: int, c_out: int, n_convs: int) -> nn.Sequential:
 class ThesisCNN(nn.Module):
     """Plain conv-BN-ReLU-maxpool blocks, global average pool, dropout, linear head."""
 
-    def __init__(self, blocks: Sequence[tuple[int, int]], num_classes: int,
-                 in_channels: int = 3, dropout: float = 0.3) -> None:
+    def __init__(
+        self, blocks: Sequence[tuple[int, int]], num_classes: int, in_channels: int = 3, dropout: float = 0.3
+    ) -> None:
         super().__init__()
         stages: list[nn.Module] = []
         c = in_channels

@@ -13,6 +13,7 @@ becomes one with ``C`` channels by ``W'[:, c] = mean_rgb(W) * 3 / C`` for every 
 constant image gives the same response as a constant RGB image (``sum_c W'[:, c] = sum_rgb W``),
 and ``C = 1`` gives the usual grey-scale rule ``W' = sum_rgb W``.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -34,7 +35,8 @@ def adapt_input_conv(weight: Tensor, in_channels: int) -> Tensor:
     if weight.ndim != 4 or weight.shape[1] != 3:
         raise GeodistillError(
             f"cannot adapt a first-layer weight of shape {tuple(weight.shape)} to {in_channels} "
-            "bands: only 3-channel (RGB) filters can be adapted.")
+            "bands: only 3-channel (RGB) filters can be adapted."
+        )
     if in_channels == 3:
         return weight.clone()
     mean = weight.mean(dim=1, keepdim=True)
@@ -47,15 +49,18 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     if not path.is_file():
         raise GeodistillError(
             f"weights file {path} does not exist; pass weights='imagenet', None, or the path of "
-            "a .pt/.pth/.safetensors file.")
+            "a .pt/.pth/.safetensors file."
+        )
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
+
         try:
             obj: object = load_file(str(path), device="cpu")
         except (SafetensorError, OSError, ValueError) as exc:
             raise GeodistillError(
-                f"weights file {path} is not a readable safetensors file ({exc}); re-export it.") from exc
+                f"weights file {path} is not a readable safetensors file ({exc}); re-export it."
+            ) from exc
     else:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -63,11 +68,13 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
             raise GeodistillError(
                 f"refused to load weights file {path} because it holds Python objects other than "
                 "tensors (a pickle that could run code); save a plain state dict "
-                "(torch.save(model.state_dict(), ...)) or a .safetensors file instead.") from exc
+                "(torch.save(model.state_dict(), ...)) or a .safetensors file instead."
+            ) from exc
         except (RuntimeError, EOFError, OSError, ValueError) as exc:
             raise GeodistillError(
                 f"weights file {path} could not be read as a PyTorch state dict ({exc}); check "
-                "that it is not truncated.") from exc
+                "that it is not truncated."
+            ) from exc
     return _as_state_dict(obj, path)
 
 
@@ -85,8 +92,7 @@ def _as_state_dict(obj: object, path: Path) -> dict[str, Tensor]:
     return tensors
 
 
-def strip_prefix(state: Mapping[str, Tensor], target: Mapping[str, Tensor]
-                 ) -> tuple[dict[str, Tensor], str]:
+def strip_prefix(state: Mapping[str, Tensor], target: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], str]:
     """Find the key prefix (e.g. ``net.``, ``module.``, ``student.net.``) whose removal best
     matches the model: most names with the model's shapes, then most names, then shortest."""
     scores: dict[str, list[int]] = {}
@@ -94,7 +100,7 @@ def strip_prefix(state: Mapping[str, Tensor], target: Mapping[str, Tensor]
         parts = key.split(".")
         for i in range(len(parts)):
             prefix = ".".join(parts[:i]) + ("." if i else "")
-            rest = key[len(prefix):]
+            rest = key[len(prefix) :]
             if rest in target:
                 score = scores.setdefault(prefix, [0, 0])
                 score[0] += int(tuple(value.shape) == tuple(target[rest].shape))
@@ -102,7 +108,7 @@ def strip_prefix(state: Mapping[str, Tensor], target: Mapping[str, Tensor]
     if not scores:
         return dict(state), ""
     best = max(scores, key=lambda p: (scores[p][0], scores[p][1], -len(p)))
-    return {k[len(best):]: v for k, v in state.items() if k.startswith(best)}, best
+    return {k[len(best) :]: v for k, v in state.items() if k.startswith(best)}, best
 
 
 def load_weights_file(net: nn.Module, path: str | Path, arch: str) -> None:
@@ -114,8 +120,8 @@ def load_weights_file(net: nn.Module, path: str | Path, arch: str) -> None:
     state, prefix = strip_prefix(raw, target)
     if not set(state) & set(target):
         raise GeodistillError(
-            f"no tensor names in weights file {path} match model {arch}; is it a checkpoint for "
-            "another architecture?")
+            f"no tensor names in weights file {path} match model {arch}; is it a checkpoint for another architecture?"
+        )
     notes: list[str] = []
     skipped_outside = len(raw) - len(state)
     if skipped_outside:
@@ -124,11 +130,18 @@ def load_weights_file(net: nn.Module, path: str | Path, arch: str) -> None:
     conv_key = first_conv_name(net) + ".weight"
     if conv_key in state and conv_key in target:
         w, want = state[conv_key], target[conv_key]
-        if w.shape != want.shape and w.ndim == 4 and w.shape[1] == 3 and \
-                w.shape[0] == want.shape[0] and w.shape[2:] == want.shape[2:]:
+        if (
+            w.shape != want.shape
+            and w.ndim == 4
+            and w.shape[1] == 3
+            and w.shape[0] == want.shape[0]
+            and w.shape[2:] == want.shape[2:]
+        ):
             state[conv_key] = adapt_input_conv(w, want.shape[1])
-            notes.append(f"adapted the 3-band first layer '{conv_key}' to {want.shape[1]} bands "
-                         f"(mean of RGB filters x 3/{want.shape[1]})")
+            notes.append(
+                f"adapted the 3-band first layer '{conv_key}' to {want.shape[1]} bands "
+                f"(mean of RGB filters x 3/{want.shape[1]})"
+            )
 
     head = find_head(net)
     head_keys = {f"{head}.weight", f"{head}.bias"} & set(target)
@@ -136,8 +149,9 @@ def load_weights_file(net: nn.Module, path: str | Path, arch: str) -> None:
     if skip_head:
         for k in head_keys:
             state.pop(k, None)
-        notes.append(f"its classifier head '{head}' has a different number of classes, so the "
-                     "head was left freshly initialised")
+        notes.append(
+            f"its classifier head '{head}' has a different number of classes, so the head was left freshly initialised"
+        )
 
     missing = sorted(set(target) - set(state) - (head_keys if skip_head else set()))
     unexpected = sorted(set(state) - set(target))
@@ -149,12 +163,16 @@ def load_weights_file(net: nn.Module, path: str | Path, arch: str) -> None:
         problems.append(f"unexpected {len(unexpected)} (e.g. {', '.join(unexpected[:3])})")
     if wrong:
         k = wrong[0]
-        problems.append(f"{len(wrong)} with a different shape (e.g. {k}: file "
-                        f"{tuple(state[k].shape)} vs model {tuple(target[k].shape)})")
+        problems.append(
+            f"{len(wrong)} with a different shape (e.g. {k}: file "
+            f"{tuple(state[k].shape)} vs model {tuple(target[k].shape)})"
+        )
     if problems:
         raise GeodistillError(
-            f"weights file {path} does not fit model {arch}: tensors " + "; ".join(problems)
-            + "; check the architecture name and in_channels.")
+            f"weights file {path} does not fit model {arch}: tensors "
+            + "; ".join(problems)
+            + "; check the architecture name and in_channels."
+        )
     net.load_state_dict(state, strict=False)
     for note in notes:
         warnings.warn(f"weights file {path}: {note}.", GeodistillWarning, stacklevel=3)
@@ -163,8 +181,9 @@ def load_weights_file(net: nn.Module, path: str | Path, arch: str) -> None:
 ORDER_PREFIX = "order:"
 
 
-def load_state_dict_by_order(net: nn.Module, state: Mapping[str, Tensor], *,
-                             skip_head: bool = True, source: str = "state dict") -> list[str]:
+def load_state_dict_by_order(
+    net: nn.Module, state: Mapping[str, Tensor], *, skip_head: bool = True, source: str = "state dict"
+) -> list[str]:
     """Copy ``state``'s tensors into ``net`` by position, for files whose names differ from the
     model's (e.g. another implementation of the same architecture).
 
@@ -179,7 +198,8 @@ def load_state_dict_by_order(net: nn.Module, state: Mapping[str, Tensor], *,
     if len(src) != len(target):
         raise GeodistillError(
             f"{source} holds {len(src)} tensors but model {type(net).__name__} has {len(target)}, "
-            "so they cannot be matched by order; use a file made for this architecture.")
+            "so they cannot be matched by order; use a file made for this architecture."
+        )
     head = find_head(net)
     head_keys = {f"{head}.weight", f"{head}.bias"}
     mapped: dict[str, Tensor] = {}
@@ -193,7 +213,8 @@ def load_state_dict_by_order(net: nn.Module, state: Mapping[str, Tensor], *,
             raise GeodistillError(
                 f"{source}: tensor {s_name!r} {tuple(s_val.shape)} does not fit model tensor "
                 f"{t_name!r} {tuple(t_val.shape)} at the same position, so the file is not this "
-                "architecture in the same order; use weights=PATH with matching names instead.")
+                "architecture in the same order; use weights=PATH with matching names instead."
+            )
     net.load_state_dict(mapped, strict=False)
     return skipped
 
@@ -201,9 +222,11 @@ def load_state_dict_by_order(net: nn.Module, state: Mapping[str, Tensor], *,
 def load_weights_by_order(net: nn.Module, path: str | Path) -> None:
     """``weights="order:PATH"``: read PATH safely, then :func:`load_state_dict_by_order`."""
     path = Path(path)
-    skipped = load_state_dict_by_order(net, read_state_dict(path), skip_head=True,
-                                       source=f"weights file {path}")
+    skipped = load_state_dict_by_order(net, read_state_dict(path), skip_head=True, source=f"weights file {path}")
     if skipped:
-        warnings.warn(f"weights file {path}: the classifier head ({', '.join(skipped)}) has a "
-                      "different number of classes, so it was left freshly initialised.",
-                      GeodistillWarning, stacklevel=3)
+        warnings.warn(
+            f"weights file {path}: the classifier head ({', '.join(skipped)}) has a "
+            "different number of classes, so it was left freshly initialised.",
+            GeodistillWarning,
+            stacklevel=3,
+        )
