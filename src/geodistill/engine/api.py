@@ -15,58 +15,15 @@ import numpy as np
 import torch
 
 from geodistill.config import RunConfig
-from geodistill.data import load_dataset, make_split, split_from_files
+from geodistill.data.prepare import TrainData, default_cache_dir, prepare_data
 from geodistill.data.transforms import NUM_VIEWS, Normalizer
 from geodistill.engine.cache import OnTheFlyTeacher, build_teacher_cache
 from geodistill.engine.checkpoint import load_checkpoint, load_classifier
-from geodistill.engine.loop import TrainData, evaluate_split, fit, get_fabric, write_json_atomic
+from geodistill.engine.loop import evaluate_split, fit, get_fabric, write_json_atomic
 from geodistill.errors import GeodistillError
 from geodistill.losses import Objective
 from geodistill.models import build_model
 from geodistill.profile import torch_cost
-
-
-def default_cache_dir(cfg: RunConfig) -> Path:
-    """Where decoded images and teacher caches live: data.cache_dir, $GEODISTILL_CACHE or ~/.cache."""
-    import os
-
-    if cfg.data.cache_dir:
-        return Path(cfg.data.cache_dir)
-    return Path(os.environ.get("GEODISTILL_CACHE", Path.home() / ".cache" / "geodistill"))
-
-
-def prepare_data(cfg: RunConfig, normalizer: dict | None = None) -> TrainData:
-    """Decode (or memory-map) the dataset, split it, and fix the normaliser.
-
-    ``normalizer`` (a dict from a checkpoint) overrides the config: a model is always fed the
-    normalisation it was trained with.
-    """
-    d = cfg.data
-    ds = load_dataset(
-        d.dataset,
-        d.root,
-        size=d.size,
-        channels=d.channels,
-        cache_dir=default_cache_dir(cfg) / "images",
-        strict=d.strict,
-        download=d.download,
-        n_per_class=d.n_per_class,
-    )
-    if d.split_files:
-        split = split_from_files(ds.paths, d.split_files)
-        if min(len(split.train), len(split.val), len(split.test)) == 0:
-            raise GeodistillError(
-                f"data.split_files must give non-empty train, val and test lists; got {split.sizes()}."
-            )
-    else:
-        split = make_split(ds.labels, fractions=d.fractions, seed=d.split_seed)
-    if normalizer is not None:
-        norm = Normalizer.from_dict(normalizer)
-    elif d.normalization == "mean_std":
-        norm = Normalizer.from_images(np.asarray(ds.images[np.sort(split.train)]))
-    else:
-        norm = Normalizer.unit(ds.images.shape[1])
-    return TrainData(ds.images, ds.labels, list(ds.classes), split.train, split.val, split.test, norm, ds.key, d.size)
 
 
 def data_for(cfg: RunConfig, memo: dict) -> TrainData:

@@ -14,7 +14,6 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,8 @@ from torch import Tensor, nn
 
 from geodistill.atomic import write_json as write_json_atomic
 from geodistill.config import RunConfig
-from geodistill.data.transforms import NUM_VIEWS, Normalizer, apply_view
+from geodistill.data.prepare import TrainData
+from geodistill.data.transforms import NUM_VIEWS, apply_view
 from geodistill.engine.cache import TeacherSource
 from geodistill.engine.checkpoint import save_checkpoint
 from geodistill.errors import GeodistillError
@@ -32,25 +32,6 @@ from geodistill.metrics import confusion, metrics_from_confusion
 from geodistill.models import first_layer_weight
 
 _FABRICS: dict[tuple, object] = {}
-
-
-@dataclass
-class TrainData:
-    """The decoded images, their labels and split, and the normaliser used by this model."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    classes: list[str]
-    train: np.ndarray
-    val: np.ndarray
-    test: np.ndarray
-    normalizer: Normalizer
-    key: str
-    size: int
-
-    @property
-    def channels(self) -> int:
-        return int(self.images.shape[1])
 
 
 def get_fabric(cfg: RunConfig):
