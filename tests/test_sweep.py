@@ -22,9 +22,9 @@ from geodistill.config import RECIPES
 from geodistill.errors import GeodistillError, GeodistillWarning
 from geodistill.experiments import write_report
 from geodistill.experiments.sweep import (
-    ABLATION,
     THESIS5,
     THESIS11,
+    ablation,
     failure_row,
     load_sweep_file,
     parse_grid,
@@ -205,7 +205,7 @@ def test_ablation_with_a_given_teacher_shares_its_cache(alpha_sweep, work):
         teacher_ckpt=str(teacher),
         log=lines.append,
     )
-    assert [r["objective_name"] for r in results] == ABLATION and all(r["status"] == "ok" for r in results)
+    assert [r["objective_name"] for r in results] == ablation() and all(r["status"] == "ok" for r in results)
     assert not list(out.glob("teacher-*"))  # the given teacher is used, none trained
     assert all(r["teacher"] == str(teacher) for r in results if r["objective_name"] != "student")
     thesis = next(r for r in results if r["objective_name"] == "thesis")

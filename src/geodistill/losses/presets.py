@@ -147,7 +147,16 @@ def loss_records_hyper(loss: str) -> bool:
     return preset.records_hyper if preset else True
 
 
-def _safe(text: str) -> str:
+def loss_needs_teacher(loss: str) -> bool:
+    """Whether runs of ``loss`` read a teacher (a preset at a generic α, or a spec's active terms)."""
+    preset = get_preset(loss)
+    if preset:
+        return preset.needs_teacher
+    return any(t.active and get_term(t.name).needs_teacher for t in parse_spec(loss))
+
+
+def safe_name(text: str) -> str:
+    """``text`` as a file-name fragment: runs of other characters than ``A-Za-z0-9.=-`` -> ``_``."""
     return re.sub(r"[^A-Za-z0-9.=-]+", "_", text).strip("_") or "x"
 
 
@@ -157,7 +166,7 @@ def loss_fragment(loss: str, combo: Mapping[str, Any], keys: tuple[str, ...] = H
     preset = get_preset(loss)
     if preset:
         return preset.fragment(combo, keys)
-    head = f"{_safe(loss)[:40]}-{hashlib.sha1(loss.encode()).hexdigest()[:6]}"
+    head = f"{safe_name(loss)[:40]}-{hashlib.sha1(loss.encode()).hexdigest()[:6]}"
     return head + "".join(f"-{_TAGS[k]}{_value(combo[k])}" for k in keys if k in combo)
 
 
