@@ -69,6 +69,8 @@ class TermDef:
 
 
 TERMS: dict[str, TermDef] = {}
+_GREEK = {"alpha": "α", "beta": "β", "gamma": "γ"}
+_NAME = re.compile(r"^[a-z_]+$")
 
 
 def term(
@@ -85,6 +87,8 @@ def term(
     """Decorator registering ``fn(inp: LossInputs, **params) -> Tensor`` as term ``name``."""
 
     def register(fn: TermFn) -> TermFn:
+        if not _NAME.match(name):
+            raise GeodistillError(f"objective term name '{name}' must be lower-case letters and '_' (spec grammar).")
         if name in TERMS:
             raise GeodistillError(f"objective term '{name}' is registered twice; pick another name.")
         TERMS[name] = TermDef(
@@ -105,10 +109,6 @@ def get_term(name: str) -> TermDef:
     if name not in TERMS:
         raise GeodistillError(f"objective term '{name}' is unknown; choose one of {', '.join(TERMS)}.")
     return TERMS[name]
-
-
-_GREEK = {"alpha": "α", "beta": "β", "gamma": "γ"}
-_NAME = re.compile(r"^[a-z_]+$")
 
 
 def _round(x: float) -> float:
