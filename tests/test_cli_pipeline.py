@@ -55,7 +55,7 @@ def test_run_again_skips_finished_runs(demo):
 
 
 def test_user_overrides_beat_recipe_and_role_overrides_beat_both(demo):
-    out, summary = demo
+    out, _ = demo
     res = json.loads((out / "run" / "teacher" / "results.json").read_text())
     assert res["epochs"] == 2 and res["config"]["data"]["n_per_class"] == 24
 

@@ -479,7 +479,7 @@ def test_report_html_sections_and_embedded_plots(report, sweep_dir, rows):
 
 
 def test_report_markdown_twin(report):
-    html_path, md_path = report
+    _, md_path = report
     md = md_path.read_text(encoding="utf-8")
     for heading in (
         "## Verdict",

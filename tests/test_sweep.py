@@ -259,7 +259,7 @@ def test_broken_points_are_recorded_and_the_others_complete(alpha_sweep, work, m
     spec = json.loads((out / spec_name / "failed.json").read_text())
     assert spec["error"].startswith("GeodistillError: Loss term") and spec["objective_name"] == "ce:1e39 + kl"
 
-    html_path, md_path = write_report(out)
+    html_path, _ = write_report(out)
     html = html_path.read_text(encoding="utf-8")
     assert "<h2>Failed runs</h2>" in html
     assert "<code>kl-a0.3-s0</code> (distilled cnn3, KL (α=0.3, T=4), seed 0): RuntimeError: simulated crash" in html

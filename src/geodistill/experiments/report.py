@@ -75,10 +75,12 @@ _NO_ALPHA = "No α sweep among these runs: an α table needs one objective run a
 _CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:2rem auto;max-width:1150px;
 color:#1b1f24;line-height:1.45;padding:0 1rem}
-h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;border-bottom:1px solid #ccd;padding-bottom:.2rem;margin-top:2rem}
+h1{font-size:1.6rem;margin-bottom:.2rem}
+h2{font-size:1.2rem;border-bottom:1px solid #ccd;padding-bottom:.2rem;margin-top:2rem}
 table{border-collapse:collapse;font-size:.82rem;margin:.6rem 0;display:block;overflow-x:auto}
 th,td{border:1px solid #d6d9de;padding:.25rem .5rem;text-align:left;white-space:nowrap}
-th{background:#eef1f5}tr:nth-child(even) td{background:#f8f9fb}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#eef1f5}tr:nth-child(even) td{background:#f8f9fb}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
 p.verdict{background:#eef7ee;border-left:4px solid #2ca02c;padding:.7rem 1rem;font-size:1rem}
 figure{margin:1rem 0}img.plot{max-width:100%;height:auto;border:1px solid #e3e5e8}
 figcaption{font-size:.85rem;color:#555}.muted{color:#666;font-size:.85rem}code{font-size:.85rem}

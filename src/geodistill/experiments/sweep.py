@@ -537,6 +537,31 @@ def _result_of(out: Path, name: str) -> dict:
     return {"run_id": name, "status": "failed", "error": "not run"}
 
 
+def _prepare_teachers(jobs: list[TeacherJob], todo: list[Point], out: Path, log: Log) -> dict[str, str]:
+    """Train (or find) the teachers the pending points need, then build each teacher's cache
+    once, up front, so parallel students only read it; returns {teacher folder: error} of the
+    teachers that failed."""
+    data_cache: dict = {}
+    teachers = {t.name: t for t in jobs}
+    broken: dict[str, str] = {}
+    for tname in dict.fromkeys(pt.teacher for pt in todo if pt.teacher):
+        err = _run_teacher(teachers[tname], out, data_cache, log)
+        if err:
+            broken[tname] = err
+    warmed: set[str] = set()
+    for pt in todo:
+        ckpt = pt.spec["distill"].get("teacher")
+        if ckpt and ckpt not in warmed and pt.teacher not in broken:
+            warmed.add(ckpt)
+            try:
+                _warm_cache(pt.spec, data_cache, log)
+            except GeodistillError:
+                raise
+            except Exception as e:
+                log(f"sweep: could not pre-build the teacher cache of {ckpt} ({type(e).__name__}: {e})")
+    return broken
+
+
 def run_sweep(
     sweep: Mapping[str, Any],
     out: str | Path,
@@ -587,26 +612,7 @@ def run_sweep(
     todo = [pt for pt in p.points if pending(pt)]
     log(f"sweep: {len(p.points)} points, {len(p.points) - len(todo)} already done, {len(todo)} to run")
     t0 = time.perf_counter()
-    data_cache: dict = {}
-    teachers = {t.name: t for t in p.teachers}
-    broken: dict[str, str] = {}
-    for tname in dict.fromkeys(pt.teacher for pt in todo if pt.teacher):
-        err = _run_teacher(teachers[tname], out, data_cache, log)
-        if err:
-            broken[tname] = err
-    # build each teacher's cache once, up front: parallel students then only read it
-    warmed: set[str] = set()
-    for pt in todo:
-        ckpt = pt.spec["distill"].get("teacher")
-        if ckpt and ckpt not in warmed and pt.teacher not in broken:
-            warmed.add(ckpt)
-            try:
-                _warm_cache(pt.spec, data_cache, log)
-            except GeodistillError:
-                raise
-            except Exception as e:
-                log(f"sweep: could not pre-build the teacher cache of {ckpt} ({type(e).__name__}: {e})")
-    data_cache.clear()
+    broken = _prepare_teachers(p.teachers, todo, out, log)
 
     jobs = []
     for pt in todo:
