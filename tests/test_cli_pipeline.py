@@ -39,8 +39,8 @@ def test_run_trains_teacher_once_and_every_student(demo):
     assert all(line["n"] == 2 for line in students)  # two seeds each
     assert len(list((out / "run").glob("*/results.json"))) == 1 + 2 * 3
     distilled = [line for line in students if line["label"] != "student"]
-    assert all("gain_mean" in line and line["wins"].endswith("/2") for line in distilled)
-    assert summary["table"][1]["compression_params"] > 40  # cnn4 vs cnn3
+    assert all("mean_diff" in line and line["pairs"] == 2 for line in distilled)  # paired over both seeds
+    assert summary["table"][1]["params_ratio"] > 40  # cnn4 vs cnn3
     assert (out / "run" / "summary.md").read_text() == format_summary(summary)
     assert "student alone" in summary["verdict"]
 
@@ -55,7 +55,7 @@ def test_run_again_skips_finished_runs(demo):
 
 
 def test_user_overrides_beat_recipe_and_role_overrides_beat_both(demo):
-    out, summary = demo
+    out, _ = demo
     res = json.loads((out / "run" / "teacher" / "results.json").read_text())
     assert res["epochs"] == 2 and res["config"]["data"]["n_per_class"] == 24
 

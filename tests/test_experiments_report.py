@@ -29,9 +29,9 @@ from geodistill.experiments import (
     tidy_rows,
     verdict,
     write_csv,
-    write_json,
     write_markdown,
     write_report,
+    write_rows_json,
 )
 from geodistill.experiments.stats import t_cdf
 
@@ -275,7 +275,7 @@ def test_writers(rows, tmp_path):
         back = list(csv.DictReader(fh))
     assert len(back) == N_RUNS and "f1[forest]" in back[0]
     assert {b["accuracy"] for b in back if b["status"] == "failed"} == {""}
-    data = json.loads(write_json(agg, tmp_path / "a.json").read_text(encoding="utf-8"))
+    data = json.loads(write_rows_json(agg, tmp_path / "a.json").read_text(encoding="utf-8"))
     assert next(d for d in data if d["objective_name"] == "teacher")["accuracy_std"] is None  # nan -> null
     md = write_markdown(agg, tmp_path / "a.md").read_text(encoding="utf-8").splitlines()
     assert md[0].startswith("| dataset | model | objective_name | alpha |") and "| accuracy | f1_macro |" in md[0]
@@ -479,7 +479,7 @@ def test_report_html_sections_and_embedded_plots(report, sweep_dir, rows):
 
 
 def test_report_markdown_twin(report):
-    html_path, md_path = report
+    _, md_path = report
     md = md_path.read_text(encoding="utf-8")
     for heading in (
         "## Verdict",

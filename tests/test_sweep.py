@@ -22,9 +22,9 @@ from geodistill.config import RECIPES
 from geodistill.errors import GeodistillError, GeodistillWarning
 from geodistill.experiments import write_report
 from geodistill.experiments.sweep import (
-    ABLATION,
     THESIS5,
     THESIS11,
+    ablation,
     failure_row,
     load_sweep_file,
     parse_grid,
@@ -205,7 +205,7 @@ def test_ablation_with_a_given_teacher_shares_its_cache(alpha_sweep, work):
         teacher_ckpt=str(teacher),
         log=lines.append,
     )
-    assert [r["objective_name"] for r in results] == ABLATION and all(r["status"] == "ok" for r in results)
+    assert [r["objective_name"] for r in results] == ablation() and all(r["status"] == "ok" for r in results)
     assert not list(out.glob("teacher-*"))  # the given teacher is used, none trained
     assert all(r["teacher"] == str(teacher) for r in results if r["objective_name"] != "student")
     thesis = next(r for r in results if r["objective_name"] == "thesis")
@@ -259,7 +259,7 @@ def test_broken_points_are_recorded_and_the_others_complete(alpha_sweep, work, m
     spec = json.loads((out / spec_name / "failed.json").read_text())
     assert spec["error"].startswith("GeodistillError: Loss term") and spec["objective_name"] == "ce:1e39 + kl"
 
-    html_path, md_path = write_report(out)
+    html_path, _ = write_report(out)
     html = html_path.read_text(encoding="utf-8")
     assert "<h2>Failed runs</h2>" in html
     assert "<code>kl-a0.3-s0</code> (distilled cnn3, KL (α=0.3, T=4), seed 0): RuntimeError: simulated crash" in html

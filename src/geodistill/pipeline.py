@@ -6,22 +6,18 @@ held-out test split and print one comparison table (mean ± std over seeds).
 from __future__ import annotations
 
 import json
-import statistics
+import math
 import time
 from pathlib import Path
+from typing import Any
 
+from geodistill.atomic import write_json
 from geodistill.config import RunConfig, build_config, deep_merge, get_recipe
 from geodistill.engine.api import data_for, train
-from geodistill.engine.loop import write_json_atomic
-
-
-def _mean_std(xs: list[float]) -> tuple[float, float]:
-    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else float("nan"))
-
-
-def _objective_label(o: dict) -> str:
-    bits = [o["loss"]] + [f"{k}={o[k]:g}" for k in ("alpha", "beta", "T") if k in o and o["loss"] != "student"]
-    return " ".join(bits)
+from geodistill.experiments.stats import GROUP_BY, paired_difference, verdict
+from geodistill.experiments.table import AGGREGATE_METRICS, COST_FIELDS, aggregate, cost_ratios, tidy_rows
+from geodistill.losses import loss_fragment, loss_label, loss_needs_teacher
+from geodistill.results import SUMMARY_FILE
 
 
 def run(
@@ -68,21 +64,16 @@ def run(
     for o in r["objectives"]:
         for seed in seeds:
             spec = deep_merge(spec_for("student"), {"train": {"seed": seed}, "distill": dict(o)})
-            if o["loss"] != "student":
+            if loss_needs_teacher(o["loss"]):
                 spec["distill"]["teacher"] = teacher
             cfg = build_config(spec, where=f"recipe {recipe} ({o['loss']})")
-            name = (
-                f"{o['loss'].replace('+', '_')}"
-                + (f"-a{o['alpha']:g}" if "alpha" in o and o["loss"] != "student" else "")
-                + f"-s{seed}"
-            )
+            name = f"{loss_fragment(o['loss'], o, keys=('alpha',))}-s{seed}"
             t0 = time.perf_counter()
             res = train(cfg, out_dir / name, resume=resume, data=data_for(cfg, datas), log=log)
             timings[name + "_s"] = time.perf_counter() - t0
-            rows.append({"label": _objective_label(o), **res})
+            rows.append({"label": loss_label(o["loss"], o), **res})
 
     summary = summarise(rows, tres)
-    summary["verdict"] = _verdict(rows)
     summary.update(
         {
             "recipe": recipe,
@@ -93,66 +84,47 @@ def run(
             "wall_time_s": time.perf_counter() - t_start,
         }
     )
-    write_json_atomic(out_dir / "summary.json", summary)
+    write_json(out_dir / SUMMARY_FILE, summary)
     (out_dir / "summary.md").write_text(format_summary(summary))
     log("\n" + format_summary(summary))
     return summary
 
 
-def _verdict(rows: list[dict]) -> str:
-    """The plain-words verdict of the paired statistics (distilled vs alone, per seed)."""
-    from geodistill.experiments import paired_difference, tidy_rows, verdict
-
-    return verdict(paired_difference(tidy_rows(rows)))
-
-
 def summarise(rows: list[dict], teacher: dict | None) -> dict:
-    """Group student rows by objective: mean ± std of accuracy and F1, paired gain vs alone."""
-    groups: dict[str, list[dict]] = {}
-    for row in rows:
-        groups.setdefault(row["label"], []).append(row)
-    base = {r["seed"]: r["metrics"]["accuracy"] for r in groups.get("student", [])}
-    table = []
-    if teacher is not None:
-        table.append(_line("teacher", [teacher], None))
-    for label, rs in groups.items():
-        table.append(_line(label, rs, base if label != "student" else None))
-    t_cost = teacher["cost"] if teacher else None
-    for line in table:
-        if t_cost:
-            line["compression_params"] = t_cost["params"] / max(line["params"], 1)
-            line["compression_flops"] = t_cost["flops"] / max(line["flops"], 1)
-            if t_cost.get("latency_ms") and line.get("latency_ms"):
-                line["compression_latency"] = t_cost["latency_ms"] / line["latency_ms"]
-    return {"table": table}
+    """The comparison table, computed by `experiments`: per objective label (teacher first, then
+    the recipe's order) mean ± sd over seeds of accuracy and macro-F1 and the mean cost
+    (`aggregate`), the paired gain over the student alone (`paired_difference`: mean_diff,
+    sd_diff, wins of ``pairs`` seeds), the teacher's cost over each line's (`cost_ratios`), and
+    the verdict in words."""
+    results = ([dict(teacher, label="teacher")] if teacher else []) + rows
+    tidy = [dict(t, label=r["label"]) for t, r in zip(tidy_rows(results), results)]
+    groups = aggregate(tidy, by=("label", *GROUP_BY), metrics=(*AGGREGATE_METRICS, *COST_FIELDS))
+    order = list(dict.fromkeys(t["label"] for t in tidy))
+    groups.sort(key=lambda g: order.index(g["label"]))
+    paired = paired_difference(tidy)
+    gains = {tuple(p[k] for k in GROUP_BY): p for p in paired}
+    ref = groups[0] if teacher else None
+    table = [_line(g, gains.get(tuple(g[k] for k in GROUP_BY)), ref) for g in groups]
+    return {"table": table, "verdict": verdict(paired)}
 
 
-def _line(label: str, rs: list[dict], base: dict | None) -> dict:
-    acc = _mean_std([r["metrics"]["accuracy"] for r in rs])
-    f1 = _mean_std([r["metrics"]["f1_macro"] for r in rs])
-    line = {
-        "label": label,
-        "model": rs[0]["model"],
-        "n": len(rs),
-        "accuracy_mean": acc[0],
-        "accuracy_std": acc[1],
-        "f1_mean": f1[0],
-        "f1_std": f1[1],
-        "params": rs[0]["cost"]["params"],
-        "flops": rs[0]["cost"]["flops"],
-        "size_bytes": rs[0]["cost"]["size_bytes"],
-        "latency_ms": rs[0]["cost"].get("latency_ms"),
-    }
-    if base:
-        diffs = [r["metrics"]["accuracy"] - base[r["seed"]] for r in rs if r["seed"] in base]
-        if diffs:
-            line["gain_mean"], line["gain_std"] = _mean_std(diffs)
-            line["wins"] = f"{sum(d > 0 for d in diffs)}/{len(diffs)}"
+def _line(g: dict[str, Any], gain: dict[str, Any] | None, ref: dict[str, Any] | None) -> dict[str, Any]:
+    """One table line from an aggregate group, its paired gain and the teacher's group."""
+    line = {k: g[k] for k in ("label", "model", "n", *(f"{m}_{s}" for m in AGGREGATE_METRICS for s in ("mean", "std")))}
+    line.update({c: g[f"{c}_mean"] for c in COST_FIELDS})
+    if gain and gain["n"]:
+        line.update(mean_diff=gain["mean_diff"], sd_diff=gain["sd_diff"], wins=gain["wins"], pairs=gain["n"])
+    if ref is not None:
+        line.update(cost_ratios(ref, line))
     return line
 
 
 def _pm(m: float, s: float, scale: float = 100.0) -> str:
     return f"{m * scale:.2f}" + ("" if s != s else f" ± {s * scale:.2f}")
+
+
+def _ratio(x: float | None) -> str:
+    return "–" if x is None else f"{x:.1f}"
 
 
 def format_summary(summary: dict) -> str:
@@ -163,24 +135,27 @@ def format_summary(summary: dict) -> str:
     )
     lines = [head, "|---|" + "---:|" * 12]
     for t in summary["table"]:
-        gain = _pm(t["gain_mean"], t["gain_std"]) if "gain_mean" in t else "–"
-        lat = f"{t['latency_ms']:.2f}" if t.get("latency_ms") else "–"
-        cp = f"{t['compression_params']:.1f}" if "compression_params" in t else "–"
-        cf = f"{t['compression_flops']:.1f}" if "compression_flops" in t else "–"
-        cl = f"{t['compression_latency']:.1f}" if "compression_latency" in t else "–"
+        gain = _pm(t["mean_diff"], t["sd_diff"]) if "mean_diff" in t else "–"
+        wins = f"{t['wins']}/{t['pairs']}" if "wins" in t else "–"
+        lat = f"{t['latency_ms']:.2f}" if _finite(t.get("latency_ms")) else "–"
         lines.append(
             f"| {t['label']} ({t['model']}) | {t['n']} | {_pm(t['accuracy_mean'], t['accuracy_std'])} | "
-            f"{_pm(t['f1_mean'], t['f1_std'])} | {gain} | {t.get('wins', '–')} | {t['params']:,} | "
-            f"{t['flops'] / 1e6:.1f} | {t['size_bytes'] / 1024:.0f} | {lat} | {cp} | {cf} | {cl} |"
+            f"{_pm(t['f1_macro_mean'], t['f1_macro_std'])} | {gain} | {wins} | {t['params']:,.0f} | "
+            f"{t['flops'] / 1e6:.1f} | {t['size_bytes'] / 1024:.0f} | {lat} | {_ratio(t.get('params_ratio'))} | "
+            f"{_ratio(t.get('flops_ratio'))} | {_ratio(t.get('speedup'))} |"
         )
     if summary.get("verdict"):
         lines += ["", summary["verdict"]]
     return "\n".join(lines) + "\n"
 
 
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x) and x != 0
+
+
 def load_summary(path: str | Path) -> dict:
     """Read a run folder's ``summary.json``."""
-    return json.loads((Path(path) / "summary.json").read_text())
+    return json.loads((Path(path) / SUMMARY_FILE).read_text())
 
 
 __all__ = ["RunConfig", "format_summary", "run", "summarise"]

@@ -21,9 +21,10 @@ from geodistill.engine.cache import OnTheFlyTeacher, build_teacher_cache
 from geodistill.engine.checkpoint import load_checkpoint, load_classifier
 from geodistill.engine.loop import evaluate_split, fit, get_fabric, write_json_atomic
 from geodistill.errors import GeodistillError
-from geodistill.losses import Objective
+from geodistill.losses import Objective, get_preset
 from geodistill.models import build_model
 from geodistill.profile import torch_cost
+from geodistill.results import RunResult, hyper
 
 
 def data_for(cfg: RunConfig, memo: dict) -> TrainData:
@@ -36,11 +37,9 @@ def data_for(cfg: RunConfig, memo: dict) -> TrainData:
 
 
 def make_objective(cfg: RunConfig, s_dim: int | None, t_dim: int | None) -> Objective:
-    """A preset name (student, kl, cos, kl+cos, thesis, dkd, dist) or a spec string."""
+    """The objective of ``cfg.distill.loss``: a registered preset (at α, β, T) or a spec string."""
     dc = cfg.distill
-    from geodistill.losses import PRESETS
-
-    if dc.loss in PRESETS:
+    if get_preset(dc.loss):
         obj = Objective.preset(
             dc.loss,
             alpha=dc.alpha,
@@ -71,7 +70,7 @@ def _machine() -> dict:
     }
 
 
-def _load_teacher(cfg: RunConfig, data: TrainData):
+def load_teacher(cfg: RunConfig, data: TrainData):
     teacher, meta = load_classifier(cfg.distill.teacher)
     path = cfg.distill.teacher
     if list(meta["classes"]) != data.classes:
@@ -114,7 +113,7 @@ def train(
 
     teacher_source, teacher_meta, t_dim, cache_seconds = None, None, None, None
     if cfg.distill.teacher:
-        teacher, teacher_meta = _load_teacher(cfg, data)
+        teacher, teacher_meta = load_teacher(cfg, data)
         t_dim = teacher.feature_dim
         # the student may be normalised differently from the teacher: each sees its own
         t_norm = Normalizer.from_dict(teacher_meta["normalizer"])
@@ -150,35 +149,28 @@ def train(
         best, data.size, batches=(1, 32), normalizer=data.normalizer.to_dict(), warmup=2, repeats=15, max_seconds=3.0
     )
     role = role or ("distilled" if objective.needs_teacher else "student")
-    distilling = role != "teacher" and cfg.distill.loss != "student"
-    results = {
-        "run_id": run_dir.name,
-        "role": role,
-        "dataset": cfg.data.dataset,
-        "model": cfg.train.model,
-        "teacher": cfg.distill.teacher,
-        "objective": str(objective),
-        "objective_name": "teacher" if role == "teacher" else cfg.distill.loss,
-        # α/β/T are recorded for every distillation preset, even where α = 0 switches the
-        # teacher off, so such a run stays on its α curve
-        "alpha": cfg.distill.alpha if distilling else None,
-        "beta": cfg.distill.beta if distilling else None,
-        "T": cfg.distill.T if distilling else None,
-        "seed": cfg.train.seed,
-        "size": data.size,
-        "metrics": test,
-        "val_accuracy": state["best_val"],
-        "best_epoch": state["best_epoch"],
-        "cost": cost,
-        "epochs": len(state["history"]),
-        "wall_time_s": time.perf_counter() - wall0,
-        "teacher_cache_s": cache_seconds,
-        "history": state["history"],
-        "config": cfg.model_dump(),
-        "machine": _machine(),
-        "status": "ok",
-        "error": None,
-    }
+    results = RunResult(
+        run_id=run_dir.name,
+        role=role,
+        dataset=cfg.data.dataset,
+        model=cfg.train.model,
+        teacher=cfg.distill.teacher,
+        objective=str(objective),
+        objective_name="teacher" if role == "teacher" else cfg.distill.loss,
+        **hyper(cfg.distill.loss, role, cfg.distill.alpha, cfg.distill.beta, cfg.distill.T),
+        seed=cfg.train.seed,
+        size=data.size,
+        metrics=test,
+        val_accuracy=state["best_val"],
+        best_epoch=state["best_epoch"],
+        cost=cost,
+        epochs=len(state["history"]),
+        wall_time_s=time.perf_counter() - wall0,
+        teacher_cache_s=cache_seconds,
+        history=state["history"],
+        config=cfg.model_dump(),
+        machine=_machine(),
+    ).to_dict()
     if fabric.is_global_zero:
         write_json_atomic(results_path, results)
         (run_dir / "last.ckpt").unlink(missing_ok=True)

@@ -8,8 +8,8 @@ from geodistill.experiments.table import (
     collect,
     tidy_rows,
     write_csv,
-    write_json,
     write_markdown,
+    write_rows_json,
 )
 
 __all__ = [
@@ -24,7 +24,7 @@ __all__ = [
     "tidy_rows",
     "verdict",
     "write_csv",
-    "write_json",
     "write_markdown",
     "write_report",
+    "write_rows_json",
 ]

@@ -146,7 +146,7 @@ def plot_alpha(
                 capsize=3,
                 color=f"C{i % 10}",
             )
-        for j, (ds, model) in enumerate(scopes):
+        for ds, model in scopes:
             base = [
                 k * float(r[m])
                 for r in rows

@@ -27,11 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from geodistill.experiments import plots
-from geodistill.experiments.stats import _setting, paired_difference, pretty_objective, verdict
+from geodistill.experiments.stats import paired_difference, pretty_objective, setting_label, verdict
 from geodistill.experiments.table import (
     ALPHA_FAMILY,
-    FAILED_FILE,
-    RESULTS_FILE,
     aggregate,
     alpha_table,
     atomic_write_text,
@@ -45,10 +43,10 @@ from geodistill.experiments.table import (
     teacher_student_table,
     tidy_rows,
     write_csv,
-    write_json,
+    write_rows_json,
 )
+from geodistill.results import FAILED_FILE, RESULTS_FILE, SWEEP_FILE
 
-SWEEP_FILE = "sweep.json"
 COMPACT_COLUMNS = (
     "run_id",
     "dataset",
@@ -77,10 +75,12 @@ _NO_ALPHA = "No α sweep among these runs: an α table needs one objective run a
 _CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:2rem auto;max-width:1150px;
 color:#1b1f24;line-height:1.45;padding:0 1rem}
-h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;border-bottom:1px solid #ccd;padding-bottom:.2rem;margin-top:2rem}
+h1{font-size:1.6rem;margin-bottom:.2rem}
+h2{font-size:1.2rem;border-bottom:1px solid #ccd;padding-bottom:.2rem;margin-top:2rem}
 table{border-collapse:collapse;font-size:.82rem;margin:.6rem 0;display:block;overflow-x:auto}
 th,td{border:1px solid #d6d9de;padding:.25rem .5rem;text-align:left;white-space:nowrap}
-th{background:#eef1f5}tr:nth-child(even) td{background:#f8f9fb}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#eef1f5}tr:nth-child(even) td{background:#f8f9fb}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
 p.verdict{background:#eef7ee;border-left:4px solid #2ca02c;padding:.7rem 1rem;font-size:1rem}
 figure{margin:1rem 0}img.plot{max-width:100%;height:auto;border:1px solid #e3e5e8}
 figcaption{font-size:.85rem;color:#555}.muted{color:#666;font-size:.85rem}code{font-size:.85rem}
@@ -413,7 +413,7 @@ def _teacher_student_display(long_rows: Sequence[dict[str, Any]]) -> list[dict[s
     """The teacher-against-student table as text (P/R/F1 macro as fractions, accuracy in %)."""
     out = []
     for r in long_rows:
-        setting = "–" if r["who"] != "distilled (best)" else _setting(r)
+        setting = "–" if r["who"] != "distilled (best)" else setting_label(r)
         out.append(
             {
                 "dataset": str(r["dataset"]),
@@ -443,7 +443,7 @@ def _failed_what(row: dict[str, Any]) -> str:
     """'distilled cnn3, thesis objective (α=0.3), seed 0': what a failed run was meant to be."""
     what = f"{row.get('role') or 'run'} {row.get('model')}"
     if row.get("role") != "teacher":
-        what += f", {_setting(row)}"
+        what += f", {setting_label(row)}"
     return what + f", seed {row.get('seed')}"
 
 
@@ -657,7 +657,7 @@ def write_report(directory: str | Path, out_dir: str | Path | None = None) -> tu
         summary.append(("not finished (no result yet)", f"{len(pending)}: {', '.join(pending[:10])}{more}"))
 
     write_csv(rows, out / "table.csv")
-    write_json(rows, out / "table.json")
+    write_rows_json(rows, out / "table.json")
     write_csv(agg, out / "aggregate.csv")
     write_csv(paired_by_metric[0][1] + paired_by_metric[1][1], out / "paired.csv")
     alpha_long, ts_long = alpha_table(rows), teacher_student_table(rows)

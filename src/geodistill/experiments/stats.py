@@ -20,6 +20,7 @@ from typing import Any
 
 from geodistill.errors import GeodistillWarning
 from geodistill.experiments.table import check_columns, sort_key
+from geodistill.losses import loss_prose
 
 GROUP_BY = ("dataset", "model", "objective_name", "alpha", "beta", "T")
 FRACTION_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
@@ -170,29 +171,11 @@ def paired_difference(
 
 # ---------------------------------------------------------------- verdict in words
 
-_TERM_NAMES = {
-    "kl": "KL",
-    "kd": "KD",
-    "cos": "cosine",
-    "cosine": "cosine",
-    "nuc": "nuclear norm",
-    "nuclear": "nuclear norm",
-    "dkd": "DKD",
-    "dist": "DIST",
-    "ce": "CE",
-    "soft_ce": "soft CE",
-    "thesis": "the thesis objective",
-    "student": "the student alone",
-    "teacher": "the teacher",
-}
-
 
 def pretty_objective(name: str | None) -> str:
-    """'kl+cos' -> 'KL+cosine', 'thesis' -> 'the thesis objective'; unknown names unchanged."""
-    if not name:
-        return "an unnamed objective"
-    parts = [p.strip() for p in str(name).split("+")]
-    return "+".join(_TERM_NAMES.get(p.lower(), p) for p in parts)
+    """'kl+cos' -> 'KL+cosine', 'thesis' -> 'the thesis objective' (asked of the preset and term
+    registries); 'teacher' -> 'the teacher'; unknown names unchanged."""
+    return "the teacher" if name == "teacher" else loss_prose(name)
 
 
 def _num(x: float) -> str:
@@ -203,7 +186,8 @@ def _num(x: float) -> str:
     return s.replace("-", "−")
 
 
-def _setting(row: dict[str, Any]) -> str:
+def setting_label(row: dict[str, Any]) -> str:
+    """'KL+cosine (α=0.3, β=0.1, T=4)': the objective in words and the α/β/T the row records."""
     name = pretty_objective(row.get("objective_name"))
     params = [
         f"{sym}={_param(row.get(k))}"
@@ -241,7 +225,7 @@ def _sentence(row: dict[str, Any], lead: str = "") -> str:
     """One sentence judging one setting; `lead` (e.g. 'the best setting, ') goes before its name."""
     k, unit = _scale(row["metric"])
     unit_s = f" {unit}" if unit else ""
-    who = f"{lead}{_setting(row)}," if lead else _setting(row)
+    who = f"{lead}{setting_label(row)}," if lead else setting_label(row)
     base = pretty_objective(row["baseline"])
     metric = row["metric"].replace("_", " ")
     kind = _classify(row)

@@ -27,12 +27,10 @@ Cartesian product), ``ablation`` (bool) and ``seeds``.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import multiprocessing
 import os
-import re
 import time
 import traceback
 import warnings
@@ -45,16 +43,15 @@ from typing import Any
 from geodistill.atomic import write_json, write_text
 from geodistill.config import build_config, deep_merge, get_recipe, load_yaml
 from geodistill.errors import GeodistillError, GeodistillWarning
+from geodistill.losses import PRESETS, Objective, get_preset, loss_coords, loss_fragment, loss_needs_teacher, safe_name
+from geodistill.losses.presets import check_loss
+from geodistill.results import FAILED_FILE, RESULTS_FILE, SWEEP_FILE, RunResult, hyper
 
 THESIS11 = [round(0.05 * i, 2) for i in range(11)]  # 0, 0.05, ..., 0.5
 THESIS5 = [0.1, 0.2, 0.3, 0.4, 0.5]
 NAMED_GRIDS = {"thesis11": THESIS11, "thesis5": THESIS5}
-ABLATION = ["student", "kl", "cos", "kl+cos", "thesis", "dkd", "dist"]
 SWEEPABLE = ("alpha", "beta", "T", "loss")
 SWEEP_KEYS = ("recipe", "base", "teacher", "student", "datasets", "grid", "ablation", "seeds")
-# the presets that ignore some of alpha/beta/T: those coordinates are left out of their points
-_UNUSED = {"student": ("alpha", "beta", "T"), "dkd": ("alpha", "beta"), "dist": ("alpha", "beta")}
-RESULTS_FILE, FAILED_FILE, SWEEP_FILE = "results.json", "failed.json", "sweep.json"
 
 Log = Callable[[str], None]
 
@@ -117,26 +114,12 @@ def _check_values(key: str, values: list, where: str) -> list:
             if not isinstance(v, str) or not v.strip():
                 raise GeodistillError(f"{where}: loss value {v!r} is not a preset name or an objective spec string.")
             v = v.strip()
-            _check_loss(v, where)
+            check_loss(v, where)
         if _is_num(v):
             v = float(v)
         if v not in out:
             out.append(v)
     return out
-
-
-def _check_loss(loss: str, where: str) -> None:
-    from geodistill.losses import PRESETS, parse_spec
-
-    if loss in PRESETS:
-        return
-    try:
-        parse_spec(loss)
-    except GeodistillError as e:
-        raise GeodistillError(
-            f"{where}: loss {loss!r} is neither a preset ({', '.join(PRESETS)}) "
-            f"nor a valid spec ({str(e).rstrip('.')})."
-        ) from None
 
 
 def _axis(key: str, raw: Any, where: str) -> list:
@@ -214,32 +197,20 @@ def _check_sweep(sweep: Mapping, where: str) -> None:
 # ---------------------------------------------------------------- plan
 
 
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.=-]+", "_", text).strip("_") or "x"
+def ablation() -> list[str]:
+    """The loss ablation: every registered preset, in registration order."""
+    return list(PRESETS)
 
 
 def point_label(coords: Mapping[str, Any]) -> str:
-    """Folder label of a point: ``thesis-a0.3-b0.001-T4``; ``+`` -> ``_`` (``kl_cos``); a spec
-    string becomes a file-safe text plus a short hash so two specs never share a folder."""
-    from geodistill.losses import PRESETS
-
-    loss = str(coords["loss"])
-    s = (
-        loss.replace("+", "_")
-        if loss in PRESETS
-        else f"{_safe(loss)[:40]}-{hashlib.sha1(loss.encode()).hexdigest()[:6]}"
-    )
-    for k, tag in (("alpha", "a"), ("beta", "b"), ("T", "T")):
-        v = coords.get(k)
-        if k in coords and loss != "student":
-            s += f"-{tag}{'tied' if v is None else format(v, 'g')}"
-    return s
+    """Folder label of a point: ``thesis-a0.3-b0.001-T4`` (the α/β/T its preset uses); ``+`` ->
+    ``_`` (``kl_cos``); a spec string becomes a file-safe text plus a short hash so two specs
+    never share a folder."""
+    return loss_fragment(str(coords["loss"]), coords)
 
 
 def _coords(combo: Mapping[str, Any]) -> dict:
-    loss = combo["loss"]
-    unused = _UNUSED.get(loss, ())
-    return {"loss": loss, **{k: combo[k] for k in ("alpha", "beta", "T") if k in combo and k not in unused}}
+    return {"loss": combo["loss"], **loss_coords(combo["loss"], combo)}
 
 
 def _datasets(sweep: Mapping) -> list[tuple[str | None, dict]]:
@@ -287,7 +258,7 @@ def plan(sweep: Mapping[str, Any], teacher_ckpt: str | None = None) -> SweepPlan
     combos: list[dict] = [{"loss": "student"}]
     if sweep.get("ablation"):
         params = {o["loss"]: o for o in r.get("objectives", [])}
-        combos += [{**params.get(name, {}), "loss": name} for name in ABLATION]
+        combos += [{**params.get(name, {}), "loss": name} for name in ablation()]
     if grid:
         grid.setdefault("loss", ["thesis"])
         keys = list(grid)
@@ -301,7 +272,7 @@ def plan(sweep: Mapping[str, Any], teacher_ckpt: str | None = None) -> SweepPlan
     teachers: dict[str, TeacherJob] = {}
     points: dict[str, Point] = {}
     for ds, data_over in datasets:
-        prefix = f"{_safe(ds)}-" if len(datasets) > 1 else ""
+        prefix = f"{safe_name(ds)}-" if len(datasets) > 1 else ""
         for seed in seeds:
             tname = f"teacher-{prefix}s{seed}"
             for c in combos:
@@ -310,7 +281,7 @@ def plan(sweep: Mapping[str, Any], teacher_ckpt: str | None = None) -> SweepPlan
                 if name in points:
                     continue
                 distill = dict(coords)
-                uses_teacher = coords["loss"] != "student"
+                uses_teacher = loss_needs_teacher(coords["loss"])
                 if uses_teacher and teacher_ckpt:
                     distill["teacher"] = str(teacher_ckpt)
                 spec = deep_merge(specs["student"], {"data": data_over, "train": {"seed": seed}, "distill": distill})
@@ -349,46 +320,50 @@ def failure_row(
     tb: str | None = None,
     role: str | None = None,
 ) -> dict:
-    """What ``failed.json`` holds: the identity and coordinates of the point (the same fields
-    and conventions as a results.json, so the report groups it with its setting) + the error."""
+    """What ``failed.json`` holds: a `RunResult` with status 'failed' carrying the identity and
+    coordinates of the point (recorded as a finished run records them) + the error."""
     try:
         cfg = build_config(dict(spec), where="sweep point").model_dump()
     except GeodistillError:
         cfg = dict(spec)
     data, train, distill = cfg.get("data") or {}, cfg.get("train") or {}, cfg.get("distill") or {}
     loss = distill.get("loss", "student")
-    plain = loss == "student"
     objective = None
     try:
-        from geodistill.losses import PRESETS, Objective
-
+        preset = get_preset(loss)
         obj = (
             Objective.preset(loss, alpha=distill.get("alpha", 0.5), beta=distill.get("beta"), T=distill.get("T", 4.0))
-            if loss in PRESETS
+            if preset
             else Objective.parse(loss)
         )
         objective = str(obj)
     except Exception:
         pass
-    return {
-        "run_id": Path(run_dir).name,
-        "status": "failed",
-        "error": error if isinstance(error, str) else f"{type(error).__name__}: {error}",
-        "role": role or ("student" if plain else "distilled"),
-        "dataset": data.get("dataset"),
-        "model": train.get("model"),
-        "teacher": distill.get("teacher"),
-        "objective": objective,
-        "objective_name": loss,
-        "alpha": None if plain else distill.get("alpha"),
-        "beta": None if plain else distill.get("beta"),
-        "T": None if plain else distill.get("T"),
-        "seed": train.get("seed"),
-        "size": data.get("size"),
-        "metrics": None,
-        "traceback": tb,
-        "config": cfg,
-    }
+    role = role or ("distilled" if _needs_teacher(loss) else "student")
+    return RunResult(
+        run_id=Path(run_dir).name,
+        status="failed",
+        error=error if isinstance(error, str) else f"{type(error).__name__}: {error}",
+        role=role,
+        dataset=data.get("dataset"),
+        model=train.get("model"),
+        teacher=distill.get("teacher"),
+        objective=objective,
+        objective_name=loss,
+        **hyper(loss, role, distill.get("alpha"), distill.get("beta"), distill.get("T")),
+        seed=train.get("seed"),
+        size=data.get("size"),
+        traceback=tb,
+        config=cfg,
+    ).to_dict()
+
+
+def _needs_teacher(loss: str) -> bool:
+    """`loss_needs_teacher`, True for a loss that does not parse (a failure row still records it)."""
+    try:
+        return loss_needs_teacher(loss)
+    except GeodistillError:
+        return True
 
 
 def _write_failure(
@@ -408,13 +383,12 @@ def _record_coordinates(run_dir: Path, res: dict, spec: Mapping[str, Any]) -> di
     """A preset point at α = 0 (e.g. thesis, β tied) does not use its teacher, so the engine
     records α/β/T as None; the sweep writes back the coordinates it asked for, so the point
     stays on its α curve."""
-    from geodistill.losses import PRESETS
-
     d = build_config(dict(spec), where="sweep point").distill
+    preset = get_preset(d.loss)
     if (
         res.get("status") != "ok"
-        or d.loss not in PRESETS
-        or d.loss in _UNUSED
+        or preset is None
+        or "alpha" not in preset.uses
         or res.get("alpha") is not None
         or res.get("role") == "teacher"
     ):
@@ -524,14 +498,14 @@ def _warm_cache(spec: dict, data_cache: dict, log: Log) -> None:
     import numpy as np
 
     from geodistill.data.transforms import NUM_VIEWS, Normalizer
-    from geodistill.engine.api import _load_teacher, default_cache_dir
+    from geodistill.engine.api import default_cache_dir, load_teacher
     from geodistill.engine.cache import build_teacher_cache
 
     cfg = build_config(spec, where="sweep")
     if cfg.data.augment == "dihedral+crop":  # the teacher runs on the fly: nothing to cache
         return
     data = _data_for(cfg, data_cache)
-    teacher, meta = _load_teacher(cfg, data)
+    teacher, meta = load_teacher(cfg, data)
     build_teacher_cache(
         teacher,
         data.images,
@@ -561,6 +535,31 @@ def _result_of(out: Path, name: str) -> dict:
             row = json.loads((out / name / f).read_text())
             return dict(row, status="failed") if f == FAILED_FILE else row
     return {"run_id": name, "status": "failed", "error": "not run"}
+
+
+def _prepare_teachers(jobs: list[TeacherJob], todo: list[Point], out: Path, log: Log) -> dict[str, str]:
+    """Train (or find) the teachers the pending points need, then build each teacher's cache
+    once, up front, so parallel students only read it; returns {teacher folder: error} of the
+    teachers that failed."""
+    data_cache: dict = {}
+    teachers = {t.name: t for t in jobs}
+    broken: dict[str, str] = {}
+    for tname in dict.fromkeys(pt.teacher for pt in todo if pt.teacher):
+        err = _run_teacher(teachers[tname], out, data_cache, log)
+        if err:
+            broken[tname] = err
+    warmed: set[str] = set()
+    for pt in todo:
+        ckpt = pt.spec["distill"].get("teacher")
+        if ckpt and ckpt not in warmed and pt.teacher not in broken:
+            warmed.add(ckpt)
+            try:
+                _warm_cache(pt.spec, data_cache, log)
+            except GeodistillError:
+                raise
+            except Exception as e:
+                log(f"sweep: could not pre-build the teacher cache of {ckpt} ({type(e).__name__}: {e})")
+    return broken
 
 
 def run_sweep(
@@ -613,26 +612,7 @@ def run_sweep(
     todo = [pt for pt in p.points if pending(pt)]
     log(f"sweep: {len(p.points)} points, {len(p.points) - len(todo)} already done, {len(todo)} to run")
     t0 = time.perf_counter()
-    data_cache: dict = {}
-    teachers = {t.name: t for t in p.teachers}
-    broken: dict[str, str] = {}
-    for tname in dict.fromkeys(pt.teacher for pt in todo if pt.teacher):
-        err = _run_teacher(teachers[tname], out, data_cache, log)
-        if err:
-            broken[tname] = err
-    # build each teacher's cache once, up front: parallel students then only read it
-    warmed: set[str] = set()
-    for pt in todo:
-        ckpt = pt.spec["distill"].get("teacher")
-        if ckpt and ckpt not in warmed and pt.teacher not in broken:
-            warmed.add(ckpt)
-            try:
-                _warm_cache(pt.spec, data_cache, log)
-            except GeodistillError:
-                raise
-            except Exception as e:
-                log(f"sweep: could not pre-build the teacher cache of {ckpt} ({type(e).__name__}: {e})")
-    data_cache.clear()
+    broken = _prepare_teachers(p.teachers, todo, out, log)
 
     jobs = []
     for pt in todo:
@@ -658,12 +638,12 @@ def run_sweep(
 
 
 __all__ = [
-    "ABLATION",
     "THESIS5",
     "THESIS11",
     "Point",
     "SweepPlan",
     "TeacherJob",
+    "ablation",
     "failure_row",
     "load_sweep_file",
     "normalize_grid",

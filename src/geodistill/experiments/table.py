@@ -14,7 +14,6 @@ import csv
 import io
 import json
 import math
-import re
 import statistics
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -22,9 +21,9 @@ from typing import Any
 
 from geodistill.atomic import write_text
 from geodistill.errors import GeodistillError
+from geodistill.losses import get_term, loss_terms
+from geodistill.results import FAILED_FILE, RESULTS_FILE
 
-RESULTS_FILE = "results.json"
-FAILED_FILE = "failed.json"
 AGGREGATE_BY = ("dataset", "model", "objective_name", "alpha", "beta", "T")
 AGGREGATE_METRICS = ("accuracy", "f1_macro")
 QUALITY_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
@@ -351,7 +350,7 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def write_json(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
+def write_rows_json(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """JSON list of the rows (nan/inf written as null; `_`-prefixed keys dropped)."""
     clean = [{k: _json_safe(v) for k, v in row.items() if not k.startswith("_")} for row in rows]
     return atomic_write_text(path, json.dumps(clean, indent=2, ensure_ascii=False) + "\n")
@@ -368,23 +367,16 @@ ALPHA_FAMILY = ("dataset", "model", "objective_name", "T")
 
 
 def has_nuclear(row: dict[str, Any]) -> bool:
-    """Whether a setting carries the nuclear-norm term β·‖W₁‖*: the thesis preset unless β = 0
-    (β None means the preset's β = α), else an objective formula with a nonzero ‖W₁‖* weight
-    (or, without a formula, a spec name holding `nuc`)."""
-    name = str(row.get("objective_name") or "").lower()
-    if name == "thesis":
-        return row.get("beta") != 0
-    weights = re.findall(r"([0-9.eE+-]+)·‖W₁‖\*", str(row.get("objective") or ""))
-    if weights:
-        return any(_float_or(w, 1.0) != 0 for w in weights)
-    return "nuc" in name
-
-
-def _float_or(text: str, default: float) -> float:
+    """Whether a setting carries the nuclear-norm term β·‖W₁‖* (a term on the first-layer
+    weight) with a nonzero weight: its objective (preset or spec, from `objective_name`) is
+    built at the row's β and T and a generic α, since the setting spans α (β None means the
+    preset's β = α)."""
+    T = row.get("T")
     try:
-        return float(text)
-    except ValueError:
-        return default
+        terms = loss_terms(str(row.get("objective_name") or ""), beta=row.get("beta"), T=4.0 if T is None else T)
+    except GeodistillError:
+        return False
+    return any(t.active and get_term(t.name).needs_first_weight for t in terms)
 
 
 def _alpha_swept(row: dict[str, Any]) -> bool:
@@ -406,6 +398,16 @@ def alpha_table(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     out = aggregate(kept, by=(*ALPHA_FAMILY, "beta", "alpha"), metrics=("accuracy", "f1_macro"))
     for a in out:
         a["nuclear"] = has_nuclear(a)
+    return out
+
+
+def cost_ratios(ref: dict[str, Any] | None, row: dict[str, Any]) -> dict[str, float | None]:
+    """The reference's (the teacher's) mean cost over the row's cost: `params_ratio`,
+    `flops_ratio`, `speedup` (reference latency / latency); None where a value is missing."""
+    out: dict[str, float | None] = {}
+    for key, field in (("params_ratio", "params"), ("flops_ratio", "flops"), ("speedup", "latency_ms")):
+        num, den = (ref or {}).get(f"{field}_mean"), row.get(field)
+        out[key] = num / den if is_number(num) and is_number(den) and den > 0 else None
     return out
 
 
@@ -442,8 +444,6 @@ def teacher_student_table(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]
                     row[f"{m}_mean"], row[f"{m}_std"] = g[f"{m}_mean"], g[f"{m}_std"]
                 for c in COST_FIELDS:
                     row[c] = g[f"{c}_mean"] if is_number(g[f"{c}_mean"]) else None
-                for key, field in (("params_ratio", "params"), ("flops_ratio", "flops"), ("speedup", "latency_ms")):
-                    num, den = (ref or {}).get(f"{field}_mean"), row[field]
-                    row[key] = num / den if is_number(num) and is_number(den) and den > 0 else None
+                row.update(cost_ratios(ref, row))
                 out.append(row)
     return out

@@ -2,6 +2,8 @@
 (B x K), ``p^T = softmax(z / T)``. Every batch reduction is a mean over the B samples. Teacher
 tensors are always detached (and cast to the student's dtype) inside these functions, so no
 gradient ever reaches the teacher.
+
+Each function is registered as an objective term by the ``@term`` wrapper that follows it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import GeodistillError
+from .terms import LossInputs, term
 
 
 def _check_T(T: float, name: str) -> None:
@@ -28,6 +31,11 @@ def ce(logits: Tensor, target: Tensor, label_smoothing: float = 0.0) -> Tensor:
     return F.cross_entropy(logits, target, label_smoothing=label_smoothing)
 
 
+@term("ce", label="CE", params={"ls": 0.0}, needs=("target",))
+def _ce_term(inp: LossInputs, ls: float) -> Tensor:
+    return ce(inp.s_logits, inp.target, label_smoothing=ls)
+
+
 def kl(s_logits: Tensor, t_logits: Tensor, T: float = 4.0) -> Tensor:
     """Hinton KD: ``T^2 * 1/B sum_i KL(p_t^T || p_s^T) = T^2/B sum_ik p_t log(p_t / p_s)``."""
     _check_T(T, "kl")
@@ -35,6 +43,11 @@ def kl(s_logits: Tensor, t_logits: Tensor, T: float = 4.0) -> Tensor:
     log_ps = F.log_softmax(s_logits / T, dim=1)
     log_pt = F.log_softmax(t / T, dim=1)
     return F.kl_div(log_ps, log_pt, reduction="batchmean", log_target=True) * T * T
+
+
+@term("kl", label="KL", params={"T": 4.0}, needs=("t_logits",), show=("T",))
+def _kl_term(inp: LossInputs, T: float) -> Tensor:
+    return kl(inp.s_logits, inp.t_logits, T)
 
 
 def soft_ce(s_logits: Tensor, t_logits: Tensor, T: float = 4.0) -> Tensor:
@@ -45,6 +58,11 @@ def soft_ce(s_logits: Tensor, t_logits: Tensor, T: float = 4.0) -> Tensor:
     t = _teacher(t_logits, s_logits)
     pt = F.softmax(t / T, dim=1)
     return -(pt * F.log_softmax(s_logits / T, dim=1)).sum(dim=1).mean() * T * T
+
+
+@term("soft_ce", label="softCE", params={"T": 4.0}, needs=("t_logits",), show=("T",), prose="soft CE")
+def _soft_ce_term(inp: LossInputs, T: float) -> Tensor:
+    return soft_ce(inp.s_logits, inp.t_logits, T)
 
 
 def cosine(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
@@ -59,12 +77,45 @@ def cosine(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
     return (1.0 - F.cosine_similarity(a.flatten(1), b.flatten(1), dim=1, eps=eps)).mean()
 
 
+@term("cos_logits", label="cos(logits)", needs=("t_logits",), prose="cosine")
+def _cos_logits_term(inp: LossInputs) -> Tensor:
+    """``1 - cos(s_logits, t_logits)``."""
+    return cosine(inp.s_logits, inp.t_logits)
+
+
+@term(
+    "cos_prob",
+    label="cos(p)",
+    params={"T": 1.0},
+    needs=("t_logits",),
+    show=("T",),
+    formula_label=lambda p: f"cos(p, T={p['T']:g})",
+    prose="cosine of probabilities",
+)
+def _cos_prob_term(inp: LossInputs, T: float) -> Tensor:
+    """``1 - cos(p_s^T, p_t^T)``."""
+    s = inp.s_logits
+    t = inp.t_logits.detach().to(s.dtype)
+    return cosine(F.softmax(s / T, dim=1), F.softmax(t / T, dim=1))
+
+
+@term("cos_feat", label="cos(feat)", needs=("s_feat", "t_feat"), projects_features=True, prose="feature cosine")
+def _cos_feat_term(inp: LossInputs) -> Tensor:
+    """``1 - cos(P s_feat, t_feat)``; the objective applies its learned projector P first."""
+    return cosine(inp.s_feat, inp.t_feat)
+
+
 def nuclear_norm(w: Tensor) -> Tensor:
     """``||W||_* = sum of singular values`` of ``w`` reshaped to out x (in*k*k); differentiable
     (subgradient ``U V^T``)."""
     if w.ndim < 2:
         raise GeodistillError(f"loss 'nuclear_norm' needs a weight with >= 2 dims, got {w.ndim}.")
     return torch.linalg.matrix_norm(w.reshape(w.shape[0], -1), ord="nuc")
+
+
+@term("nuc", label="‖W₁‖*", needs=("first_weight",), prose="nuclear norm")
+def _nuc_term(inp: LossInputs) -> Tensor:
+    return nuclear_norm(inp.first_weight)
 
 
 def _kl_rows(log_p: Tensor, log_q: Tensor) -> Tensor:
@@ -103,6 +154,17 @@ def dkd(
     return alpha * tckd + beta * nckd
 
 
+@term(
+    "dkd",
+    label="DKD",
+    params={"alpha": 1.0, "beta": 8.0, "T": 4.0},
+    needs=("t_logits", "target"),
+    show=("alpha", "beta", "T"),
+)
+def _dkd_term(inp: LossInputs, alpha: float, beta: float, T: float) -> Tensor:
+    return dkd(inp.s_logits, inp.t_logits, inp.target, alpha, beta, T)
+
+
 def _pearson_rows(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
     """Pearson correlation of each row of ``a`` with the same row of ``b``."""
     a = a - a.mean(dim=1, keepdim=True)
@@ -123,3 +185,14 @@ def dist(s_logits: Tensor, t_logits: Tensor, beta: float = 1.0, gamma: float = 1
     inter = (1.0 - _pearson_rows(ps, pt).mean()) * T * T
     intra = (1.0 - _pearson_rows(ps.t(), pt.t()).mean()) * T * T
     return beta * inter + gamma * intra
+
+
+@term(
+    "dist",
+    label="DIST",
+    params={"beta": 1.0, "gamma": 1.0, "T": 1.0},
+    needs=("t_logits",),
+    show=("beta", "gamma", "T"),
+)
+def _dist_term(inp: LossInputs, beta: float, gamma: float, T: float) -> Tensor:
+    return dist(inp.s_logits, inp.t_logits, beta, gamma, T)

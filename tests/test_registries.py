@@ -1,0 +1,91 @@
+"""A loss term and a preset registered inside the test reach every consumer: the objective, a
+sweep plan, the point label, the results table and the paired statistics."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from geodistill.experiments.stats import paired_difference, verdict
+from geodistill.experiments.sweep import ablation, plan, point_label
+from geodistill.experiments.table import aggregate, has_nuclear, tidy_rows
+from geodistill.losses import (
+    LossInputs,
+    Objective,
+    Preset,
+    make_term,
+    register_preset,
+    term,
+    unregister_preset,
+    unregister_term,
+)
+from geodistill.results import RunResult, hyper
+
+
+@pytest.fixture
+def toy():
+    """Term ``toy_abs`` = ``s * mean |z_s - z_t|`` and preset ``toy`` = ``(1-α)·CE + α·L1(s=T)``."""
+
+    @term("toy_abs", label="L1", params={"s": 1.0}, needs=("t_logits",), show=("s",))
+    def _toy_abs(inp: LossInputs, s: float) -> torch.Tensor:
+        return s * (inp.s_logits - inp.t_logits).abs().mean()
+
+    preset = Preset(
+        "toy",
+        lambda a, b, T: [make_term("ce", 1 - a), make_term("toy_abs", a, s=T)],
+        ("alpha",),
+        "(1−α)·CE + α·L1: a toy.",
+        "the toy objective",
+    )
+    register_preset(preset)
+    yield preset
+    unregister_preset("toy")
+    unregister_term("toy_abs")
+
+
+def test_toy_objective_formula_and_value(toy):
+    assert toy.needs_teacher and not toy.needs_features and not toy.needs_first_weight
+    obj = Objective.preset("toy", alpha=0.25, T=4.0)
+    assert str(obj) == "L = 0.75·CE + 0.25·L1(s=4)"
+    assert Objective.parse(obj.spec).terms == obj.terms
+    inp = LossInputs(s_logits=torch.zeros(1, 2), target=torch.tensor([0]), t_logits=torch.tensor([[1.0, -1.0]]))
+    total, raw = obj(inp)
+    assert raw["toy_abs"].item() == pytest.approx(4.0)
+    assert total.item() == pytest.approx(0.75 * math.log(2) + 0.25 * 4.0)
+
+
+def test_toy_preset_through_sweep_table_and_statistics(toy):
+    assert "toy" in ablation()
+    assert point_label({"loss": "toy", "alpha": 0.25, "beta": 0.1, "T": 2.0}) == "toy-a0.25"  # β, T unused
+    p = plan({"teacher": {"train": {"model": "cnn4"}}, "grid": {"alpha": [0.25], "loss": ["toy"]}, "seeds": [0, 1]})
+    assert [pt.name for pt in p.points] == ["student-s0", "toy-a0.25-s0", "student-s1", "toy-a0.25-s1"]
+    assert [pt.teacher for pt in p.points] == [None, "teacher-s0", None, "teacher-s1"]
+
+    def result(loss: str, seed: int, acc: float) -> dict:
+        role = "distilled" if loss == "toy" else "student"
+        obj = Objective.preset(loss, alpha=0.25)
+        return RunResult(
+            run_id=f"{loss}-s{seed}",
+            role=role,
+            dataset="synthetic",
+            model="cnn3",
+            teacher=None,
+            objective=str(obj),
+            objective_name=loss,
+            **hyper(loss, role, 0.25, None, 4.0),
+            seed=seed,
+            size=16,
+            metrics={"accuracy": acc, "f1_macro": acc / 2},
+        ).to_dict()
+
+    runs = [result("student", 0, 0.5), result("student", 1, 0.55), result("toy", 0, 0.6), result("toy", 1, 0.7)]
+    rows = tidy_rows(runs)
+    agg = {a["objective_name"]: a for a in aggregate(rows)}
+    assert agg["toy"]["n"] == 2 and agg["toy"]["accuracy_mean"] == pytest.approx(0.65)
+    assert not has_nuclear(agg["toy"])
+    (diff,) = paired_difference(rows)
+    assert diff["objective_name"] == "toy" and diff["mean_diff"] == pytest.approx(0.125)
+    assert diff["wins"] == 2
+    assert verdict([diff]).startswith("The toy objective (α=0.25, T=4)")
