@@ -10,9 +10,9 @@ import statistics
 import time
 from pathlib import Path
 
+from geodistill.atomic import write_json as write_json_atomic
 from geodistill.config import RunConfig, build_config, deep_merge, get_recipe
 from geodistill.engine.api import data_for, train
-from geodistill.engine.loop import write_json_atomic
 
 
 def _mean_std(xs: list[float]) -> tuple[float, float]:
