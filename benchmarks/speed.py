@@ -24,7 +24,7 @@ from geodistill.data import load_dataset, make_split
 from geodistill.data.prepare import TrainData
 from geodistill.data.transforms import NUM_VIEWS, Normalizer
 from geodistill.engine.cache import OnTheFlyTeacher, build_teacher_cache
-from geodistill.engine.loop import fit
+from geodistill.engine.trainer import fit
 from geodistill.losses import Objective
 from geodistill.models import build_model
 

@@ -16,10 +16,12 @@ import torch
 from geodistill.config import build_config
 from geodistill.data.transforms import NUM_VIEWS, Normalizer, apply_view
 from geodistill.engine.api import distill, evaluate, prepare_data, train
+from geodistill.engine.batches import epoch_order
 from geodistill.engine.cache import build_teacher_cache
 from geodistill.engine.checkpoint import load_classifier
-from geodistill.engine.loop import epoch_order, lr_factor
+from geodistill.engine.trainer import lr_factor
 from geodistill.errors import GeodistillError
+from kill_hook import kill_env
 
 N_PER_CLASS = 60  # 10 classes -> 600 images: 360 train / 120 val / 120 test
 
@@ -216,7 +218,7 @@ def _train_args(work: Path, name: str, epochs: int = 3) -> list[str]:
 def test_resume_after_kill_equals_uninterrupted_run(work):
     full = _cli(_train_args(work, "full"))
     assert full.returncode == 0, full.stderr
-    killed = _cli(_train_args(work, "killed"), env={"GEODISTILL_KILL_AT_STEP": "17"})  # mid-epoch 2 (11 steps/epoch)
+    killed = _cli(_train_args(work, "killed"), env=kill_env(17))  # SIGKILL mid-epoch 2 (11 steps/epoch)
     assert killed.returncode != 0
     runs = work / "runs"
     assert (runs / "killed" / "last.ckpt").is_file() and not (runs / "killed" / "results.json").exists()

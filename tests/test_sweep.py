@@ -33,6 +33,7 @@ from geodistill.experiments.sweep import (
     run_sweep,
     worker_threads,
 )
+from kill_hook import kill_env
 
 N_PER_CLASS = 30  # 10 classes -> 300 images: 180 train / 60 val / 60 test, at 16 px
 
@@ -332,7 +333,8 @@ def test_a_worker_that_dies_is_recorded_and_the_sweep_returns(alpha_sweep, work,
     teacher = str(alpha_sweep[0] / "teacher-s0" / "model.ckpt")
     sweep = {"recipe": "thesis", "base": base(work), "grid": {"alpha": [0.3]}, "seeds": [0]}
     out = work / "killed"
-    monkeypatch.setenv("GEODISTILL_KILL_AT_STEP", "1")  # the engine's test hook: SIGKILL after step 1
+    for k, v in kill_env(1).items():  # tests/kill_at_step: each worker SIGKILLs itself after step 1
+        monkeypatch.setenv(k, v)
     results = run_sweep(sweep, out, workers=2, teacher_ckpt=teacher, log=lambda *_: None)
     assert [r["status"] for r in results] == ["failed", "failed"]
     assert all(r["error"].startswith("worker process failed: BrokenProcessPool") for r in results)

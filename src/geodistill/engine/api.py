@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from geodistill.atomic import write_json as write_json_atomic
 from geodistill.config import RunConfig
 from geodistill.data.prepare import TrainData, default_cache_dir, prepare_data
-from geodistill.data.transforms import NUM_VIEWS, Normalizer
+from geodistill.data.transforms import Normalizer, view_plan
 from geodistill.engine.cache import OnTheFlyTeacher, build_teacher_cache
 from geodistill.engine.checkpoint import load_checkpoint, load_classifier
-from geodistill.engine.loop import evaluate_split, fit, get_fabric, write_json_atomic
+from geodistill.engine.trainer import evaluate_split, fit, get_fabric
 from geodistill.errors import GeodistillError
 from geodistill.losses import Objective, get_preset
 from geodistill.models import build_model
@@ -121,11 +122,11 @@ def train(
     student = build_model(cfg.train.model, len(data.classes), in_channels=data.channels, weights=cfg.train.weights)
     objective = make_objective(cfg, student.feature_dim, t_dim)
     if cfg.distill.teacher and objective.needs_teacher:
-        if cfg.data.augment == "dihedral+crop":
+        if view_plan(cfg.data.augment).teacher_runs_live:
             log("note: random crops are outside the cached view set, so the teacher runs on the fly every step")
             teacher_source = OnTheFlyTeacher(teacher.to(fabric.device), t_norm)
         else:
-            n_views = NUM_VIEWS if cfg.data.augment == "dihedral" else 1
+            n_views = view_plan(cfg.data.augment).views
             cache_root = default_cache_dir(cfg)
             kw = dict(data_key=data.key, size=data.size, n_views=n_views, cache_root=cache_root)
             if fabric.is_global_zero:  # rank 0 builds; the others open it after the barrier

@@ -70,12 +70,14 @@ def load_checkpoint(path: str | Path) -> dict:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise GeodistillError(
-            f"Checkpoint {path} could not be read safely ({type(e).__name__}); it is truncated, not a geodistill checkpoint, or contains code objects."
+            f"Checkpoint {path} could not be read safely ({type(e).__name__}); it is truncated, "
+            "not a geodistill checkpoint, or contains code objects."
         ) from None
     missing = [k for k in REQUIRED if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
         raise GeodistillError(
-            f"Checkpoint {path} lacks {', '.join(missing)}; it is not a geodistill model checkpoint (plain weights go to --weights instead)."
+            f"Checkpoint {path} lacks {', '.join(missing)}; it is not a geodistill model checkpoint "
+            "(plain weights go to --weights instead)."
         )
     return ckpt
 

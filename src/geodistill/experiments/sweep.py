@@ -497,12 +497,12 @@ def _warm_cache(spec: dict, data_cache: dict, log: Log) -> None:
     parallel find it ready instead of each building it."""
     import numpy as np
 
-    from geodistill.data.transforms import NUM_VIEWS, Normalizer
+    from geodistill.data.transforms import Normalizer, view_plan
     from geodistill.engine.api import default_cache_dir, load_teacher
     from geodistill.engine.cache import build_teacher_cache
 
     cfg = build_config(spec, where="sweep")
-    if cfg.data.augment == "dihedral+crop":  # the teacher runs on the fly: nothing to cache
+    if view_plan(cfg.data.augment).teacher_runs_live:  # nothing to cache
         return
     data = _data_for(cfg, data_cache)
     teacher, meta = load_teacher(cfg, data)
@@ -513,7 +513,7 @@ def _warm_cache(spec: dict, data_cache: dict, log: Log) -> None:
         Normalizer.from_dict(meta["normalizer"]),
         data_key=data.key,
         size=data.size,
-        n_views=NUM_VIEWS if cfg.data.augment == "dihedral" else 1,
+        n_views=view_plan(cfg.data.augment).views,
         cache_root=default_cache_dir(cfg),
         log=log,
     )

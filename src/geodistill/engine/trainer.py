@@ -1,0 +1,506 @@
+"""The one training loop: a teacher, a student alone and a distilled student differ only in the
+objective and whether a teacher source is given.
+
+Built on Lightning Fabric (devices, DDP, multi-node, precision). :class:`Trainer` runs
+``setup -> [resume] -> per epoch: train_epoch -> validate -> end_epoch (record, best model,
+checkpoint, report) -> stop rule`` over one typed :class:`TrainState`, which is saved
+(:meth:`Trainer.train_state`) and loaded (:meth:`Trainer.resume`) in one place. What each step
+sees comes from :mod:`geodistill.engine.batches`, a pure function of (seed, epoch, step, rank),
+so a run resumed from a mid-epoch checkpoint is bit-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from geodistill.config import RunConfig
+from geodistill.data.prepare import TrainData
+from geodistill.data.transforms import view_plan
+from geodistill.engine.batches import assemble_batch, epoch_order
+from geodistill.engine.cache import TeacherSource
+from geodistill.engine.checkpoint import save_checkpoint
+from geodistill.errors import GeodistillError
+from geodistill.losses import LossInputs, Objective
+from geodistill.metrics import confusion, metrics_from_confusion
+from geodistill.models import first_layer_weight
+
+_FABRICS: dict[tuple, object] = {}
+
+
+def get_fabric(cfg: RunConfig):
+    """One Fabric per process and setting (DDP launches once; later runs reuse its processes)."""
+    from lightning.fabric import Fabric
+
+    t = cfg.train
+    precision = {"32": "32-true", "bf16": "bf16-mixed"}.get(t.precision, t.precision)
+    key = (t.accelerator, str(t.devices), t.strategy, t.num_nodes, precision)
+    if key not in _FABRICS:
+        fabric = Fabric(
+            accelerator=t.accelerator,
+            devices=t.devices,
+            strategy=t.strategy,
+            num_nodes=t.num_nodes,
+            precision=precision,
+        )
+        fabric.launch()
+        _FABRICS[key] = fabric
+    return _FABRICS[key]
+
+
+class TrainStep(nn.Module):
+    """Student + objective in one module so that DDP syncs the projector's gradients too.
+
+    forward(x, y, t_logits, t_feat) -> (loss, per-term values, student logits).
+    """
+
+    def __init__(self, student: nn.Module, objective: Objective) -> None:
+        super().__init__()
+        self.student, self.objective = student, objective
+
+    def forward(self, x: Tensor, y: Tensor, t_logits: Tensor | None, t_feat: Tensor | None):
+        if self.objective.needs_features:
+            logits, feats = self.student.forward_features(x)
+        else:
+            logits, feats = self.student(x), None
+        w1 = first_layer_weight(self.student) if self.objective.needs_first_weight else None
+        total, terms = self.objective(
+            LossInputs(
+                s_logits=logits.float(),
+                target=y,
+                t_logits=t_logits,
+                s_feat=None if feats is None else feats.float(),
+                t_feat=t_feat,
+                first_weight=w1,
+            )
+        )
+        return total, terms, logits
+
+
+def lr_factor(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up to 1 over ``warmup`` steps, then cosine decay to 0 at ``total``."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+@torch.no_grad()
+def evaluate_split(
+    fabric, model: nn.Module, data: TrainData, idx: np.ndarray, batch: int = 256, channels_last: bool = True
+) -> dict:
+    """Metrics of ``model`` on the images ``idx``; sharded across processes, confusion summed."""
+    model.eval()
+    shard = idx[fabric.global_rank :: fabric.world_size]
+    k = len(data.classes)
+    cm = torch.zeros(k, k, dtype=torch.long)
+    for s in range(0, len(shard), batch):
+        b = shard[s : s + batch]
+        x = data.normalizer(torch.from_numpy(np.asarray(data.images[b])))
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        preds = model(x.to(fabric.device)).argmax(1).cpu()
+        cm += confusion(preds, torch.from_numpy(data.labels[b]), k)
+    if fabric.world_size > 1:
+        cm = fabric.all_reduce(cm.to(fabric.device), reduce_op="sum").cpu().long()
+    return metrics_from_confusion(cm, data.classes)
+
+
+@dataclass
+class TrainState:
+    """Where a run stands; with the model, optimizer, schedule and RNG it resumes exactly.
+
+    ``epoch`` counts finished epochs and ``step`` the finished steps of the current one, whose
+    running sums are ``loss_sum`` (Σ batch mean loss × batch size), ``correct`` and ``seen``.
+    ``history`` holds one row per finished epoch (the rows of metrics.csv).
+    """
+
+    epoch: int = 0
+    step: int = 0
+    global_step: int = 0
+    best_val: float = -1.0
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    history: list[dict] = field(default_factory=list)
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+
+    @property
+    def train_loss(self) -> float:
+        """Mean training loss over the images seen so far this epoch."""
+        return self.loss_sum / max(self.seen, 1)
+
+    @property
+    def train_acc(self) -> float:
+        """Training accuracy over the images seen so far this epoch."""
+        return self.correct / max(self.seen, 1)
+
+    def add_step(self, loss: float, correct: int, n: int) -> None:
+        """Count one optimizer step over ``n`` images with mean loss ``loss``."""
+        self.loss_sum += loss * n
+        self.correct += correct
+        self.seen += n
+        self.step += 1
+        self.global_step += 1
+
+    def end_epoch(self, row: dict, val_acc: float) -> bool:
+        """Record a finished epoch and start the next; returns whether ``val_acc`` is a new best."""
+        self.history.append(row)
+        improved = val_acc > self.best_val
+        if improved:
+            self.best_val, self.best_epoch, self.bad_epochs = val_acc, self.epoch + 1, 0
+        else:
+            self.bad_epochs += 1
+        self.epoch, self.step = self.epoch + 1, 0
+        self.loss_sum, self.correct, self.seen = 0.0, 0, 0
+        return improved
+
+    def to_dict(self) -> dict:
+        """The fields as plain data (what ``last.ckpt`` stores and ``fit`` returns)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainState:
+        """The state stored by :meth:`to_dict` (or by older versions, with a ``partial`` slot)."""
+        kw = {f.name: d[f.name] for f in fields(cls) if f.name in d}
+        if "partial" in d and d.get("step"):
+            kw["loss_sum"], kw["correct"], kw["seen"] = d["partial"]
+        return cls(**kw)
+
+
+StepHook = Callable[[TrainState], None]
+step_hooks: list[StepHook] = []
+"""Called after every optimizer step (after any checkpoint) with the live state, by every
+:class:`Trainer` of this process built without its own ``hooks``. The resume tests append one
+that kills the process mid-epoch (tests/kill_at_step)."""
+
+StopRule = Callable[[TrainState], str | None]
+"""Asked after each epoch is recorded: the reason to stop now, or None to go on."""
+
+
+def patience_rule(patience: int | None) -> StopRule:
+    """Stop once validation accuracy has not improved for ``patience`` epochs (never when None)."""
+
+    def rule(state: TrainState) -> str | None:
+        if patience is not None and state.bad_epochs >= patience:
+            return f"no validation gain for {patience} epochs (best epoch {state.best_epoch})"
+        return None
+
+    return rule
+
+
+def _check_finite(loss: Tensor, terms: dict[str, Tensor], epoch: int, step: int) -> None:
+    """Stop with the first non-finite loss term named (``epoch``, ``step`` count from 0)."""
+    if torch.isfinite(loss):
+        return
+    bad = [n for n, v in terms.items() if not torch.isfinite(v)] or ["total"]
+    value = float(terms.get(bad[0], loss).detach())
+    raise GeodistillError(
+        f"Loss term {bad[0]!r} became {value} at epoch {epoch + 1}, step {step + 1}; "
+        "lower train.lr, or check the data and the objective's weights."
+    )
+
+
+class Trainer:
+    """Trains ``student`` under ``objective`` (with ``teacher``'s answers when given) in ``run_dir``.
+
+    Writes ``last.ckpt`` (resumable state, every ``checkpoint_every`` steps and each epoch),
+    ``model.ckpt`` (best validation accuracy), ``metrics.csv`` and TensorBoard scalars.
+    """
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        data: TrainData,
+        student: nn.Module,
+        objective: Objective,
+        teacher: TeacherSource | None,
+        run_dir: Path,
+        *,
+        meta: dict,
+        log: Callable[[str], None] = print,
+        hooks: list[StepHook] | None = None,
+        stop_rule: StopRule | None = None,
+    ) -> None:
+        self.cfg, self.data, self.student, self.objective, self.teacher = cfg, data, student, objective, teacher
+        self.run_dir, self.meta, self.log = Path(run_dir), meta, log
+        self.hooks = list(step_hooks if hooks is None else hooks)
+        self.stop_rule = stop_rule or patience_rule(cfg.train.patience)
+        self.plan = view_plan(cfg.data.augment)
+        self.fabric = get_fabric(cfg)
+        self.state = TrainState()
+        self.last, self.best = self.run_dir / "last.ckpt", self.run_dir / "model.ckpt"
+
+    def epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        """This process's image indices for each step of ``epoch``."""
+        t, f = self.cfg.train, self.fabric
+        return epoch_order(self.data.train, t.seed, epoch, f.global_rank, f.world_size, t.batch_size)
+
+    def setup(self) -> None:
+        """Seed; optimizer; linear warm-up + cosine decay to 0 over the run's steps; Fabric wrapping."""
+        t = self.cfg.train
+        torch.manual_seed(t.seed)
+        if t.channels_last:
+            self.student = self.student.to(memory_format=torch.channels_last)
+        self.step_module = TrainStep(self.student, self.objective)
+        params = [p for p in self.step_module.parameters() if p.requires_grad]
+        if t.optimizer == "sgd":
+            opt = torch.optim.SGD(params, lr=t.lr, momentum=0.9, nesterov=True, weight_decay=t.weight_decay)
+        else:
+            opt = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+        steps_per_epoch = len(self.epoch_batches(0))
+        total, warmup = steps_per_epoch * t.epochs, int(round(t.warmup_epochs * steps_per_epoch))
+        self.sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warmup))
+        self.module, self.opt = self.fabric.setup(self.step_module, opt)
+
+    def fit(self, resume: bool = False) -> TrainState:
+        """Set up, resume from ``last.ckpt`` when asked and present, train until the epochs run
+        out or the stop rule fires; returns the final state."""
+        self.setup()
+        if resume and self.last.is_file():
+            self.resume(self.last)
+        t = self.cfg.train
+        self.report = _Report(self.run_dir, rank0=self.fabric.is_global_zero, progress=t.progress, log=self.log)
+        try:
+            while self.state.epoch < t.epochs:
+                t0 = time.perf_counter()
+                self.train_epoch()
+                train_took = time.perf_counter() - t0
+                val = self.validate()
+                if self.end_epoch(val, train_took, time.perf_counter() - t0):
+                    break
+        finally:
+            self.report.close()
+        return self.state
+
+    def train_epoch(self) -> None:
+        """The remaining steps of the current epoch (all of them unless resumed mid-epoch)."""
+        self.module.train()
+        batches = self.epoch_batches(self.state.epoch)
+        self.report.start_epoch(self.state.epoch, self.cfg.train.epochs, len(batches), self.state.step)
+        for step in range(self.state.step, len(batches)):
+            self.train_step(batches[step], step)
+        self.report.end_train()
+
+    def train_step(self, idx: np.ndarray, step: int) -> None:
+        """One optimizer step on images ``idx``; checkpoints every ``checkpoint_every`` steps."""
+        t, st, fabric = self.cfg.train, self.state, self.fabric
+        b = assemble_batch(
+            self.data,
+            idx,
+            self.plan,
+            seed=t.seed,
+            epoch=st.epoch,
+            step=step,
+            rank=fabric.global_rank,
+            teacher=self.teacher,
+            teacher_feats=self.objective.needs_features,
+            channels_last=t.channels_last,
+            device=fabric.device,
+        )
+        loss, terms, logits = self.module(b.x, b.y, b.t_logits, b.t_feat)
+        _check_finite(loss, terms, st.epoch, step)
+        self.opt.zero_grad(set_to_none=True)
+        fabric.backward(loss)
+        self.opt.step()
+        self.sched.step()
+        st.add_step(float(loss.detach()), int((logits.argmax(1) == b.y).sum()), len(idx))
+        if t.checkpoint_every and st.global_step % t.checkpoint_every == 0:
+            self.save(self.last, with_state=True)
+            fabric.barrier()
+        self.report.step(st)
+        for hook in self.hooks:
+            hook(st)
+
+    def validate(self) -> dict:
+        """Metrics of the student on the validation split."""
+        return evaluate_split(
+            self.fabric, self.step_module.student, self.data, self.data.val, channels_last=self.cfg.train.channels_last
+        )
+
+    def end_epoch(self, val: dict, train_took: float, took: float) -> bool:
+        """Record the epoch, keep the best model, checkpoint, report; returns whether to stop."""
+        st = self.state
+        row = {
+            "epoch": st.epoch + 1,
+            "train_loss": st.train_loss,
+            "train_acc": st.train_acc,
+            "val_acc": val["accuracy"],
+            "val_f1": val["f1_macro"],
+            "lr": self.sched.get_last_lr()[0],
+            "train_time_s": train_took,
+            "time_s": took,
+        }
+        improved = st.end_epoch(row, val["accuracy"])
+        if improved:
+            metrics = {"val": {"accuracy": val["accuracy"], "f1_macro": val["f1_macro"]}, "epoch": row["epoch"]}
+            self.save(self.best, metrics=metrics)
+        reason = self.stop_rule(st)
+        self.save(self.last, with_state=True)
+        self.report.epoch(row, improved, self.cfg.train.epochs)
+        self.fabric.barrier()
+        if reason is not None:
+            self.log(f"  early stop: {reason}")
+        return reason is not None
+
+    def train_state(self) -> dict:
+        """What ``last.ckpt`` stores to resume: the state's fields, the objective's buffers and
+        parameters, the optimizer, the schedule and the torch RNG."""
+        return dict(
+            self.state.to_dict(),
+            objective=self.step_module.objective.state_dict(),
+            optimizer=self.opt.state_dict(),
+            scheduler=self.sched.state_dict(),
+            torch_rng=torch.get_rng_state(),
+        )
+
+    def resume(self, path: Path) -> None:
+        """Load what :meth:`train_state` stored (and the student's weights) from ``path``."""
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+        ts = ck["train_state"]
+        self.step_module.student.load_state_dict(ck["state_dict"])
+        self.step_module.objective.load_state_dict(ts["objective"])
+        self.opt.load_state_dict(ts["optimizer"])
+        self.sched.load_state_dict(ts["scheduler"])
+        torch.set_rng_state(ts["torch_rng"])
+        self.state = TrainState.from_dict(ts)
+        self.log(f"resumed from {path} at epoch {self.state.epoch + 1}, step {self.state.step}")
+
+    def save(self, path: Path, *, with_state: bool = False, metrics: dict | None = None) -> None:
+        """Write the student (rank 0 only, atomically), with the resumable state when asked."""
+        if not self.fabric.is_global_zero:
+            return
+        data = self.data
+        save_checkpoint(
+            path,
+            self.step_module.student,
+            arch=self.meta["arch"],
+            num_classes=len(data.classes),
+            in_channels=data.channels,
+            classes=data.classes,
+            size=data.size,
+            normalizer=data.normalizer.to_dict(),
+            metrics=metrics or {},
+            config=self.cfg.model_dump(),
+            train_state=self.train_state() if with_state else None,
+        )
+
+
+def fit(
+    cfg: RunConfig,
+    data: TrainData,
+    student: nn.Module,
+    objective: Objective,
+    teacher: TeacherSource | None,
+    run_dir: Path,
+    *,
+    meta: dict,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Train ``student`` under ``objective`` with a :class:`Trainer`; returns the final
+    :class:`TrainState` as a dict (``best_val``, ``best_epoch``, ``history``, ...)."""
+    trainer = Trainer(cfg, data, student, objective, teacher, run_dir, meta=meta, log=log)
+    return trainer.fit(resume).to_dict()
+
+
+class _Report:
+    """Rank 0's outputs: a live per-step bar, one line per epoch, metrics.csv, TensorBoard."""
+
+    def __init__(self, run_dir: Path, *, rank0: bool, progress: bool, log: Callable[[str], None]) -> None:
+        self.csv, self.rank0, self.progress, self.log = run_dir / "metrics.csv", rank0, progress, log
+        self.tb = _tensorboard(run_dir) if rank0 else None
+        self.bar = _progress_bar() if (progress and rank0) else None
+        self.task = None
+
+    def start_epoch(self, epoch: int, epochs: int, steps: int, done: int) -> None:
+        if self.bar is not None:
+            self.task = self.bar.add_task(f"epoch {epoch + 1}/{epochs}", total=steps, completed=done, info="")
+
+    def step(self, state: TrainState) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, info=f"loss {state.train_loss:.3f} acc {state.train_acc:.3f}")
+
+    def end_train(self) -> None:
+        if self.bar is not None:
+            self.bar.remove_task(self.task)
+
+    def epoch(self, row: dict, improved: bool, epochs: int) -> None:
+        if not self.rank0:
+            return
+        _append_csv(self.csv, row)
+        if self.tb is not None:
+            for k, v in row.items():
+                if k != "epoch":
+                    self.tb.add_scalar(k, v, row["epoch"])
+        if self.progress:
+            (self.bar.console.print if self.bar is not None else self.log)(
+                f"  epoch {row['epoch']:3d}/{epochs}  loss {row['train_loss']:.4f}  train {row['train_acc']:.3f}"
+                f"  val {row['val_acc']:.3f}{' *' if improved else '  '}  {row['time_s']:.1f}s"
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _progress_bar():
+    """A live per-step bar on a terminal (loss, accuracy); nothing when output is not a TTY."""
+    import sys
+
+    if not sys.stderr.isatty():
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn("  {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeRemainingColumn(),
+        transient=True,
+    )
+    bar.start()
+    return bar
+
+
+def _tensorboard(run_dir: Path):
+    """TensorBoard event files next to metrics.csv when the tensorboard package is installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+def _append_csv(path: Path, row: dict) -> None:
+    """Append ``row`` to a CSV file, writing the header first when the file is new."""
+    new = not path.is_file()
+    with open(path, "a") as f:
+        if new:
+            f.write(",".join(row) + "\n")
+        f.write(",".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in row.values()) + "\n")
+
+
+__all__ = [
+    "StepHook",
+    "StopRule",
+    "TrainState",
+    "Trainer",
+    "evaluate_split",
+    "fit",
+    "get_fabric",
+    "lr_factor",
+    "patience_rule",
+    "step_hooks",
+]
