@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from geodistill.pipeline import format_summary, run
+from log_capture import captured_log
 
 
 def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -27,7 +28,7 @@ TINY = {"data": {"n_per_class": 24}, "train": {"epochs": 2, "batch_size": 32, "p
 def demo(tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("demo")
     over = dict(TINY, data=dict(TINY["data"], cache_dir=str(out / "cache")))
-    summary = run("demo", overrides=over, seeds=[0, 1], out=out / "run", log=lambda *_: None)
+    summary = run("demo", overrides=over, seeds=[0, 1], out=out / "run")
     return out, summary
 
 
@@ -48,8 +49,8 @@ def test_run_trains_teacher_once_and_every_student(demo):
 def test_run_again_skips_finished_runs(demo):
     out, summary = demo
     over = dict(TINY, data=dict(TINY["data"], cache_dir=str(out / "cache")))
-    lines: list[str] = []
-    again = run("demo", overrides=over, seeds=[0, 1], out=out / "run", log=lines.append)
+    with captured_log() as lines:
+        again = run("demo", overrides=over, seeds=[0, 1], out=out / "run")
     assert sum("already finished" in l for l in lines) == 7
     assert format_summary(again) == format_summary(summary)
 

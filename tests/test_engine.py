@@ -22,6 +22,7 @@ from geodistill.engine.checkpoint import load_classifier
 from geodistill.engine.trainer import lr_factor
 from geodistill.errors import GeodistillError
 from kill_hook import kill_env
+from log_capture import captured_log
 
 N_PER_CLASS = 60  # 10 classes -> 600 images: 360 train / 120 val / 120 test
 
@@ -45,7 +46,7 @@ def work(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def teacher(work) -> dict:
     cfg = build_config(cfg_dict(work, train={"model": "cnn4", "epochs": 10}))
-    return train(cfg, work / "teacher", role="teacher", log=lambda *_: None)
+    return train(cfg, work / "teacher", role="teacher")
 
 
 def test_teacher_learns_far_above_chance(teacher, work):
@@ -57,13 +58,12 @@ def test_teacher_learns_far_above_chance(teacher, work):
 
 
 def test_student_alone_and_distilled_learn(teacher, work):
-    alone = train(build_config(cfg_dict(work)), work / "alone", log=lambda *_: None)
+    alone = train(build_config(cfg_dict(work)), work / "alone")
     kd = distill(
         build_config(
             cfg_dict(work, distill={"teacher": str(work / "teacher" / "model.ckpt"), "loss": "kl+cos", "alpha": 0.5})
         ),
         work / "kd",
-        log=lambda *_: None,
     )
     assert alone["role"] == "student" and kd["role"] == "distilled"
     assert alone["metrics"]["accuracy"] > 0.3 and kd["metrics"]["accuracy"] > 0.3
@@ -77,14 +77,13 @@ def test_student_alone_and_distilled_learn(teacher, work):
             )
         ),
         work / "kd2",
-        log=lambda *_: None,
     )
     assert again["teacher_cache_s"] is None  # reused, not rebuilt
 
 
 def test_same_seed_same_numbers(work):
-    a = train(build_config(cfg_dict(work, train={"epochs": 2})), work / "rep_a", log=lambda *_: None)
-    b = train(build_config(cfg_dict(work, train={"epochs": 2})), work / "rep_b", log=lambda *_: None)
+    a = train(build_config(cfg_dict(work, train={"epochs": 2})), work / "rep_a")
+    b = train(build_config(cfg_dict(work, train={"epochs": 2})), work / "rep_b")
     assert a["history"][-1]["train_loss"] == b["history"][-1]["train_loss"]
     assert a["metrics"]["confusion_matrix"] == b["metrics"]["confusion_matrix"]
 
@@ -107,7 +106,6 @@ def test_cache_equals_on_the_fly_teacher_for_every_view(teacher, work):
         size=32,
         n_views=NUM_VIEWS,
         cache_root=work / "cache",
-        log=lambda *_: None,
     )
     pick = idx[:5]
     x = torch.from_numpy(np.asarray(data.images[pick]))
@@ -126,7 +124,7 @@ def test_cache_equals_on_the_fly_teacher_for_every_view(teacher, work):
 
 def test_cache_invalidated_by_teacher_or_data_change(teacher, work):
     data, model, norm, idx = _data_and_teacher(work)
-    kw = dict(size=32, n_views=NUM_VIEWS, cache_root=work / "cache2", log=lambda *_: None)
+    kw = dict(size=32, n_views=NUM_VIEWS, cache_root=work / "cache2")
     first = build_teacher_cache(model, data.images, idx, norm, data_key=data.key, **kw)
     again = build_teacher_cache(model, data.images, idx, norm, data_key=data.key, **kw)
     assert again.path == first.path
@@ -145,18 +143,18 @@ def test_teacher_trained_at_other_size_is_refused(teacher, work):
     )
     other["data"]["size"] = 16
     with pytest.raises(GeodistillError, match="px"):
-        distill(build_config(other), work / "bad", log=lambda *_: None)
+        distill(build_config(other), work / "bad")
 
 
 def test_objective_needing_teacher_without_one_is_refused(work):
     with pytest.raises(GeodistillError, match="teacher"):
-        train(build_config(cfg_dict(work, distill={"loss": "kl"})), work / "noteacher", log=lambda *_: None)
+        train(build_config(cfg_dict(work, distill={"loss": "kl"})), work / "noteacher")
 
 
 def test_nan_loss_names_term_and_step(work):
     cfg = build_config(cfg_dict(work, train={"lr": 1e6, "epochs": 3, "optimizer": "sgd"}))
     with pytest.raises(GeodistillError, match=r"Loss term 'ce' became .* at epoch \d+, step \d+"):
-        train(cfg, work / "nan", log=lambda *_: None)
+        train(cfg, work / "nan")
 
 
 def test_evaluate_matches_training_test_metrics(teacher, work):
@@ -248,17 +246,17 @@ def test_ddp_two_cpu_processes_trains_and_checkpoints(work):
     res = json.loads((work / "runs" / "ddp" / "results.json").read_text())
     assert res["metrics"]["n"] == 120  # all test images counted once across both processes
     assert (work / "runs" / "ddp" / "model.ckpt").is_file()
+    lines = r.stdout.splitlines()  # rank 0 alone prints: the run header and the result once each
+    assert sum(line.startswith("[ddp] cnn3 on synthetic") for line in lines) == 1, r.stdout
+    assert sum(line.startswith("[ddp] test accuracy") for line in lines) == 1, r.stdout
 
 
 def test_bf16_mixed_precision_trains(work):
-    res = train(
-        build_config(cfg_dict(work, train={"epochs": 2, "precision": "bf16-mixed"})), work / "bf16", log=lambda *_: None
-    )
+    res = train(build_config(cfg_dict(work, train={"epochs": 2, "precision": "bf16-mixed"})), work / "bf16")
     assert np.isfinite(res["history"][-1]["train_loss"]) and res["config"]["train"]["precision"] == "bf16-mixed"
 
 
 def test_crop_augmentation_falls_back_to_teacher_on_the_fly_and_says_so(teacher, work):
-    lines: list[str] = []
     cfg = build_config(
         cfg_dict(
             work,
@@ -267,7 +265,8 @@ def test_crop_augmentation_falls_back_to_teacher_on_the_fly_and_says_so(teacher,
             distill={"teacher": str(work / "teacher" / "model.ckpt"), "loss": "kl"},
         )
     )
-    res = distill(cfg, work / "crop", log=lines.append)
+    with captured_log() as lines:
+        res = distill(cfg, work / "crop")
     assert any("on the fly" in l for l in lines) and res["teacher_cache_s"] is None
 
 

@@ -34,6 +34,7 @@ from geodistill.experiments.sweep import (
     worker_threads,
 )
 from kill_hook import kill_env
+from log_capture import captured_log
 
 N_PER_CLASS = 30  # 10 classes -> 300 images: 180 train / 60 val / 60 test, at 16 px
 
@@ -64,9 +65,10 @@ def work(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def alpha_sweep(work):
     """The thesis's n = 5 α sweep (thesis objective, β tied) over 2 seeds, run once."""
-    out, lines = work / "alpha", []
+    out = work / "alpha"
     sweep = {"recipe": "thesis", "base": base(work), "grid": {"alpha": "thesis5"}, "seeds": [0, 1]}
-    results = run_sweep(sweep, out, log=lines.append)
+    with captured_log() as lines:
+        results = run_sweep(sweep, out)
     return out, sweep, results, lines
 
 
@@ -112,8 +114,8 @@ def test_rerun_of_finished_sweep_trains_and_writes_nothing(alpha_sweep, monkeypa
         (cache_mod, "build_teacher_cache"),
     ):
         monkeypatch.setattr(target, name, forbidden)
-    lines = []
-    again = run_sweep(sweep, out, log=lines.append)
+    with captured_log() as lines:
+        again = run_sweep(sweep, out)
     assert [r["metrics"] for r in again] == [r["metrics"] for r in results]
     assert "sweep: 12 points, 12 already done, 0 to run" in lines
     assert _snapshot(out) == before  # not even sweep.json is rewritten
@@ -199,13 +201,13 @@ def test_real_sweep_report_renders_in_chromium(alpha_sweep, work, tmp_path):
 
 def test_ablation_with_a_given_teacher_shares_its_cache(alpha_sweep, work):
     teacher = alpha_sweep[0] / "teacher-s0" / "model.ckpt"
-    out, lines = work / "ablation", []
-    results = run_sweep(
-        {"recipe": "thesis", "base": base(work), "ablation": True, "seeds": [0]},
-        out,
-        teacher_ckpt=str(teacher),
-        log=lines.append,
-    )
+    out = work / "ablation"
+    with captured_log() as lines:
+        results = run_sweep(
+            {"recipe": "thesis", "base": base(work), "ablation": True, "seeds": [0]},
+            out,
+            teacher_ckpt=str(teacher),
+        )
     assert [r["objective_name"] for r in results] == ablation() and all(r["status"] == "ok" for r in results)
     assert not list(out.glob("teacher-*"))  # the given teacher is used, none trained
     assert all(r["teacher"] == str(teacher) for r in results if r["objective_name"] != "student")
@@ -240,7 +242,7 @@ def test_broken_points_are_recorded_and_the_others_complete(alpha_sweep, work, m
         return real_train(cfg, run_dir, **kw)
 
     monkeypatch.setattr(api, "train", crash_kl)
-    results = run_sweep(sweep, out, teacher_ckpt=teacher, log=lambda *_: None)
+    results = run_sweep(sweep, out, teacher_ckpt=teacher)
     status = {r["run_id"]: r["status"] for r in results}
     spec_name = f"{point_label({'loss': 'ce:1e39 + kl', 'alpha': 0.3})}-s0"
     assert status == {"student-s0": "ok", "thesis-a0.3-s0": "ok", "kl-a0.3-s0": "failed", spec_name: "failed"}
@@ -272,7 +274,7 @@ def test_broken_points_are_recorded_and_the_others_complete(alpha_sweep, work, m
     # the next run retries only the failures: the crash is gone, the overflow is not
     monkeypatch.setattr(api, "train", real_train)
     kept = {n: (out / n / "results.json").stat().st_mtime_ns for n in ("student-s0", "thesis-a0.3-s0")}
-    again = {r["run_id"]: r["status"] for r in run_sweep(sweep, out, teacher_ckpt=teacher, log=lambda *_: None)}
+    again = {r["run_id"]: r["status"] for r in run_sweep(sweep, out, teacher_ckpt=teacher)}
     assert again == {"student-s0": "ok", "thesis-a0.3-s0": "ok", "kl-a0.3-s0": "ok", spec_name: "failed"}
     assert not (out / "kl-a0.3-s0" / "failed.json").exists()
     assert kept == {n: (out / n / "results.json").stat().st_mtime_ns for n in kept}
@@ -288,9 +290,7 @@ def test_a_failed_teacher_fails_its_students_only(work, monkeypatch):
 
     monkeypatch.setattr(api, "train", no_teacher)
     out = work / "no-teacher"
-    results = run_sweep(
-        {"recipe": "thesis", "base": base(work), "grid": {"alpha": [0.3]}, "seeds": [0]}, out, log=lambda *_: None
-    )
+    results = run_sweep({"recipe": "thesis", "base": base(work), "grid": {"alpha": [0.3]}, "seeds": [0]}, out)
     assert [(r["run_id"], r["status"]) for r in results] == [("student-s0", "ok"), ("thesis-a0.3-s0", "failed")]
     assert results[1]["error"] == "teacher teacher-s0 failed: RuntimeError: teacher exploded"
     t = json.loads((out / "teacher-s0" / "failed.json").read_text())
@@ -316,7 +316,7 @@ seeds: [0]
     sweep = load_sweep_file(f)
     names = [p.name for p in plan(sweep, teacher_ckpt=teacher).points]
     assert names == ["student-s0", "thesis-a0-T2-s0", "thesis-a0-T4-s0", "thesis-a0.4-T2-s0", "thesis-a0.4-T4-s0"]
-    results = run_sweep(sweep, work / "pool", workers=2, teacher_ckpt=teacher, log=lambda *_: None)
+    results = run_sweep(sweep, work / "pool", workers=2, teacher_ckpt=teacher)
     assert [r["run_id"] for r in results] == names and all(r["status"] == "ok" for r in results)
     # at α = 0 (β tied = 0) the objective is CE alone and the engine calls the run a student;
     # the sweep still records the coordinates it asked for, so the point stays on its α curve
@@ -335,12 +335,12 @@ def test_a_worker_that_dies_is_recorded_and_the_sweep_returns(alpha_sweep, work,
     out = work / "killed"
     for k, v in kill_env(1).items():  # tests/kill_at_step: each worker SIGKILLs itself after step 1
         monkeypatch.setenv(k, v)
-    results = run_sweep(sweep, out, workers=2, teacher_ckpt=teacher, log=lambda *_: None)
+    results = run_sweep(sweep, out, workers=2, teacher_ckpt=teacher)
     assert [r["status"] for r in results] == ["failed", "failed"]
     assert all(r["error"].startswith("worker process failed: BrokenProcessPool") for r in results)
     assert json.loads((out / "student-s0" / "failed.json").read_text())["role"] == "student"
     monkeypatch.delenv("GEODISTILL_KILL_AT_STEP")
-    again = run_sweep(sweep, out, teacher_ckpt=teacher, log=lambda *_: None)
+    again = run_sweep(sweep, out, teacher_ckpt=teacher)
     assert [r["status"] for r in again] == ["ok", "ok"] and not list(out.glob("*/failed.json"))
 
 

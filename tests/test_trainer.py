@@ -86,7 +86,6 @@ def test_trainer_calls_step_hooks_and_obeys_a_custom_stop_rule(cfg_and_data):
         None,
         Path(tmp / "run"),
         meta={"arch": "cnn3"},
-        log=lambda *_: None,
         hooks=[lambda st: seen.append(st.global_step)],
         stop_rule=lambda st: "one epoch is enough" if st.epoch == 1 else None,
     )

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from geodistill import log as gdlog
 from geodistill.errors import GeodistillError
 
 app = typer.Typer(
@@ -388,6 +389,7 @@ def _devices(v: str | None):
 
 def main() -> None:
     """Entry point: run the app, turning user errors into one clear line."""
+    gdlog.setup()
     try:
         app(standalone_mode=False)
     except GeodistillError as e:

@@ -6,6 +6,7 @@ held-out test split and print one comparison table (mean ± std over seeds).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -19,6 +20,8 @@ from geodistill.experiments.table import AGGREGATE_METRICS, COST_FIELDS, aggrega
 from geodistill.losses import loss_fragment, loss_label, loss_needs_teacher
 from geodistill.results import SUMMARY_FILE
 
+logger = logging.getLogger(__name__)
+
 
 def run(
     recipe: str = "demo",
@@ -28,7 +31,6 @@ def run(
     seeds: list[int] | None = None,
     out: str | Path | None = None,
     resume: bool = True,
-    log=print,
 ) -> dict:
     """Run a recipe end to end; returns the summary (also written to ``summary.json``/``.md``)."""
     r = get_recipe(recipe)
@@ -53,7 +55,7 @@ def run(
         data = data_for(tcfg, datas)
         timings["data_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        tres = train(tcfg, out_dir / "teacher", resume=resume, data=data, role="teacher", log=log)
+        tres = train(tcfg, out_dir / "teacher", resume=resume, data=data, role="teacher")
         timings["teacher_s"] = time.perf_counter() - t0
         teacher = str(out_dir / "teacher" / "model.ckpt")
     else:
@@ -69,7 +71,7 @@ def run(
             cfg = build_config(spec, where=f"recipe {recipe} ({o['loss']})")
             name = f"{loss_fragment(o['loss'], o, keys=('alpha',))}-s{seed}"
             t0 = time.perf_counter()
-            res = train(cfg, out_dir / name, resume=resume, data=data_for(cfg, datas), log=log)
+            res = train(cfg, out_dir / name, resume=resume, data=data_for(cfg, datas))
             timings[name + "_s"] = time.perf_counter() - t0
             rows.append({"label": loss_label(o["loss"], o), **res})
 
@@ -86,7 +88,7 @@ def run(
     )
     write_json(out_dir / SUMMARY_FILE, summary)
     (out_dir / "summary.md").write_text(format_summary(summary))
-    log("\n" + format_summary(summary))
+    logger.info("\n" + format_summary(summary))
     return summary
 
 

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import time
 from pathlib import Path
@@ -26,6 +27,8 @@ from geodistill.losses import Objective, get_preset
 from geodistill.models import build_model
 from geodistill.profile import torch_cost
 from geodistill.results import RunResult, hyper
+
+logger = logging.getLogger(__name__)
 
 
 def data_for(cfg: RunConfig, memo: dict) -> TrainData:
@@ -96,7 +99,6 @@ def train(
     resume: bool = False,
     data: TrainData | None = None,
     role: str | None = None,
-    log=print,
 ) -> dict:
     """Train one model (teacher, student alone, or distilled student); returns results.json's dict.
 
@@ -105,7 +107,7 @@ def train(
     run_dir = Path(run_dir or Path(cfg.out) / (cfg.name or f"{cfg.train.model}-{cfg.distill.loss}-s{cfg.train.seed}"))
     results_path = run_dir / "results.json"
     if resume and results_path.is_file():
-        log(f"{run_dir}: already finished, skipped")
+        logger.info(f"{run_dir}: already finished, skipped")
         return json.loads(results_path.read_text())
     run_dir.mkdir(parents=True, exist_ok=True)
     fabric = get_fabric(cfg)
@@ -123,7 +125,7 @@ def train(
     objective = make_objective(cfg, student.feature_dim, t_dim)
     if cfg.distill.teacher and objective.needs_teacher:
         if view_plan(cfg.data.augment).teacher_runs_live:
-            log("note: random crops are outside the cached view set, so the teacher runs on the fly every step")
+            logger.info("note: random crops are outside the cached view set, so the teacher runs on the fly every step")
             teacher_source = OnTheFlyTeacher(teacher.to(fabric.device), t_norm)
         else:
             n_views = view_plan(cfg.data.augment).views
@@ -131,18 +133,16 @@ def train(
             kw = dict(data_key=data.key, size=data.size, n_views=n_views, cache_root=cache_root)
             if fabric.is_global_zero:  # rank 0 builds; the others open it after the barrier
                 t0 = time.perf_counter()
-                teacher_source = build_teacher_cache(teacher, data.images, np.sort(data.train), t_norm, log=log, **kw)
+                teacher_source = build_teacher_cache(teacher, data.images, np.sort(data.train), t_norm, **kw)
                 cache_seconds = None if teacher_source.hit else time.perf_counter() - t0  # None: reused
             fabric.barrier()
             if teacher_source is None:
-                teacher_source = build_teacher_cache(
-                    teacher, data.images, np.sort(data.train), t_norm, log=lambda *_: None, **kw
-                )
-    log(
+                teacher_source = build_teacher_cache(teacher, data.images, np.sort(data.train), t_norm, **kw)
+    logger.info(
         f"[{run_dir.name}] {cfg.train.model} on {cfg.data.dataset} ({len(data.train)} train / {len(data.val)} val / {len(data.test)} test, {data.size}px): {objective}"
     )
     meta = {"arch": cfg.train.model}
-    state = fit(cfg, data, student, objective, teacher_source, run_dir, meta=meta, resume=resume, log=log)
+    state = fit(cfg, data, student, objective, teacher_source, run_dir, meta=meta, resume=resume)
 
     best, best_meta = load_classifier(run_dir / "model.ckpt")
     test = evaluate_split(fabric, best, data, data.test, channels_last=cfg.train.channels_last)
@@ -176,7 +176,7 @@ def train(
         write_json_atomic(results_path, results)
         (run_dir / "last.ckpt").unlink(missing_ok=True)
     fabric.barrier()
-    log(f"[{run_dir.name}] test accuracy {test['accuracy']:.4f}, macro-F1 {test['f1_macro']:.4f}")
+    logger.info(f"[{run_dir.name}] test accuracy {test['accuracy']:.4f}, macro-F1 {test['f1_macro']:.4f}")
     return results
 
 

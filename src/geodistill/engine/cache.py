@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -26,6 +27,8 @@ import torch
 from torch import Tensor, nn
 
 from geodistill.data.transforms import Normalizer, apply_view
+
+logger = logging.getLogger(__name__)
 
 
 class TeacherSource(Protocol):
@@ -131,7 +134,6 @@ def build_teacher_cache(
     cache_root: Path,
     batch_size: int = 128,
     teacher_hash: str | None = None,
-    log=print,
 ) -> TeacherCache:
     """Return the cache for these inputs, building it (atomically) if no valid one exists."""
     teacher_hash = teacher_hash or hash_state_dict(teacher)
@@ -139,7 +141,7 @@ def build_teacher_cache(
     final = Path(cache_root) / "teacher" / key
     found = _open(final)
     if found is not None:
-        log(f"teacher cache hit: {final}")
+        logger.info(f"teacher cache hit: {final}")
         found.hit = True
         return found
 
@@ -179,5 +181,5 @@ def build_teacher_cache(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log(f"teacher cache built in {seconds:.1f}s ({n} images x {n_views} views): {final}")
+    logger.info(f"teacher cache built in {seconds:.1f}s ({n} images x {n_views} views): {final}")
     return _open(final)

@@ -11,6 +11,7 @@ so a run resumed from a mid-epoch checkpoint is bit-identical to an uninterrupte
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -31,6 +32,8 @@ from geodistill.errors import GeodistillError
 from geodistill.losses import LossInputs, Objective
 from geodistill.metrics import confusion, metrics_from_confusion
 from geodistill.models import first_layer_weight
+
+logger = logging.getLogger(__name__)
 
 _FABRICS: dict[tuple, object] = {}
 
@@ -226,12 +229,11 @@ class Trainer:
         run_dir: Path,
         *,
         meta: dict,
-        log: Callable[[str], None] = print,
         hooks: list[StepHook] | None = None,
         stop_rule: StopRule | None = None,
     ) -> None:
         self.cfg, self.data, self.student, self.objective, self.teacher = cfg, data, student, objective, teacher
-        self.run_dir, self.meta, self.log = Path(run_dir), meta, log
+        self.run_dir, self.meta = Path(run_dir), meta
         self.hooks = list(step_hooks if hooks is None else hooks)
         self.stop_rule = stop_rule or patience_rule(cfg.train.patience)
         self.plan = view_plan(cfg.data.augment)
@@ -268,7 +270,7 @@ class Trainer:
         if resume and self.last.is_file():
             self.resume(self.last)
         t = self.cfg.train
-        self.report = _Report(self.run_dir, rank0=self.fabric.is_global_zero, progress=t.progress, log=self.log)
+        self.report = _Report(self.run_dir, rank0=self.fabric.is_global_zero, progress=t.progress)
         try:
             while self.state.epoch < t.epochs:
                 t0 = time.perf_counter()
@@ -348,7 +350,7 @@ class Trainer:
         self.report.epoch(row, improved, self.cfg.train.epochs)
         self.fabric.barrier()
         if reason is not None:
-            self.log(f"  early stop: {reason}")
+            logger.info(f"  early stop: {reason}")
         return reason is not None
 
     def train_state(self) -> dict:
@@ -372,7 +374,7 @@ class Trainer:
         self.sched.load_state_dict(ts["scheduler"])
         torch.set_rng_state(ts["torch_rng"])
         self.state = TrainState.from_dict(ts)
-        self.log(f"resumed from {path} at epoch {self.state.epoch + 1}, step {self.state.step}")
+        logger.info(f"resumed from {path} at epoch {self.state.epoch + 1}, step {self.state.step}")
 
     def save(self, path: Path, *, with_state: bool = False, metrics: dict | None = None) -> None:
         """Write the student (rank 0 only, atomically), with the resumable state when asked."""
@@ -404,19 +406,18 @@ def fit(
     *,
     meta: dict,
     resume: bool = False,
-    log: Callable[[str], None] = print,
 ) -> dict:
     """Train ``student`` under ``objective`` with a :class:`Trainer`; returns the final
     :class:`TrainState` as a dict (``best_val``, ``best_epoch``, ``history``, ...)."""
-    trainer = Trainer(cfg, data, student, objective, teacher, run_dir, meta=meta, log=log)
+    trainer = Trainer(cfg, data, student, objective, teacher, run_dir, meta=meta)
     return trainer.fit(resume).to_dict()
 
 
 class _Report:
     """Rank 0's outputs: a live per-step bar, one line per epoch, metrics.csv, TensorBoard."""
 
-    def __init__(self, run_dir: Path, *, rank0: bool, progress: bool, log: Callable[[str], None]) -> None:
-        self.csv, self.rank0, self.progress, self.log = run_dir / "metrics.csv", rank0, progress, log
+    def __init__(self, run_dir: Path, *, rank0: bool, progress: bool) -> None:
+        self.csv, self.rank0, self.progress = run_dir / "metrics.csv", rank0, progress
         self.tb = _tensorboard(run_dir) if rank0 else None
         self.bar = _progress_bar() if (progress and rank0) else None
         self.task = None
@@ -442,7 +443,7 @@ class _Report:
                 if k != "epoch":
                     self.tb.add_scalar(k, v, row["epoch"])
         if self.progress:
-            (self.bar.console.print if self.bar is not None else self.log)(
+            (self.bar.console.print if self.bar is not None else logger.info)(
                 f"  epoch {row['epoch']:3d}/{epochs}  loss {row['train_loss']:.4f}  train {row['train_acc']:.3f}"
                 f"  val {row['val_acc']:.3f}{' *' if improved else '  '}  {row['time_s']:.1f}s"
             )

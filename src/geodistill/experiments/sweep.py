@@ -29,17 +29,19 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import multiprocessing
 import os
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from geodistill import log as gdlog
 from geodistill.atomic import write_json, write_text
 from geodistill.config import build_config, deep_merge, get_recipe, load_yaml
 from geodistill.errors import GeodistillError, GeodistillWarning
@@ -47,13 +49,13 @@ from geodistill.losses import PRESETS, Objective, get_preset, loss_coords, loss_
 from geodistill.losses.presets import check_loss
 from geodistill.results import FAILED_FILE, RESULTS_FILE, SWEEP_FILE, RunResult, hyper
 
+logger = logging.getLogger(__name__)
+
 THESIS11 = [round(0.05 * i, 2) for i in range(11)]  # 0, 0.05, ..., 0.5
 THESIS5 = [0.1, 0.2, 0.3, 0.4, 0.5]
 NAMED_GRIDS = {"thesis11": THESIS11, "thesis5": THESIS5}
 SWEEPABLE = ("alpha", "beta", "T", "loss")
 SWEEP_KEYS = ("recipe", "base", "teacher", "student", "datasets", "grid", "ablation", "seeds")
-
-Log = Callable[[str], None]
 
 
 @dataclass
@@ -398,23 +400,26 @@ def _record_coordinates(run_dir: Path, res: dict, spec: Mapping[str, Any]) -> di
     return res
 
 
-def _run_point(spec: dict, run_dir: str, log: Log = print) -> dict:
+def _run_point(spec: dict, run_dir: str) -> dict:
     """Train one point (resuming a half-done one); a failure becomes ``failed.json``."""
     from geodistill.engine.api import train
 
     d = Path(run_dir)
     try:
-        res = train(build_config(spec, where=f"sweep point {d.name}"), d, resume=True, log=log)
+        res = train(build_config(spec, where=f"sweep point {d.name}"), d, resume=True)
         res = _record_coordinates(d, res, spec)
         (d / FAILED_FILE).unlink(missing_ok=True)  # an earlier failure is now stale
         return res
     except Exception as e:
-        log(f"[{d.name}] failed: {type(e).__name__}: {e}")
+        logger.info(f"[{d.name}] failed: {type(e).__name__}: {e}")
         return _write_failure(spec, d, e, traceback.format_exc(limit=6))
 
 
-def _init_worker(threads: int, devices: Sequence[str] | None, slots: Any) -> None:
-    """Pool worker start-up: a fair share of CPU threads and, with ``devices``, one device."""
+def _init_worker(threads: int, devices: Sequence[str] | None, slots: Any, printing: bool) -> None:
+    """Pool worker start-up: a fair share of CPU threads, with ``devices`` one device, and the
+    parent's console output when it had one."""
+    if printing:
+        gdlog.setup()
     slot = slots.get() if slots is not None else 0
     if devices:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(devices[slot % len(devices)])
@@ -434,7 +439,7 @@ def worker_threads(workers: int) -> int:
     return max(1, cores // max(1, workers))
 
 
-def _run_parallel(jobs: list[tuple[dict, str]], workers: int, devices: Sequence[str] | None, log: Log) -> None:
+def _run_parallel(jobs: list[tuple[dict, str]], workers: int, devices: Sequence[str] | None) -> None:
     """Run points in a process pool of spawned workers (torch is not fork-safe once its thread
     pools exist); a worker that dies records its point as failed."""
     ctx = multiprocessing.get_context("spawn")
@@ -443,7 +448,7 @@ def _run_parallel(jobs: list[tuple[dict, str]], workers: int, devices: Sequence[
     for i in range(n):
         slots.put(i)
     threads = worker_threads(n)
-    log(
+    logger.info(
         f"sweep: {len(jobs)} points on {n} worker processes, {threads} thread(s) each"
         + (f", devices {', '.join(map(str, devices))}" if devices else "")
     )
@@ -451,7 +456,7 @@ def _run_parallel(jobs: list[tuple[dict, str]], workers: int, devices: Sequence[
         max_workers=n,
         mp_context=ctx,
         initializer=_init_worker,
-        initargs=(threads, list(devices) if devices else None, slots),
+        initargs=(threads, list(devices) if devices else None, slots, gdlog.is_setup()),
     ) as pool:
         futures = {pool.submit(_run_point, spec, run_dir): (spec, run_dir) for spec, run_dir in jobs}
         for k, f in enumerate(as_completed(futures), 1):
@@ -461,13 +466,13 @@ def _run_parallel(jobs: list[tuple[dict, str]], workers: int, devices: Sequence[
             except Exception as e:
                 row = _write_failure(spec, run_dir, f"worker process failed: {type(e).__name__}: {e}")
             state = row.get("error") if row.get("status") == "failed" else f"accuracy {row['metrics']['accuracy']:.4f}"
-            log(f"sweep: [{k}/{len(jobs)}] {Path(run_dir).name}: {state}")
+            logger.info(f"sweep: [{k}/{len(jobs)}] {Path(run_dir).name}: {state}")
 
 
 # ---------------------------------------------------------------- teachers and caches
 
 
-def _run_teacher(job: TeacherJob, out: Path, data_cache: dict, log: Log) -> str | None:
+def _run_teacher(job: TeacherJob, out: Path, data_cache: dict) -> str | None:
     """Train (or find) one teacher; returns None when it is ready, else the error text."""
     from geodistill.engine.api import train
 
@@ -477,12 +482,12 @@ def _run_teacher(job: TeacherJob, out: Path, data_cache: dict, log: Log) -> str 
     cfg = build_config(job.spec, where=f"sweep teacher {job.name}")
     data = _data_for(cfg, data_cache)  # a data error (missing folder, ...) stops the sweep here
     try:
-        train(cfg, d, resume=True, data=data, role="teacher", log=log)
+        train(cfg, d, resume=True, data=data, role="teacher")
         (d / FAILED_FILE).unlink(missing_ok=True)
         return None
     except Exception as e:
         row = _write_failure(job.spec, d, e, traceback.format_exc(limit=6), role="teacher")
-        log(f"sweep: teacher {job.name} failed: {row['error']}")
+        logger.info(f"sweep: teacher {job.name} failed: {row['error']}")
         return row["error"]
 
 
@@ -492,7 +497,7 @@ def _data_for(cfg, data_cache: dict):
     return data_for(cfg, data_cache)
 
 
-def _warm_cache(spec: dict, data_cache: dict, log: Log) -> None:
+def _warm_cache(spec: dict, data_cache: dict) -> None:
     """Build the teacher cache a point will read (no training), so that students started in
     parallel find it ready instead of each building it."""
     import numpy as np
@@ -515,7 +520,6 @@ def _warm_cache(spec: dict, data_cache: dict, log: Log) -> None:
         size=data.size,
         n_views=view_plan(cfg.data.augment).views,
         cache_root=default_cache_dir(cfg),
-        log=log,
     )
 
 
@@ -537,7 +541,7 @@ def _result_of(out: Path, name: str) -> dict:
     return {"run_id": name, "status": "failed", "error": "not run"}
 
 
-def _prepare_teachers(jobs: list[TeacherJob], todo: list[Point], out: Path, log: Log) -> dict[str, str]:
+def _prepare_teachers(jobs: list[TeacherJob], todo: list[Point], out: Path) -> dict[str, str]:
     """Train (or find) the teachers the pending points need, then build each teacher's cache
     once, up front, so parallel students only read it; returns {teacher folder: error} of the
     teachers that failed."""
@@ -545,7 +549,7 @@ def _prepare_teachers(jobs: list[TeacherJob], todo: list[Point], out: Path, log:
     teachers = {t.name: t for t in jobs}
     broken: dict[str, str] = {}
     for tname in dict.fromkeys(pt.teacher for pt in todo if pt.teacher):
-        err = _run_teacher(teachers[tname], out, data_cache, log)
+        err = _run_teacher(teachers[tname], out, data_cache)
         if err:
             broken[tname] = err
     warmed: set[str] = set()
@@ -554,11 +558,11 @@ def _prepare_teachers(jobs: list[TeacherJob], todo: list[Point], out: Path, log:
         if ckpt and ckpt not in warmed and pt.teacher not in broken:
             warmed.add(ckpt)
             try:
-                _warm_cache(pt.spec, data_cache, log)
+                _warm_cache(pt.spec, data_cache)
             except GeodistillError:
                 raise
             except Exception as e:
-                log(f"sweep: could not pre-build the teacher cache of {ckpt} ({type(e).__name__}: {e})")
+                logger.info(f"sweep: could not pre-build the teacher cache of {ckpt} ({type(e).__name__}: {e})")
     return broken
 
 
@@ -570,7 +574,6 @@ def run_sweep(
     teacher_ckpt: str | None = None,
     devices: Sequence[str] | None = None,
     retry_failed: bool = True,
-    log: Log = print,
 ) -> list[dict]:
     """Run (or resume) a sweep under ``out``; returns one dict per student point (its
     results.json, or its failed.json with ``status: failed``), in plan order.
@@ -610,9 +613,9 @@ def run_sweep(
         return not (d / RESULTS_FILE).is_file() and (retry_failed or not (d / FAILED_FILE).is_file())
 
     todo = [pt for pt in p.points if pending(pt)]
-    log(f"sweep: {len(p.points)} points, {len(p.points) - len(todo)} already done, {len(todo)} to run")
+    logger.info(f"sweep: {len(p.points)} points, {len(p.points) - len(todo)} already done, {len(todo)} to run")
     t0 = time.perf_counter()
-    broken = _prepare_teachers(p.teachers, todo, out, log)
+    broken = _prepare_teachers(p.teachers, todo, out)
 
     jobs = []
     for pt in todo:
@@ -621,14 +624,14 @@ def run_sweep(
         else:
             jobs.append((pt.spec, str(out / pt.name)))
     if workers > 1 and len(jobs) > 1:
-        _run_parallel(jobs, workers, devices, log)
+        _run_parallel(jobs, workers, devices)
     else:
         for spec, run_dir in jobs:
-            _run_point(spec, run_dir, log)
+            _run_point(spec, run_dir)
 
     results = [_result_of(out, pt.name) for pt in p.points]
     failed = [r for r in results if r.get("status") == "failed"]
-    log(
+    logger.info(
         f"sweep: {len(jobs)} points run in {time.perf_counter() - t0:.0f}s; {len(results) - len(failed)} done, "
         f"{len(failed)} failed"
         + "".join(f"\n  {r['run_id']}: {r.get('error')}" for r in failed)

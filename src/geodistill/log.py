@@ -1,0 +1,67 @@
+"""Output through `logging`: module loggers under ``geodistill``, one handler installed by the CLI.
+
+Under DDP only rank 0 prints information; every rank still prints warnings and errors. Python
+warnings print as one line, ``warning: <message>``, without the source line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+ROOT = "geodistill"
+_ENV_RANKS = ("RANK", "SLURM_PROCID", "LOCAL_RANK")
+
+
+def process_rank() -> int:
+    """This process's global rank: Lightning's record once Fabric launched, else the launcher's env."""
+    rank = getattr(rank_zero_only, "rank", None)
+    if rank is not None:
+        return int(rank)
+    for key in _ENV_RANKS:
+        if os.environ.get(key, "").isdigit():
+            return int(os.environ[key])
+    return 0
+
+
+class RankZeroFilter(logging.Filter):
+    """Let records below WARNING through on rank 0 only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or process_rank() == 0
+
+
+class _Format(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage()
+        return msg if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {msg}"
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    logging.getLogger(ROOT).warning(str(message))
+
+
+def is_setup() -> bool:
+    """Whether `setup` installed geodistill's console handler in this process."""
+    return any(getattr(h, "_geodistill", False) for h in logging.getLogger(ROOT).handlers)
+
+
+def setup(verbose: bool = False, stream=None) -> logging.Handler:
+    """Install (once) the handler that prints geodistill's messages, and one-line warnings."""
+    logger = logging.getLogger(ROOT)
+    for h in list(logger.handlers):
+        if getattr(h, "_geodistill", False):
+            logger.removeHandler(h)
+    handler = logging.StreamHandler(stream or sys.stdout)
+    handler._geodistill = True  # type: ignore[attr-defined]
+    handler.setFormatter(_Format())
+    handler.addFilter(RankZeroFilter())
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.propagate = False
+    warnings.showwarning = _show_warning
+    return handler
