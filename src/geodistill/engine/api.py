@@ -79,17 +79,42 @@ def load_teacher(cfg: RunConfig, data: TrainData):
     path = cfg.distill.teacher
     if list(meta["classes"]) != data.classes:
         raise GeodistillError(
-            f"Teacher {path} was trained on classes {meta['classes'][:4]}... but dataset {cfg.data.dataset!r} has {data.classes[:4]}...; train a teacher on this dataset first."
+            f"Teacher {path} was trained on classes {meta['classes'][:4]}... but dataset "
+            f"{cfg.data.dataset!r} has {data.classes[:4]}...; train a teacher on this dataset first."
         )
     if int(meta["in_channels"]) != data.channels:
         raise GeodistillError(
-            f"Teacher {path} takes {meta['in_channels']} channels but the dataset gives {data.channels}; set data.channels or use a matching teacher."
+            f"Teacher {path} takes {meta['in_channels']} channels but the dataset gives {data.channels}; "
+            "set data.channels or use a matching teacher."
         )
     if int(meta["size"]) != data.size:
         raise GeodistillError(
-            f"Teacher {path} was trained at {meta['size']} px but this run uses {data.size} px; pass --size {meta['size']} or retrain the teacher."
+            f"Teacher {path} was trained at {meta['size']} px but this run uses {data.size} px; "
+            f"pass --size {meta['size']} or retrain the teacher."
         )
     return teacher, meta
+
+
+def _teacher_source(cfg: RunConfig, data: TrainData, fabric, teacher, t_norm: Normalizer):
+    """The teacher's answers for the student's batches, and the cache build time (None: reused or live).
+
+    Views inside the cached set are looked up from the exact cache (rank 0 builds it, the other
+    ranks open it after the barrier); views outside it make the teacher run on every batch.
+    """
+    plan = view_plan(cfg.data.augment)
+    if plan.teacher_runs_live:
+        logger.info("note: random crops are outside the cached view set, so the teacher runs on the fly every step")
+        return OnTheFlyTeacher(teacher.to(fabric.device), t_norm), None
+    kw = dict(data_key=data.key, size=data.size, n_views=plan.views, cache_root=default_cache_dir(cfg))
+    source, seconds = None, None
+    if fabric.is_global_zero:
+        t0 = time.perf_counter()
+        source = build_teacher_cache(teacher, data.images, np.sort(data.train), t_norm, **kw)
+        seconds = None if source.hit else time.perf_counter() - t0
+    fabric.barrier()
+    if source is None:
+        source = build_teacher_cache(teacher, data.images, np.sort(data.train), t_norm, **kw)
+    return source, seconds
 
 
 def train(
@@ -114,37 +139,25 @@ def train(
     wall0 = time.perf_counter()
     data = data or prepare_data(cfg)
 
-    teacher_source, teacher_meta, t_dim, cache_seconds = None, None, None, None
+    teacher, t_norm = None, None
     if cfg.distill.teacher:
         teacher, teacher_meta = load_teacher(cfg, data)
-        t_dim = teacher.feature_dim
         # the student may be normalised differently from the teacher: each sees its own
         t_norm = Normalizer.from_dict(teacher_meta["normalizer"])
     torch.manual_seed(cfg.train.seed)  # same seed -> same initial weights and projector
     student = build_model(cfg.train.model, len(data.classes), in_channels=data.channels, weights=cfg.train.weights)
-    objective = make_objective(cfg, student.feature_dim, t_dim)
-    if cfg.distill.teacher and objective.needs_teacher:
-        if view_plan(cfg.data.augment).teacher_runs_live:
-            logger.info("note: random crops are outside the cached view set, so the teacher runs on the fly every step")
-            teacher_source = OnTheFlyTeacher(teacher.to(fabric.device), t_norm)
-        else:
-            n_views = view_plan(cfg.data.augment).views
-            cache_root = default_cache_dir(cfg)
-            kw = dict(data_key=data.key, size=data.size, n_views=n_views, cache_root=cache_root)
-            if fabric.is_global_zero:  # rank 0 builds; the others open it after the barrier
-                t0 = time.perf_counter()
-                teacher_source = build_teacher_cache(teacher, data.images, np.sort(data.train), t_norm, **kw)
-                cache_seconds = None if teacher_source.hit else time.perf_counter() - t0  # None: reused
-            fabric.barrier()
-            if teacher_source is None:
-                teacher_source = build_teacher_cache(teacher, data.images, np.sort(data.train), t_norm, **kw)
+    objective = make_objective(cfg, student.feature_dim, teacher.feature_dim if teacher is not None else None)
+    teacher_source, cache_seconds = None, None
+    if teacher is not None and objective.needs_teacher:
+        teacher_source, cache_seconds = _teacher_source(cfg, data, fabric, teacher, t_norm)
     logger.info(
-        f"[{run_dir.name}] {cfg.train.model} on {cfg.data.dataset} ({len(data.train)} train / {len(data.val)} val / {len(data.test)} test, {data.size}px): {objective}"
+        f"[{run_dir.name}] {cfg.train.model} on {cfg.data.dataset} ({len(data.train)} train / "
+        f"{len(data.val)} val / {len(data.test)} test, {data.size}px): {objective}"
     )
     meta = {"arch": cfg.train.model}
     state = fit(cfg, data, student, objective, teacher_source, run_dir, meta=meta, resume=resume)
 
-    best, best_meta = load_classifier(run_dir / "model.ckpt")
+    best, _ = load_classifier(run_dir / "model.ckpt")
     test = evaluate_split(fabric, best, data, data.test, channels_last=cfg.train.channels_last)
     cost = torch_cost(
         best, data.size, batches=(1, 32), normalizer=data.normalizer.to_dict(), warmup=2, repeats=15, max_seconds=3.0
