@@ -121,21 +121,13 @@ def plot_alpha(
     for ax, m in zip(axes, metrics):
         k = 100.0 if _is_percent(m) else 1.0
         for i, (key, by_alpha) in enumerate(sorted(lines.items(), key=lambda kv: str(kv[0]))):
-            ds, model, name, nuclear, beta, t = key
+            nuclear = key[3]
             alphas = sorted(by_alpha)
             stats = [
                 _mean_std([k * float(r[m]) for r in by_alpha[a] if is_number(r.get(m))] or [math.nan]) for a in alphas
             ]
             shift = dodge * (i - (len(lines) - 1) / 2)
-            label = _label(name)
-            if name == "thesis" and vary_beta:
-                label += " with nuclear norm" if nuclear else " without nuclear norm"
-            elif nuclear and "nuclear" not in label and name != "thesis":
-                label += " + nuclear norm"
-            if vary_beta:
-                label += ", β=α" if beta is None else f", β={beta:g}"
-            label += f", T={t:g}" if t is not None else ""
-            label += f" [{ds}/{model}]" if multi_scope else ""
+            label = _alpha_line_label(key, vary_beta, multi_scope)
             ax.errorbar(
                 [a + shift for a in alphas],
                 [s[0] for s in stats],
@@ -147,25 +139,7 @@ def plot_alpha(
                 color=f"C{i % 10}",
             )
         for ds, model in scopes:
-            base = [
-                k * float(r[m])
-                for r in rows
-                if r.get("objective_name") == "student"
-                and r.get("role", "student") == "student"
-                and r.get("dataset") == ds
-                and r.get("model") == model
-                and is_number(r.get(m))
-            ]
-            if base:
-                mu, sd = _mean_std(base)
-                ax.axhline(
-                    mu,
-                    color="0.3",
-                    linestyle=":",
-                    linewidth=1.2,
-                    label="student alone" + (f" [{ds}/{model}]" if multi_scope else ""),
-                )
-                ax.axhspan(mu - sd, mu + sd, color="0.5", alpha=0.12, linewidth=0)
+            _draw_student_band(ax, rows, ds, model, m, k, multi_scope)
         ax.set_xticks(all_alphas, [f"{a:g}" for a in all_alphas])
         ax.set_xlabel("α (weight of the distillation terms)")
         ax.set_ylabel(_metric_label(m))
@@ -177,6 +151,38 @@ def plot_alpha(
         else "α sweep: mean ± sd over seeds"
     )
     return _save(fig, out_stem)
+
+
+def _alpha_line_label(key: tuple, vary_beta: bool, multi_scope: bool) -> str:
+    """The legend text of one α curve: objective, nuclear norm or not, β and T when they vary."""
+    ds, model, name, nuclear, beta, t = key
+    label = _label(name)
+    if name == "thesis" and vary_beta:
+        label += " with nuclear norm" if nuclear else " without nuclear norm"
+    elif nuclear and "nuclear" not in label and name != "thesis":
+        label += " + nuclear norm"
+    if vary_beta:
+        label += ", β=α" if beta is None else f", β={beta:g}"
+    label += f", T={t:g}" if t is not None else ""
+    return label + (f" [{ds}/{model}]" if multi_scope else "")
+
+
+def _draw_student_band(ax: Any, rows: list[dict[str, Any]], ds: Any, model: Any, m: str, k: float, multi: bool) -> None:
+    """The student alone as a dotted level at its mean with a ±1 sd band (nothing if absent)."""
+    base = [
+        k * float(r[m])
+        for r in rows
+        if r.get("objective_name") == "student"
+        and r.get("role", "student") == "student"
+        and r.get("dataset") == ds
+        and r.get("model") == model
+        and is_number(r.get(m))
+    ]
+    if base:
+        mu, sd = _mean_std(base)
+        label = "student alone" + (f" [{ds}/{model}]" if multi else "")
+        ax.axhline(mu, color="0.3", linestyle=":", linewidth=1.2, label=label)
+        ax.axhspan(mu - sd, mu + sd, color="0.5", alpha=0.12, linewidth=0)
 
 
 def plot_confusion(
