@@ -12,6 +12,7 @@ from geodistill.config import build_config
 from geodistill.data import data_info, make_split, prepare_data
 from geodistill.deploy import export
 from geodistill.engine.api import evaluate, train
+from geodistill.profile import profile_models
 
 pytest.importorskip("onnxruntime")
 
@@ -83,3 +84,9 @@ def test_training_and_data_info_share_one_decoded_copy(trained):
     assert data.dataset.cache_path.parent == tmp / "cache" / "images"
     entries = [p for p in (tmp / "cache" / "images").iterdir() if p.name.startswith("folder-")]
     assert len(entries) == 1
+
+
+def test_profile_calibrates_int8_on_the_checkpoints_training_split(trained):
+    ckpt, _, _ = trained
+    (row,) = profile_models([ckpt], size=16, batches=(1,), runtimes=("onnx-int8",), warmup=0, repeats=1)
+    assert row["calibration"] == "training split"
