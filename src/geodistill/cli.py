@@ -12,7 +12,13 @@ from typing import Annotated
 
 import typer
 
+from geodistill.data import data_info, format_info, preview
+from geodistill.deploy import describe_export
+from geodistill.deploy import export as export_api
+from geodistill.deploy import predict as predict_api
+from geodistill.engine.api import evaluate as evaluate_api
 from geodistill.errors import GeodistillError
+from geodistill.profile import compression, format_compression, format_profile, profile_models
 
 app = typer.Typer(
     add_completion=False,
@@ -81,8 +87,6 @@ def data_info_cmd(
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Classes, counts per class and split, image size, channels and cache location."""
-    from geodistill.data import data_info, format_info
-
     info = data_info(dataset, root, size=size)
     typer.echo(json.dumps(info, indent=2, default=str) if json_out else format_info(info))
 
@@ -104,8 +108,6 @@ def data_preview_cmd(
     size: Annotated[int, typer.Option()] = 64,
 ) -> None:
     """Write a PNG grid of sample images per class."""
-    from geodistill.data import preview
-
     typer.echo(f"wrote {preview(dataset, root, out, per_class=per_class, size=size)}")
 
 
@@ -213,10 +215,12 @@ def evaluate(
     config: ConfigFile = None,
     set_: Sets = None,
 ) -> None:
-    """Accuracy, macro precision/recall/F1 and per-class F1 of a checkpoint on one split."""
-    from geodistill.engine.api import evaluate as evaluate_api
+    """Accuracy, macro precision/recall/F1 and per-class F1 of a checkpoint on one split.
 
-    m = evaluate_api(ckpt, _build(config, set_, dataset=dataset, root=root), split=split)
+    Without --dataset, --root, --config or --set: on the data (and split) the checkpoint trained with.
+    """
+    given = dataset is not None or root is not None or config is not None or bool(set_)
+    m = evaluate_api(ckpt, _build(config, set_, dataset=dataset, root=root) if given else None, split=split)
     typer.echo(json.dumps({k: v for k, v in m.items() if k != "confusion_matrix"}, indent=2))
 
 
@@ -323,9 +327,6 @@ def export(
     root: Root = None,
 ) -> None:
     """Export a checkpoint with its preprocessing inside (uint8 input), verified against PyTorch."""
-    from geodistill.deploy import describe_export
-    from geodistill.deploy import export as export_api
-
     typer.echo(describe_export(export_api(ckpt, format, int8=int8, size=size, out=out, data=dataset, root=root)))
 
 
@@ -338,8 +339,6 @@ def predict(
     out: Annotated[Path | None, typer.Option(help="predictions.csv or .json")] = None,
 ) -> None:
     """Top-k classes for images or folders, from a checkpoint, .onnx or TorchScript .pt."""
-    from geodistill.deploy import predict as predict_api
-
     rows = predict_api(model, paths, top_k=top_k, batch_size=batch_size, out=out)
     bad = [r for r in rows if r["status"] != "ok"]
     if out is None:
@@ -361,8 +360,6 @@ def profile(
     json_out: Annotated[Path | None, typer.Option("--json")] = None,
 ) -> None:
     """Parameters, FLOPs, size, latency and throughput; compression ratios for a teacher/student pair."""
-    from geodistill.profile import compression, format_compression, format_profile, profile_models
-
     rows = profile_models(
         [str(m) for m in models],
         size=size,

@@ -325,35 +325,22 @@ def export(
         )
     normalizer = meta.get("normalizer")
     wrapped = with_preprocessing(model, normalizer, c).eval()
-    extra = {
-        "arch": meta["arch"],
-        "trained_size": trained,
-        "source": ckpt.name,
-        "metrics": {k: v for k, v in (meta.get("metrics") or {}).items() if isinstance(v, (int, float, str))},
-    }
+    metrics = {k: v for k, v in (meta.get("metrics") or {}).items() if isinstance(v, (int, float, str))}
+    extra = {"arch": meta["arch"], "trained_size": trained, "source": ckpt.name, "metrics": metrics}
     kw = dict(size=size, in_channels=c, normalizer=normalizer, classes=list(meta["classes"]), meta=extra)
 
     found = _dataset(data, root, meta, size, ckpt)
     rng = np.random.default_rng(0)
     test = np.sort(found[2].test) if found is not None else np.zeros(0, np.int64)
-    if len(test):
-        check = found[0][test[:check_count]]
-    else:
-        check = rng.integers(0, 256, (check_count, c, size, size), dtype=np.uint8)
+    shape = (check_count, c, size, size)
+    check = found[0][test[:check_count]] if len(test) else rng.integers(0, 256, shape, dtype=np.uint8)
     check = np.ascontiguousarray(check, dtype=np.uint8)
     with torch.inference_mode():
         ref = wrapped(torch.from_numpy(check)).float().numpy()
 
-    result: dict = {
-        "format": format,
-        "int8": int8,
-        "size": size,
-        "classes": list(meta["classes"]),
-        "check_images": "test split" if len(test) else "random pixels",
-        "calibration": None,
-        "acc_fp32": None,
-        "acc_int8": None,
-    }
+    result: dict = {"format": format, "int8": int8, "size": size, "classes": list(meta["classes"])}
+    result.update(check_images="test split" if len(test) else "random pixels", calibration=None)
+    result.update(acc_fp32=None, acc_int8=None)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:
         fp32 = Path(tmp) / ("fp32.onnx" if format == "onnx" else "model.pt")
