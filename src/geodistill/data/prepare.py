@@ -1,8 +1,9 @@
 """One data path: a data config -> (ImageSet, Split, Normalizer), bundled as `TrainData`.
 
-Training, `evaluate`, `export`, `profile`, `data info` and `predict` all come through
+Training, `evaluate`, `export`, `profile` (int8 calibration) and `data info` all come through
 `prepare_data`, so a checkpoint is always evaluated and calibrated on the split it trained with
-(``checkpoint_data_config`` rebuilds that config from a checkpoint's metadata).
+(``checkpoint_data_config`` rebuilds that config from a checkpoint's metadata). `predict` needs
+no dataset: it decodes its files with the same ``imageio.read_image`` the image cache uses.
 """
 
 from __future__ import annotations

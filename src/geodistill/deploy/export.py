@@ -262,7 +262,9 @@ def _dataset(data: Any, root: Any, meta: dict, size: int, ckpt: Path) -> tuple[n
         return np.asarray(data.images), np.asarray(data.labels), _split_of_given(data, meta, size, c)
     from_config = data is None
     try:
-        d = checkpoint_data_config(meta, dataset=data, root=root, size=size, where=f"the config saved in {ckpt}")
+        d = checkpoint_data_config(
+            meta, dataset=None if data is None else str(data), root=root, size=size, where=f"the config saved in {ckpt}"
+        )
         if d is None:
             return None
         prepared = prepare_data(d, normalizer=meta.get("normalizer"))
