@@ -780,9 +780,9 @@ def _cost_section(out: Path, results: dict, setup: dict, wall: dict, quick: bool
             f"{e_kc / e_alone:.2f} |"
         )
     lines.append(
-        "\nEpoch times are training only (validation excluded), first epoch dropped when there are more, measured while a "
-        "second run shares the machine (as every run here did) and with other people's jobs: the ratio "
-        "compares runs made at different moments of a shared machine, so only a large overhead would show; "
+        "\nEpoch times are training only (validation excluded), first epoch dropped when there are more, "
+        "measured while a second run shares the machine (as every run here did) and with other people's jobs: "
+        "the ratio compares runs made at different moments of a shared machine, so only a large overhead would show; "
         "the `speed` section measures it back to back. Wall clock of each stage, summed over the invocations "
         "that built these results (a first run on seeds 0–2, then seeds 3–4 added): "
         + "; ".join(f"{k} {v / 60:.1f} min" for k, v in wall.items())

@@ -141,7 +141,8 @@ def main(out_dir: Path, quick: bool = False) -> str:
             "## Training speed: distillation vs the student alone (issue 4)",
             "",
             f"AID 64 px, VGG16 teacher -> MobileNetV2 student, {n_train} training images, batch {batch}, "
-            f"{steps} steps per epoch, median of {repeats} interleaved repeats, each one timed epoch after a warm-up epoch; torch threads {torch.get_num_threads()}.",
+            f"{steps} steps per epoch, median of {repeats} interleaved repeats, each one timed epoch after a "
+            f"warm-up epoch; torch threads {torch.get_num_threads()}.",
             "",
             "| measure | value | goal |",
             "|---|---:|---:|",

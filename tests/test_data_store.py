@@ -143,6 +143,20 @@ def test_default_cache_dir_from_env(monkeypatch, tmp_path):
     assert default_cache_dir() == Path.home() / ".cache" / "geodistill"
 
 
+def test_one_cache_rule_for_configs_and_paths_expands_home(monkeypatch, tmp_path):
+    from geodistill.config import build_config
+    from geodistill.data import prepare
+    from geodistill.data.store import image_cache_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("GEODISTILL_CACHE", "~/gc")
+    assert default_cache_dir() == tmp_path / "gc" == default_cache_dir(build_config({}))
+    cfg = build_config({"data": {"cache_dir": "~/c"}})
+    assert default_cache_dir(cfg) == default_cache_dir(cfg.data) == default_cache_dir("~/c") == tmp_path / "c"
+    assert image_cache_dir(cfg) == tmp_path / "c" / "images"
+    assert prepare.default_cache_dir is default_cache_dir  # training's teacher caches use the same rule
+
+
 # ----------------------------------------------------------------------------- cache
 def test_second_load_hits_cache_without_decoding(tmp_path, monkeypatch):
     root = make_folder(tmp_path / "d", {"a": 3, "b": 3})

@@ -10,10 +10,23 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
 from geodistill import log as gdlog
+from geodistill.config import build_config, deep_merge, load_yaml, parse_overrides
+from geodistill.data import data_info, download, format_info, preview
+from geodistill.deploy import describe_export
+from geodistill.deploy import export as export_api
+from geodistill.deploy import predict as predict_api
+from geodistill.engine.api import distill as distill_api
+from geodistill.engine.api import evaluate as evaluate_api
+from geodistill.engine.api import train as train_api
 from geodistill.errors import GeodistillError
+from geodistill.experiments import write_report
+from geodistill.experiments.sweep import load_sweep_file, parse_grid, run_sweep
+from geodistill.pipeline import run as run_api
+from geodistill.profile import compression, format_compression, format_profile, profile_models
 
 app = typer.Typer(
     add_completion=False,
@@ -32,7 +45,6 @@ ConfigFile = Annotated[Path | None, typer.Option("--config", help="YAML config f
 
 def _build(config: Path | None, sets: list[str] | None, **flags) -> RunConfig:  # noqa: F821
     """YAML file, then explicit flags, then --set overrides, validated into one RunConfig."""
-    from geodistill.config import build_config, deep_merge, load_yaml, parse_overrides
 
     d = load_yaml(config) if config else {}
     sections = {
@@ -82,8 +94,6 @@ def data_info_cmd(
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Classes, counts per class and split, image size, channels and cache location."""
-    from geodistill.data import data_info, format_info
-
     info = data_info(dataset, root, size=size)
     typer.echo(json.dumps(info, indent=2, default=str) if json_out else format_info(info))
 
@@ -91,7 +101,6 @@ def data_info_cmd(
 @data_app.command("download")
 def data_download_cmd(dataset: str, root: Annotated[str, typer.Option("--root")]) -> None:
     """Download a dataset that has a stable public source (needs the torchgeo extra for most)."""
-    from geodistill.data import download
 
     typer.echo(f"downloaded {dataset} into {download(dataset, root)}")
 
@@ -105,8 +114,6 @@ def data_preview_cmd(
     size: Annotated[int, typer.Option()] = 64,
 ) -> None:
     """Write a PNG grid of sample images per class."""
-    from geodistill.data import preview
-
     typer.echo(f"wrote {preview(dataset, root, out, per_class=per_class, size=size)}")
 
 
@@ -132,7 +139,6 @@ def train(
     set_: Sets = None,
 ) -> None:
     """Train a teacher or a student alone; writes model.ckpt and results.json."""
-    from geodistill.engine.api import train as train_api
 
     cfg = _build(
         config,
@@ -181,7 +187,6 @@ def distill(
     set_: Sets = None,
 ) -> None:
     """Train a student under a distillation objective from a trained teacher."""
-    from geodistill.engine.api import distill as distill_api
 
     cfg = _build(
         config,
@@ -214,10 +219,12 @@ def evaluate(
     config: ConfigFile = None,
     set_: Sets = None,
 ) -> None:
-    """Accuracy, macro precision/recall/F1 and per-class F1 of a checkpoint on one split."""
-    from geodistill.engine.api import evaluate as evaluate_api
+    """Accuracy, macro precision/recall/F1 and per-class F1 of a checkpoint on one split.
 
-    m = evaluate_api(ckpt, _build(config, set_, dataset=dataset, root=root), split=split)
+    Without --dataset, --root, --config or --set: on the data (and split) the checkpoint trained with.
+    """
+    given = dataset is not None or root is not None or config is not None or bool(set_)
+    m = evaluate_api(ckpt, _build(config, set_, dataset=dataset, root=root) if given else None, split=split)
     typer.echo(json.dumps({k: v for k, v in m.items() if k != "confusion_matrix"}, indent=2))
 
 
@@ -234,8 +241,6 @@ def run(
     set_: Sets = None,
 ) -> None:
     """The main job: teacher, its cache, student alone and distilled, compared on the test split."""
-    from geodistill.config import deep_merge, parse_overrides
-    from geodistill.pipeline import run as run_api
 
     over: dict = {}
     for k, v in {"dataset": dataset, "root": root, "size": size}.items():
@@ -278,8 +283,6 @@ def sweep(
     set_: Sets = None,
 ) -> None:
     """Run (or resume) an α/β grid and/or a loss ablation over seeds; then `geodistill report OUT`."""
-    from geodistill.config import deep_merge, parse_overrides
-    from geodistill.experiments.sweep import load_sweep_file, parse_grid, run_sweep
 
     spec = load_sweep_file(file) if file else {}
     if recipe:
@@ -307,7 +310,6 @@ def sweep(
 @app.command()
 def report(run_dir: Path, out: Annotated[Path | None, typer.Option()] = None) -> None:
     """Write a self-contained HTML report and its Markdown twin for a run or sweep folder."""
-    from geodistill.experiments import write_report
 
     html, md = write_report(run_dir, out)
     typer.echo(f"wrote {html}\nwrote {md}")
@@ -324,9 +326,6 @@ def export(
     root: Root = None,
 ) -> None:
     """Export a checkpoint with its preprocessing inside (uint8 input), verified against PyTorch."""
-    from geodistill.deploy import describe_export
-    from geodistill.deploy import export as export_api
-
     typer.echo(describe_export(export_api(ckpt, format, int8=int8, size=size, out=out, data=dataset, root=root)))
 
 
@@ -339,8 +338,6 @@ def predict(
     out: Annotated[Path | None, typer.Option(help="predictions.csv or .json")] = None,
 ) -> None:
     """Top-k classes for images or folders, from a checkpoint, .onnx or TorchScript .pt."""
-    from geodistill.deploy import predict as predict_api
-
     rows = predict_api(model, paths, top_k=top_k, batch_size=batch_size, out=out)
     bad = [r for r in rows if r["status"] != "ok"]
     if out is None:
@@ -362,8 +359,6 @@ def profile(
     json_out: Annotated[Path | None, typer.Option("--json")] = None,
 ) -> None:
     """Parameters, FLOPs, size, latency and throughput; compression ratios for a teacher/student pair."""
-    from geodistill.profile import compression, format_compression, format_profile, profile_models
-
     rows = profile_models(
         [str(m) for m in models],
         size=size,
@@ -398,8 +393,6 @@ def main() -> None:
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except Exception as e:  # click usage errors
-        import click
-
         if isinstance(e, click.exceptions.ClickException):
             e.show()
             sys.exit(e.exit_code)

@@ -37,7 +37,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from geodistill.data.prepare import checkpoint_data_config, prepare_data
+from geodistill.deploy.export import export_onnx
+from geodistill.deploy.quantize import quantize_onnx
+from geodistill.deploy.runtime import onnx_runner, onnx_session, torch_runner, with_preprocessing
+from geodistill.engine.checkpoint import load_classifier
 from geodistill.errors import GeodistillError, GeodistillWarning
+from geodistill.models.card import count_flops, input_channels, state_dict_bytes
 
 RUNTIMES = ("torch", "onnx", "onnx-int8")
 
@@ -48,37 +54,9 @@ def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     return int(sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only))
 
 
-def count_flops(model: nn.Module, size: int, in_channels: int | None = None) -> int:
-    """FLOPs of one forward pass on a ``1 x C x size x size`` zero input (2 per MAC).
-
-    ``in_channels`` defaults to ``model.in_channels`` or the first convolution's input width.
-    Same counter as ``geodistill.models.model_card`` (which this calls).
-    """
-    from geodistill.models.card import _count_flops
-
-    return _count_flops(model, in_channels or _in_channels(model), size)
-
-
-def state_dict_bytes(model: nn.Module) -> int:
-    """Bytes of the model's fp32 state-dict tensors (``geodistill.models.card.state_dict_bytes``)."""
-    from geodistill.models.card import state_dict_bytes as payload
-
-    return payload(model)
-
-
 def file_size(path: str | Path) -> int:
     """Size of a file in bytes."""
     return Path(path).stat().st_size
-
-
-def _in_channels(model: nn.Module) -> int:
-    c = getattr(model, "in_channels", None)
-    if isinstance(c, int):
-        return c
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            return m.in_channels
-    raise GeodistillError(f"Cannot tell how many input channels model {type(model).__name__} takes; pass in_channels.")
 
 
 # ---------------------------------------------------------------- timing
@@ -164,9 +142,7 @@ def torch_cost(
     throughput, throughput_batch`` (uint8 input, normalisation inside, as for exported models;
     timed in eval mode, the model's mode is restored afterwards).
     """
-    from geodistill.deploy.runtime import torch_runner, with_preprocessing
-
-    c = in_channels or _in_channels(model)
+    c = in_channels or input_channels(model)
     row = {"params": count_params(model), "flops": count_flops(model, size, c), "size_bytes": state_dict_bytes(model)}
     if timing:
         was_training = model.training
@@ -188,8 +164,6 @@ def _resolve(item: Any) -> tuple[str, nn.Module, dict]:
         model, meta = item, {}
         name = getattr(item, "arch", type(item).__name__)
     elif isinstance(item, (str, Path)):
-        from geodistill.engine.checkpoint import load_classifier
-
         model, meta = load_classifier(item)
         name = Path(item).stem
     else:
@@ -215,8 +189,9 @@ def profile_models(
     ``items``: checkpoint paths, ``nn.Module``s or ``(name, module)`` pairs. Runtimes: ``torch``
     (eager), ``onnx`` (ONNX Runtime fp32) and ``onnx-int8`` (ONNX Runtime, static QDQ int8).
     The int8 model is calibrated on ``calib`` (uint8 N x C x size x size images) when given,
-    otherwise on random pixels (row field ``calibration`` says which; random calibration gives
-    representative speed and size but not representative accuracy). Exported files go to a
+    else on the training split a checkpoint trained with (``prepare_data`` on its saved data
+    config), else on random pixels (row field ``calibration``: ``data``, ``training split`` or
+    ``random``; random calibration gives representative speed and size, not accuracy). Exported files go to a
     temporary folder (or ``workdir``) and their sizes are reported. Rows are JSON-able dicts:
     ``name, arch, runtime, size, params, flops, size_bytes, latency_ms, latency_batch,
     throughput, throughput_batch, calibration, threads``. ``threads``: ``None`` leaves torch's
@@ -246,13 +221,29 @@ def profile_models(
     return rows
 
 
+def _calibration(meta: dict, calib: np.ndarray | None, c: int, size: int, count: int = 256) -> tuple[np.ndarray, str]:
+    """int8 calibration images and where they came from: ``calib`` (``"data"``), else up to
+    ``count`` images of the training split a checkpoint trained with (``"training split"``,
+    through ``prepare_data``), else 32 random images (``"random"``)."""
+    if calib is not None:
+        return calib, "data"
+    try:
+        d = checkpoint_data_config(meta, size=size)
+        if d is not None:
+            data = prepare_data(d, normalizer=meta.get("normalizer"))
+            return np.ascontiguousarray(data.images[data.train[:count]], dtype=np.uint8), "training split"
+    except GeodistillError:
+        pass  # the training data is gone: fall back to random pixels (and say so)
+    return np.random.default_rng(0).integers(0, 256, (32, c, size, size), dtype=np.uint8), "random"
+
+
 def _profile(items, size, batches, runtimes, calib, threads, workdir, kw) -> list[dict]:
     """The body of ``profile_models``: export each model once, quantise once, time each runtime."""
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="geodistill-profile-", dir=workdir) as tmp:
         for i, item in enumerate(items):
             name, model, meta = _resolve(item)
-            c = int(meta.get("in_channels") or _in_channels(model))
+            c = int(meta.get("in_channels") or input_channels(model))
             normalizer = meta.get("normalizer")
             base = {
                 "name": name,
@@ -261,21 +252,14 @@ def _profile(items, size, batches, runtimes, calib, threads, workdir, kw) -> lis
                 "params": count_params(model),
                 "flops": count_flops(model, size, c),
             }
-            wrapped = None
             onnx_path = None
             for runtime in runtimes:
                 row = dict(base, runtime=runtime, calibration=None, threads=threads)
                 if runtime == "torch":
-                    from geodistill.deploy.runtime import torch_runner, with_preprocessing
-
-                    wrapped = wrapped or with_preprocessing(model, normalizer, c).eval()
+                    wrapped = with_preprocessing(model, normalizer, c).eval()
                     row["size_bytes"] = state_dict_bytes(model)
                     row.update(runtime_cost(torch_runner(wrapped), c, size, batches, **kw))
                 else:
-                    from geodistill.deploy.export import export_onnx
-                    from geodistill.deploy.quantize import quantize_onnx
-                    from geodistill.deploy.runtime import onnx_runner, onnx_session
-
                     if onnx_path is None:
                         onnx_path = export_onnx(
                             model,
@@ -287,11 +271,7 @@ def _profile(items, size, batches, runtimes, calib, threads, workdir, kw) -> lis
                         )
                     path = onnx_path
                     if runtime == "onnx-int8":
-                        images = calib
-                        row["calibration"] = "data"
-                        if images is None:
-                            images = np.random.default_rng(0).integers(0, 256, (32, c, size, size), dtype=np.uint8)
-                            row["calibration"] = "random"
+                        images, row["calibration"] = _calibration(meta, calib, c, size)
                         path = quantize_onnx(onnx_path, Path(tmp) / f"{i}.int8.onnx", images)
                     row["size_bytes"] = file_size(path)
                     row.update(runtime_cost(onnx_runner(onnx_session(path, threads)), c, size, batches, **kw))

@@ -8,11 +8,16 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+from rich.console import Console
+from rich.table import Table
 
 from geodistill.atomic import atomic_file
+from geodistill.config import build_config
+from geodistill.data.imageset import ImageSet
+from geodistill.data.prepare import prepare_data
 from geodistill.data.registry import get_spec
-from geodistill.data.splits import SPLIT_NAMES, make_split
-from geodistill.data.store import ImageSet, load_dataset
+from geodistill.data.splits import SPLIT_NAMES
+from geodistill.data.store import image_cache_dir, load_dataset
 from geodistill.errors import GeodistillError
 
 
@@ -28,24 +33,29 @@ def data_info(
     strict: bool = False,
     n_per_class: int | None = None,
 ) -> dict:
-    """Load ``name`` (through the cache) and summarise it.
+    """Load ``name`` through ``prepare_data`` (the cache and split training uses) and summarise it.
+
+    ``cache_dir`` is the cache root (as ``data.cache_dir``); ``seed`` is the split seed.
 
     Keys: name, title, root, classes, num_classes, num_images, counts (class -> n),
     split_counts (class -> {train, val, test}), split_totals, size, channels, native_size,
     cache_path, key, skipped, fractions, seed, layout, source.
     """
     spec = get_spec(name)
-    ds = load_dataset(
-        spec.name,
-        root,
-        size=size,
-        channels=channels,
-        cache_dir=cache_dir,
-        strict=strict,
-        n_per_class=n_per_class,
-        seed=seed,
-    )
-    split = make_split(ds.labels, fractions, seed, classes=ds.classes)
+    given = {
+        "dataset": spec.name,
+        "root": None if root is None else str(root),
+        "size": size,
+        "channels": channels,
+        "cache_dir": None if cache_dir is None else str(cache_dir),
+        "fractions": list(fractions),
+        "split_seed": seed,
+        "strict": strict,
+        "n_per_class": n_per_class,
+    }
+    d = build_config({"data": given}, where="data info").data
+    data = prepare_data(d)
+    ds, split = data.dataset, data.split
     counts = ds.class_counts()
     per_split = {s: np.bincount(ds.labels[split[s]], minlength=ds.num_classes) for s in SPLIT_NAMES}
     return {
@@ -73,9 +83,6 @@ def data_info(
 
 def format_info(info: dict) -> str:
     """A plain-text table of ``data_info``'s dict (rendered with rich, no colour codes)."""
-    from rich.console import Console
-    from rich.table import Table
-
     buf = io.StringIO()
     console = Console(file=buf, width=100, force_terminal=False, color_system=None)
     native = f"{info['native_size']} px" if info.get("native_size") else "varies"
@@ -133,7 +140,13 @@ def preview(
         raise GeodistillError(f"per_class={per_class} is invalid: pass at least 1 sample per class.")
     spec = get_spec(name)
     ds = load_dataset(
-        spec.name, root, size=size, channels=channels, cache_dir=cache_dir, n_per_class=n_per_class, seed=seed
+        spec.name,
+        root,
+        size=size,
+        channels=channels,
+        cache_dir=image_cache_dir(cache_dir),
+        n_per_class=n_per_class,
+        seed=seed,
     )
     rng = np.random.Generator(np.random.PCG64(seed))
     draw_probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))

@@ -1,79 +1,136 @@
-"""One data path: a data config -> decoded images, the split and the normaliser (`TrainData`).
+"""One data path: a data config -> (ImageSet, Split, Normalizer), bundled as `TrainData`.
 
-Training, `evaluate`, `export`, `profile`, `data info` and `predict` all come through
-`prepare_data`, so a checkpoint is always evaluated and calibrated on the split it trained with.
+Training, `evaluate`, `export`, `profile` (int8 calibration) and `data info` all come through
+`prepare_data`, so a checkpoint is always evaluated and calibrated on the split it trained with
+(``checkpoint_data_config`` rebuilds that config from a checkpoint's metadata). `predict` needs
+no dataset: it decodes its files with the same ``imageio.read_image`` the image cache uses.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from geodistill.config import RunConfig
-from geodistill.data.splits import make_split, split_from_files
-from geodistill.data.store import load_dataset
+from geodistill.config import DataConfig, RunConfig, build_config
+from geodistill.data.imageset import ImageSet
+from geodistill.data.splits import Split, make_split, split_from_files
+from geodistill.data.store import default_cache_dir, image_cache_dir, load_dataset
 from geodistill.data.transforms import Normalizer
 from geodistill.errors import GeodistillError
 
+__all__ = ["TrainData", "checkpoint_data_config", "default_cache_dir", "make_data_split", "prepare_data"]
 
-@dataclass
+
+@dataclass(frozen=True)
 class TrainData:
-    """The decoded images, their labels and split, and the normaliser used by this model."""
+    """The decoded dataset, its train/val/test split and the normaliser a model is fed with."""
 
-    images: np.ndarray
-    labels: np.ndarray
-    classes: list[str]
-    train: np.ndarray
-    val: np.ndarray
-    test: np.ndarray
+    dataset: ImageSet
+    split: Split
     normalizer: Normalizer
-    key: str
-    size: int
+
+    @property
+    def images(self) -> np.ndarray:
+        return self.dataset.images
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.dataset.labels
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.dataset.classes)
+
+    @property
+    def key(self) -> str:
+        return self.dataset.key
+
+    @property
+    def size(self) -> int:
+        return self.dataset.size
 
     @property
     def channels(self) -> int:
-        return int(self.images.shape[1])
+        return self.dataset.channels
+
+    @property
+    def train(self) -> np.ndarray:
+        return self.split.train
+
+    @property
+    def val(self) -> np.ndarray:
+        return self.split.val
+
+    @property
+    def test(self) -> np.ndarray:
+        return self.split.test
 
 
-def default_cache_dir(cfg: RunConfig) -> Path:
-    """Where decoded images and teacher caches live: data.cache_dir, $GEODISTILL_CACHE or ~/.cache."""
-    if cfg.data.cache_dir:
-        return Path(cfg.data.cache_dir)
-    return Path(os.environ.get("GEODISTILL_CACHE", Path.home() / ".cache" / "geodistill"))
+def make_data_split(ds: ImageSet, d: DataConfig) -> Split:
+    """The split of ``d``: its split files when given (all three non-empty), else the seeded
+    stratified split with ``d.fractions`` and ``d.split_seed``."""
+    if not d.split_files:
+        return make_split(ds.labels, fractions=d.fractions, seed=d.split_seed, classes=ds.classes)
+    split = split_from_files(ds.paths, d.split_files)
+    if min(len(split.train), len(split.val), len(split.test)) == 0:
+        raise GeodistillError(f"data.split_files must give non-empty train, val and test lists; got {split.sizes()}.")
+    return split
 
 
-def prepare_data(cfg: RunConfig, normalizer: dict | None = None) -> TrainData:
-    """Decode (or memory-map) the dataset, split it, and fix the normaliser.
+def prepare_data(cfg: RunConfig | DataConfig, normalizer: dict | None = None) -> TrainData:
+    """Decode (or memory-map) the dataset of ``cfg`` (a run config or its data section), split
+    it, and fix the normaliser.
 
-    ``normalizer`` (a dict from a checkpoint) overrides the config: a model is always fed the
-    normalisation it was trained with.
+    Decoded images are cached under ``image_cache_dir(cfg)``. ``normalizer`` (a dict from a
+    checkpoint) overrides the config: a model is always fed the normalisation it was trained
+    with; otherwise ``mean_std`` uses the per-channel mean and std of the training split.
     """
-    d = cfg.data
+    d = cfg.data if isinstance(cfg, RunConfig) else cfg
     ds = load_dataset(
         d.dataset,
         d.root,
         size=d.size,
         channels=d.channels,
-        cache_dir=default_cache_dir(cfg) / "images",
+        cache_dir=image_cache_dir(d),
         strict=d.strict,
         download=d.download,
         n_per_class=d.n_per_class,
     )
-    if d.split_files:
-        split = split_from_files(ds.paths, d.split_files)
-        if min(len(split.train), len(split.val), len(split.test)) == 0:
-            raise GeodistillError(
-                f"data.split_files must give non-empty train, val and test lists; got {split.sizes()}."
-            )
-    else:
-        split = make_split(ds.labels, fractions=d.fractions, seed=d.split_seed)
+    split = make_data_split(ds, d)
     if normalizer is not None:
         norm = Normalizer.from_dict(normalizer)
     elif d.normalization == "mean_std":
         norm = Normalizer.from_images(np.asarray(ds.images[np.sort(split.train)]))
     else:
-        norm = Normalizer.unit(ds.images.shape[1])
-    return TrainData(ds.images, ds.labels, list(ds.classes), split.train, split.val, split.test, norm, ds.key, d.size)
+        norm = Normalizer.unit(ds.channels)
+    return TrainData(ds, split, norm)
+
+
+def checkpoint_data_config(
+    meta: dict,
+    *,
+    dataset: str | None = None,
+    root: str | Path | None = None,
+    size: int | None = None,
+    where: str = "the checkpoint",
+) -> DataConfig | None:
+    """The data config a checkpoint trained with (``meta["config"]["data"]``), at ``size`` px
+    and the checkpoint's channel count, or ``None`` when it names no dataset.
+
+    ``dataset`` names another dataset instead: then only the split fractions and seed are kept
+    (the split files and ``n_per_class`` belong to the trained dataset). ``root`` moves the
+    dataset folder (split files name relative paths, so they still apply).
+    """
+    saved = dict((meta.get("config") or {}).get("data") or {})
+    if dataset is not None and dataset != saved.get("dataset"):
+        saved = {k: saved[k] for k in ("fractions", "split_seed") if k in saved}
+        saved["dataset"] = dataset
+    if not saved.get("dataset"):
+        return None
+    if root is not None:
+        saved["root"] = str(root)
+    saved["size"] = int(size or meta["size"])
+    saved["channels"] = int(meta["in_channels"])
+    return build_config({"data": saved}, where=where).data

@@ -1,6 +1,9 @@
 """ImageStore: decode every image once to uint8 at the run's size, cache it, memory-map it back.
 
-A cache entry is a folder ``<cache_dir>/<name>-<size>px-<channels>ch-<key[:20]>/`` holding
+One cache root per run (``default_cache_dir``: ``data.cache_dir``, else ``$GEODISTILL_CACHE``,
+else ``~/.cache/geodistill``) and one folder of decoded images in it (``image_cache_dir`` =
+``<root>/images``), used by training, evaluation, export and ``data info`` alike.
+A cache entry is a folder ``<images>/<name>-<size>px-<channels>ch-<key[:20]>/`` holding
 ``images.npy`` (uint8, N x C x H x W) and ``meta.json`` (classes, relative paths, labels, skipped
 files). The key is the SHA-256 of the cache format, the dataset name, the image size, the
 channel count, the class list and every file's (relative path, label, byte size, SHA-256 of
@@ -19,60 +22,40 @@ import shutil
 import time
 import uuid
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from geodistill.config import DataConfig, RunConfig
 from geodistill.data import imageio
 from geodistill.data.fingerprint import fingerprint_files
 from geodistill.data.folder import FileList, list_files
+from geodistill.data.imageset import ImageSet
 from geodistill.data.registry import DatasetSpec, get_spec
 from geodistill.data.registry import download as download_dataset
+from geodistill.data.synthetic import synthetic_imageset
 from geodistill.errors import GeodistillError, GeodistillWarning
 
 CACHE_FORMAT = 1
+IMAGES_DIR = "images"
 _LIST_IN_WARNING = 8
 
 
-@dataclass
-class ImageSet:
-    """A decoded dataset: ``images[i]`` (uint8 C x H x W) has label ``labels[i]``."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    classes: list[str]
-    paths: list[str]
-    key: str
-    name: str
-    cache_path: Path | None = None
-    root: Path | None = None
-    skipped: list[str] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def channels(self) -> int:
-        return int(self.images.shape[1])
-
-    @property
-    def size(self) -> int:
-        return int(self.images.shape[2])
-
-    def class_counts(self) -> np.ndarray:
-        """Number of images per class, indexed by label."""
-        return np.bincount(self.labels, minlength=len(self.classes))
-
-
-def default_cache_dir() -> Path:
-    """``$GEODISTILL_CACHE`` if set, else ``~/.cache/geodistill``."""
+def default_cache_dir(where: RunConfig | DataConfig | str | Path | None = None) -> Path:
+    """The cache root: a config's ``data.cache_dir`` (or ``where`` itself when it is a path), else
+    ``$GEODISTILL_CACHE``, else ``~/.cache/geodistill``; ``~`` is expanded in each."""
+    if isinstance(where, RunConfig):
+        where = where.data
+    explicit = where.cache_dir if isinstance(where, DataConfig) else where
+    if explicit:
+        return Path(explicit).expanduser()
     env = os.environ.get("GEODISTILL_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "geodistill"
+
+
+def image_cache_dir(where: RunConfig | DataConfig | str | Path | None = None) -> Path:
+    """Where decoded images live: ``<cache root>/images`` (teacher caches go to ``<cache root>/teacher``)."""
+    return default_cache_dir(where) / IMAGES_DIR
 
 
 def _shown(paths: list[str]) -> str:
@@ -269,7 +252,7 @@ def load_folder_dataset(
         channels = _infer_channels(spec, files)
     if channels < 1:
         raise GeodistillError(f"channels={channels} is invalid: pass a positive band count or leave it unset.")
-    cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else image_cache_dir()
     digests = fingerprint_files(files.root, files.paths, memo_dir=cache_dir / "fingerprints")
     key = cache_key(spec.name, files, digests, size, channels)
     entry = cache_dir / f"{spec.name}-{size}px-{channels}ch-{key[:20]}"
@@ -326,12 +309,11 @@ def load_dataset(
     the first image is a multi-band TIFF). ``strict=True`` raises on an unreadable image
     instead of skipping it with a warning. ``download=True`` fetches a missing dataset where the
     registry knows a source. ``n_per_class`` and ``seed`` configure ``synthetic`` only.
+    ``cache_dir`` is the folder of decoded-image entries (default ``image_cache_dir()``).
     """
     spec = get_spec(name)
     _check_size(size)
     if spec.name == "synthetic":
-        from geodistill.data.synthetic import synthetic_imageset
-
         return synthetic_imageset(
             n_per_class=200 if n_per_class is None else n_per_class,
             seed=seed,

@@ -24,7 +24,10 @@ import hashlib
 from collections.abc import Callable
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
+from geodistill.data.imageset import ImageSet
 from geodistill.errors import GeodistillError
 
 CLASSES = (
@@ -378,9 +381,6 @@ def generate(
 
 def resize_batch(images: Array, size: int) -> Array:
     """Bilinear antialiased resize of a uint8 N x C x H x W batch (torch) to size x size."""
-    import torch
-    import torch.nn.functional as F
-
     out = np.empty((images.shape[0], images.shape[1], size, size), dtype=np.uint8)
     for start in range(0, images.shape[0], 512):
         x = torch.from_numpy(images[start : start + 512]).float()
@@ -391,10 +391,8 @@ def resize_batch(images: Array, size: int) -> Array:
 
 def synthetic_imageset(
     n_per_class: int = 200, seed: int = 0, size: int = 32, channels: int = 3, base_size: int = BASE_SIZE
-):
+) -> ImageSet:
     """The synthetic dataset as an ImageSet (in memory, ``cache_path`` None)."""
-    from geodistill.data.store import ImageSet
-
     images, labels, classes = generate(n_per_class, seed, size, base_size)
     if channels == 1:
         luma = np.tensordot(np.array([0.299, 0.587, 0.114], np.float32), images.astype(np.float32), axes=([0], [1]))

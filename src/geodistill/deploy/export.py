@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import sys
 import tempfile
@@ -31,18 +32,25 @@ from torch import nn
 
 from geodistill import __version__
 from geodistill.atomic import write_bytes
+from geodistill.config import DataConfig
+from geodistill.data.imageset import ImageSet
+from geodistill.data.prepare import checkpoint_data_config, make_data_split, prepare_data
+from geodistill.data.splits import Split, make_split
+from geodistill.deploy.quantize import onnx_accuracy, onnx_predict_logits, quantize_onnx
 from geodistill.deploy.runtime import (
     INPUT_CONVENTION,
     INPUT_NAME,
     OUTPUT_NAME,
     TORCHSCRIPT_META,
     Preprocessed,
+    Runner,
     import_optional,
     load_runner,
     onnx_session,
     set_metadata,
     with_preprocessing,
 )
+from geodistill.engine.checkpoint import load_classifier
 from geodistill.errors import GeodistillError, GeodistillWarning
 
 FORMATS = {"onnx": (".onnx",), "torchscript": (".pt", ".pth")}
@@ -127,7 +135,9 @@ def _onnx_proto(wrapped: nn.Module, example: torch.Tensor):
                 return program.model_proto
             except Exception as e:
                 raise GeodistillError(
-                    f"torch.onnx.export cannot export this model ({type(legacy_error).__name__}: {str(legacy_error).splitlines()[0][:150]}; dynamo exporter: {type(e).__name__}); export it with --format torchscript instead."
+                    f"torch.onnx.export cannot export this model ({type(legacy_error).__name__}: "
+                    f"{str(legacy_error).splitlines()[0][:150]}; dynamo exporter: {type(e).__name__}); "
+                    "export it with --format torchscript instead."
                 ) from None
 
 
@@ -184,8 +194,6 @@ def export_torchscript(
     meta: dict | None = None,
 ) -> Path:
     """Write ``model`` with its preprocessing as a traced TorchScript file (atomically)."""
-    import json
-
     path = Path(path)
     wrapped = model if isinstance(model, Preprocessed) else with_preprocessing(model, normalizer, in_channels)
     wrapped.eval()
@@ -221,43 +229,60 @@ def _default_out(ckpt: Path, fmt: str, int8: bool) -> Path:
     return ckpt.with_suffix(".int8.onnx" if int8 else FORMATS[fmt][0])
 
 
-def _dataset(data: Any, root: Any, meta: dict, size: int, in_channels: int, need: bool):
-    """``(images, labels, split)`` of the calibration/evaluation data, or ``None``.
-
-    ``data``: an ImageSet, a dataset name, ``"random"`` (none) or ``None`` (when ``need``, the
-    dataset the checkpoint was trained on, from its config, if it can still be loaded).
-    """
-    from_config = data is None
-    cfg = (meta.get("config") or {}).get("data") or {}
-    if data == "random" or (data is None and not (need and cfg.get("dataset"))):
-        return None
-    from geodistill.data import load_dataset, make_split
-
-    fractions = tuple(cfg.get("fractions", (0.6, 0.2, 0.2)))
-    seed = int(cfg.get("split_seed", 0))
+def _split_of_given(ds: Any, meta: dict, size: int, in_channels: int) -> Split:
+    """The split of a dataset passed to ``export`` in memory: the checkpoint's split rule
+    (its split files when ``ds`` is an ImageSet, else its fractions and seed)."""
+    images = ds.images
+    if tuple(images.shape[1:]) != (in_channels, size, size):
+        raise GeodistillError(
+            f"The dataset images are {images.shape[1]} x {images.shape[2]} x {images.shape[3]} but the export "
+            f"needs {in_channels} x {size} x {size}; load the dataset with size={size}."
+        )
     try:
-        if hasattr(data, "images"):
-            ds = data
-        else:
-            name = cfg["dataset"] if from_config else str(data)
-            root = root if root is not None else (cfg.get("root") if from_config else None)
-            cache = cfg.get("cache_dir") if from_config else None
-            ds = load_dataset(name, root, size=size, channels=in_channels, cache_dir=Path(cache) if cache else None)
+        d = checkpoint_data_config(meta, size=size) or DataConfig()
+    except GeodistillError:
+        d = DataConfig()
+    if isinstance(ds, ImageSet):
+        return make_data_split(ds, d)
+    return make_split(np.asarray(ds.labels), fractions=d.fractions, seed=d.split_seed)
+
+
+def _dataset(data: Any, root: Any, meta: dict, size: int, ckpt: Path) -> tuple[np.ndarray, np.ndarray, Split] | None:
+    """``(images, labels, split)`` to check, calibrate and measure accuracy on, or ``None``.
+
+    ``data``: an ImageSet, a dataset name, ``"random"`` (none) or ``None``: the data config the
+    checkpoint trained with, through ``prepare_data``, so its split files, ``n_per_class``,
+    fractions and split seed give exactly the trained split (``None`` with a warning when that
+    data cannot be loaded any more). ``root`` moves the dataset folder.
+    """
+    c = int(meta["in_channels"])
+    if isinstance(data, str) and data == "random":
+        return None
+    if data is not None and hasattr(data, "images"):
+        return np.asarray(data.images), np.asarray(data.labels), _split_of_given(data, meta, size, c)
+    from_config = data is None
+    try:
+        d = checkpoint_data_config(
+            meta, dataset=None if data is None else str(data), root=root, size=size, where=f"the config saved in {ckpt}"
+        )
+        if d is None:
+            return None
+        prepared = prepare_data(d, normalizer=meta.get("normalizer"))
     except GeodistillError as e:
         if not from_config:
             raise
         warnings.warn(
-            f"The training data of this checkpoint could not be loaded, so int8 accuracy is not measured: {e}",
+            f"The training data of this checkpoint could not be loaded, so test accuracy is not measured: {e}",
             GeodistillWarning,
         )
         return None
-    images = np.asarray(ds.images)
-    if images.shape[1:] != (in_channels, size, size):
-        raise GeodistillError(
-            f"The dataset images are {images.shape[1]} x {images.shape[2]} x {images.shape[3]} but the export needs {in_channels} x {size} x {size}; load the dataset with size={size}."
-        )
-    split = make_split(np.asarray(ds.labels), fractions=fractions, seed=seed)
-    return images, np.asarray(ds.labels), split
+    return np.asarray(prepared.images), np.asarray(prepared.labels), prepared.split
+
+
+def _accuracy(run: Any, images: np.ndarray, labels: np.ndarray, batch_size: int = 64) -> float:
+    """Top-1 accuracy (fraction in [0, 1]) of a numpy-in, logits-out model on uint8 images."""
+    pred = np.concatenate([run(images[i : i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)])
+    return float((pred == labels).mean())
 
 
 def export(
@@ -277,28 +302,21 @@ def export(
 
     ``size``: the input size baked into the graph (default: the checkpoint's training size);
     ``out``: destination (default next to the checkpoint: ``.onnx``, ``.int8.onnx`` or ``.pt``).
-    ``int8`` (ONNX only): static int8 quantisation calibrated on up to ``calib_count``
-    training-split images of ``data`` (an ImageSet or dataset name with ``root``; ``None`` = the
-    checkpoint's own training data if it can be loaded; ``"random"`` or unavailable = random
-    pixels, with a warning), and fp32 vs int8 accuracy on the test split when data is known.
+    ``data``: an ImageSet or a dataset name (with ``root``); ``None`` = the checkpoint's own data
+    config through ``prepare_data`` (its split files, ``n_per_class``, fractions and split seed,
+    so the test split is exactly the trained one; ``root`` moves its folder); ``"random"`` or
+    unloadable = no data (random check pixels, with a warning). With data, ``acc_fp32`` is the
+    exported model's accuracy on the test split (``test_images`` images). ``int8`` (ONNX only):
+    static int8 quantisation calibrated on up to ``calib_count`` training-split images (random
+    pixels without data, with a warning), and ``acc_int8`` on the same test split.
     Raises ``GeodistillError`` if the exported fp32 model's logits differ from PyTorch's by more
     than ``tolerance`` (relative to the logit scale). Returns a JSON-able dict: ``path, format,
     int8, size, size_bytes, classes, max_abs_diff, rel_diff, top1_agreement, check_images,
-    calibration, acc_fp32, acc_int8`` (int8 also ``int8_max_abs_diff, int8_top1_agreement,
+    calibration, acc_fp32, acc_int8`` (``test_images`` with data; int8 also ``int8_max_abs_diff, int8_top1_agreement,
     fp32_size_bytes``; accuracies are fractions in [0, 1]).
     """
-    from geodistill.engine.checkpoint import load_classifier
-
-    if format not in FORMATS:
-        raise GeodistillError(f"Unknown export format {format!r}: choose onnx or torchscript.")
-    if int8 and format != "onnx":
-        raise GeodistillError("--int8 needs --format onnx (int8 quantisation runs in ONNX Runtime).")
     ckpt = Path(ckpt)
-    out = Path(out) if out is not None else _default_out(ckpt, format, int8)
-    if out.suffix.lower() not in FORMATS[format]:
-        raise GeodistillError(
-            f"Output {out} must end in {' or '.join(FORMATS[format])} for format {format}, so predict can recognise it."
-        )
+    out = _checked_out(ckpt, format, int8, out)
     model, meta = load_classifier(ckpt)
     c, trained = int(meta["in_channels"]), int(meta["size"])
     size = int(size or trained)
@@ -309,53 +327,31 @@ def export(
         )
     normalizer = meta.get("normalizer")
     wrapped = with_preprocessing(model, normalizer, c).eval()
-    extra = {
-        "arch": meta["arch"],
-        "trained_size": trained,
-        "source": ckpt.name,
-        "metrics": {k: v for k, v in (meta.get("metrics") or {}).items() if isinstance(v, (int, float, str))},
-    }
+    metrics = {k: v for k, v in (meta.get("metrics") or {}).items() if isinstance(v, (int, float, str))}
+    extra = {"arch": meta["arch"], "trained_size": trained, "source": ckpt.name, "metrics": metrics}
     kw = dict(size=size, in_channels=c, normalizer=normalizer, classes=list(meta["classes"]), meta=extra)
 
-    found = _dataset(data, root, meta, size, c, need=int8)
+    found = _dataset(data, root, meta, size, ckpt)
     rng = np.random.default_rng(0)
-    from_test = found is not None and len(found[2].test) > 0
-    if from_test:
-        check = found[0][np.sort(found[2].test[:check_count])]
-    else:
-        check = rng.integers(0, 256, (check_count, c, size, size), dtype=np.uint8)
+    test = np.sort(found[2].test) if found is not None else np.zeros(0, np.int64)
+    shape = (check_count, c, size, size)
+    check = found[0][test[:check_count]] if len(test) else rng.integers(0, 256, shape, dtype=np.uint8)
     check = np.ascontiguousarray(check, dtype=np.uint8)
     with torch.inference_mode():
         ref = wrapped(torch.from_numpy(check)).float().numpy()
 
-    result: dict = {
-        "format": format,
-        "int8": int8,
-        "size": size,
-        "classes": list(meta["classes"]),
-        "check_images": "test split" if from_test else "random pixels",
-        "calibration": None,
-        "acc_fp32": None,
-        "acc_int8": None,
-    }
+    result: dict = {"format": format, "int8": int8, "size": size, "classes": list(meta["classes"])}
+    result.update(check_images="test split" if len(test) else "random pixels", calibration=None)
+    result.update(acc_fp32=None, acc_int8=None)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:
         fp32 = Path(tmp) / ("fp32.onnx" if format == "onnx" else "model.pt")
         (export_onnx if format == "onnx" else export_torchscript)(model, fp32, **kw)
-        try:  # batch 1 and batch n through the reloaded file: checks the dynamic batch axis too
-            runner = load_runner(fp32)
-            got = np.concatenate([runner(check[:1]), runner(check[1:])]) if len(check) > 1 else runner(check)
-        except GeodistillError:
-            raise
-        except Exception as e:
-            raise GeodistillError(
-                f"The exported {format} model of {ckpt} fails to run ({type(e).__name__}: {str(e).splitlines()[0][:150]}); nothing was written, try the other format."
-            ) from None
-        result.update(compare_outputs(ref, got))
-        if result["rel_diff"] > tolerance:
-            raise GeodistillError(
-                f"The exported {format} model of {ckpt} differs from PyTorch by {result['max_abs_diff']:.3g} (relative {result['rel_diff']:.3g} > tolerance {tolerance}); nothing was written, try the other format."
-            )
+        runner = _verified_runner(fp32, ckpt, format, check, ref, tolerance, result)
+        if len(test):  # the exported fp32 model on exactly the test split the checkpoint trained with
+            test_x = np.ascontiguousarray(found[0][test], dtype=np.uint8)
+            result["acc_fp32"] = _accuracy(runner, test_x, found[1][test])
+            result["test_images"] = int(len(test))
         if int8:
             _quantize_and_evaluate(fp32, out, result, found, calib_count, c, size, rng, ref, check)
         else:
@@ -363,6 +359,44 @@ def export(
     result["path"] = str(out)
     result["size_bytes"] = out.stat().st_size
     return result
+
+
+def _checked_out(ckpt: Path, format: str, int8: bool, out: str | Path | None) -> Path:
+    """The output path of an export request, after checking the format, int8 and suffix."""
+    if format not in FORMATS:
+        raise GeodistillError(f"Unknown export format {format!r}: choose onnx or torchscript.")
+    if int8 and format != "onnx":
+        raise GeodistillError("--int8 needs --format onnx (int8 quantisation runs in ONNX Runtime).")
+    out = Path(out) if out is not None else _default_out(ckpt, format, int8)
+    if out.suffix.lower() not in FORMATS[format]:
+        raise GeodistillError(
+            f"Output {out} must end in {' or '.join(FORMATS[format])} for format {format}, so predict can recognise it."
+        )
+    return out
+
+
+def _verified_runner(
+    path: Path, ckpt: Path, format: str, check: np.ndarray, ref: np.ndarray, tolerance: float, result: dict
+) -> Runner:
+    """Reload the exported file, run it at batch 1 and batch n (which checks the dynamic batch
+    axis too), record its agreement with PyTorch in ``result`` and raise past ``tolerance``."""
+    try:
+        runner = load_runner(path)
+        got = np.concatenate([runner(check[:1]), runner(check[1:])]) if len(check) > 1 else runner(check)
+    except GeodistillError:
+        raise
+    except Exception as e:
+        raise GeodistillError(
+            f"The exported {format} model of {ckpt} fails to run ({type(e).__name__}: "
+            f"{str(e).splitlines()[0][:150]}); nothing was written, try the other format."
+        ) from None
+    result.update(compare_outputs(ref, got))
+    if result["rel_diff"] > tolerance:
+        raise GeodistillError(
+            f"The exported {format} model of {ckpt} differs from PyTorch by {result['max_abs_diff']:.3g} "
+            f"(relative {result['rel_diff']:.3g} > tolerance {tolerance}); nothing was written, try the other format."
+        )
+    return runner
 
 
 def _quantize_and_evaluate(
@@ -378,8 +412,6 @@ def _quantize_and_evaluate(
     check: np.ndarray,
 ) -> None:
     """Quantise ``fp32`` into ``out`` and record int8 agreement and test accuracies in ``result``."""
-    from geodistill.deploy.quantize import onnx_accuracy, onnx_predict_logits, quantize_onnx
-
     if found is not None:
         images, labels, split = found
         calib = images[np.sort(split.train[:calib_count])]
@@ -388,7 +420,8 @@ def _quantize_and_evaluate(
         calib = rng.integers(0, 256, (min(calib_count, 32), c, size, size), dtype=np.uint8)
         result["calibration"] = "random pixels"
         warnings.warn(
-            "int8 was calibrated on random pixels (no dataset given or found): pass the training data for representative int8 accuracy.",
+            "int8 was calibrated on random pixels (no dataset given or found): "
+            "pass the training data for representative int8 accuracy.",
             GeodistillWarning,
         )
     quantize_onnx(fp32, out, calib)
@@ -402,15 +435,13 @@ def _quantize_and_evaluate(
             "fp32_size_bytes": fp32.stat().st_size,
         }
     )
-    if found is not None and len(split.test):
-        test_x = np.ascontiguousarray(images[np.sort(split.test)], dtype=np.uint8)
-        test_y = labels[np.sort(split.test)]
-        result["acc_fp32"] = onnx_accuracy(onnx_session(fp32), test_x, test_y)
-        result["acc_int8"] = onnx_accuracy(q_session, test_x, test_y)
-        result["test_images"] = int(len(test_y))
+    if found is not None and result["acc_fp32"] is not None:
+        test = np.sort(split.test)
+        result["acc_int8"] = onnx_accuracy(q_session, np.ascontiguousarray(images[test], dtype=np.uint8), labels[test])
         if result["acc_fp32"] - result["acc_int8"] > 0.05:
             warnings.warn(
-                f"int8 loses {100 * (result['acc_fp32'] - result['acc_int8']):.1f} accuracy points on the test split; ship the fp32 model or calibrate on more images.",
+                f"int8 loses {100 * (result['acc_fp32'] - result['acc_int8']):.1f} accuracy points on the test split; "
+                "ship the fp32 model or calibrate on more images.",
                 GeodistillWarning,
             )
 
@@ -430,9 +461,11 @@ def describe_export(result: dict) -> str:
             f"{result['int8_max_abs_diff']:.3g}, top-1 agreement {100 * result['int8_top1_agreement']:.0f}%, "
             f"size {result['fp32_size_bytes'] / max(result['size_bytes'], 1):.1f}x smaller than fp32"
         )
-        if result.get("acc_fp32") is not None:
-            lines.append(
-                f"test accuracy ({result['test_images']} images): fp32 {100 * result['acc_fp32']:.2f}% -> "
-                f"int8 {100 * result['acc_int8']:.2f}% ({100 * (result['acc_int8'] - result['acc_fp32']):+.2f} points)"
-            )
+    if result["int8"] and result.get("acc_int8") is not None:
+        lines.append(
+            f"test accuracy ({result['test_images']} images): fp32 {100 * result['acc_fp32']:.2f}% -> "
+            f"int8 {100 * result['acc_int8']:.2f}% ({100 * (result['acc_int8'] - result['acc_fp32']):+.2f} points)"
+        )
+    elif result.get("acc_fp32") is not None:
+        lines.append(f"test accuracy ({result['test_images']} images): {100 * result['acc_fp32']:.2f}%")
     return "\n".join(lines)

@@ -19,16 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from geodistill.atomic import write_text
+from geodistill.data.imageio import UnreadableImage, band_count, read_image
+from geodistill.data.registry import IMAGE_EXTENSIONS
 from geodistill.deploy.runtime import Runner, load_runner
 from geodistill.errors import GeodistillError
 
 OUT_SUFFIXES = (".csv", ".json")
-
-
-def _image_extensions() -> tuple[str, ...]:
-    from geodistill.data.registry import IMAGE_EXTENSIONS
-
-    return tuple(IMAGE_EXTENSIONS)
 
 
 def find_images(paths: str | Path | Iterable[str | Path]) -> list[Path]:
@@ -40,7 +36,7 @@ def find_images(paths: str | Path | Iterable[str | Path]) -> list[Path]:
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    exts = _image_extensions()
+    exts = tuple(IMAGE_EXTENSIONS)
     found: list[Path] = []
     seen: set[Path] = set()
     for p in map(Path, paths):
@@ -66,9 +62,7 @@ def find_images(paths: str | Path | Iterable[str | Path]) -> list[Path]:
 
 def _decode(path: Path, runner: Runner) -> tuple[np.ndarray | None, str, str]:
     """``(image C x size x size uint8 or None, error reason, notes)`` for one file."""
-    from geodistill.data.imageio import UnreadableImage, band_count, read_image
-
-    if path.suffix.lower() not in _image_extensions():
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
         return None, f"not an image file (suffix '{path.suffix}')", ""
     try:
         image, notes = read_image(path, runner.size, runner.in_channels)
@@ -112,7 +106,8 @@ def predict(
     files = find_images(paths)
     if not files:
         raise GeodistillError(
-            f"No image files found in {', '.join(map(str, [paths] if isinstance(paths, (str, Path)) else paths))}; pass JPEG, PNG or TIFF files or folders holding them."
+            f"No image files found in {', '.join(map(str, [paths] if isinstance(paths, (str, Path)) else paths))}; "
+            "pass JPEG, PNG or TIFF files or folders holding them."
         )
     k = min(top_k, len(runner.classes))
     rows: list[dict] = []

@@ -14,6 +14,7 @@ TorchScript ``extra_files['geodistill.json']``.
 
 from __future__ import annotations
 
+import importlib
 import json
 import warnings
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from geodistill.engine.checkpoint import load_classifier
 from geodistill.errors import GeodistillError
 
 INPUT_NAME = "image"
@@ -62,7 +64,8 @@ def normalizer_stats(normalizer: dict | None, in_channels: int) -> tuple[list[fl
     std = std * in_channels if len(std) == 1 else std
     if len(mean) != in_channels or len(std) != in_channels:
         raise GeodistillError(
-            f"The normaliser has {len(mean)} means and {len(std)} stds but the model takes {in_channels} channels; the checkpoint is inconsistent, re-save it."
+            f"The normaliser has {len(mean)} means and {len(std)} stds but the model takes {in_channels} "
+            "channels; the checkpoint is inconsistent, re-save it."
         )
     if min(std) <= 0:
         raise GeodistillError("The normaliser has a non-positive std; the checkpoint is corrupt, re-save it.")
@@ -134,8 +137,6 @@ def onnx_runner(session) -> Callable[[np.ndarray], np.ndarray]:
 
 def import_optional(module: str):
     """Import an optional dependency or explain which extra installs it."""
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError:
@@ -184,7 +185,8 @@ def torchscript_load(path: str | Path) -> tuple[torch.jit.ScriptModule, dict]:
             module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
         except Exception as e:
             raise GeodistillError(
-                f"{path} is not a readable TorchScript file ({type(e).__name__}); re-export it with 'geodistill export --format torchscript'."
+                f"{path} is not a readable TorchScript file ({type(e).__name__}); "
+                "re-export it with 'geodistill export --format torchscript'."
             ) from None
     raw = extra[TORCHSCRIPT_META]
     return module.eval(), (json.loads(raw) if raw else {})
@@ -194,7 +196,8 @@ def _require(meta: dict, path: Path) -> None:
     missing = [k for k in ("classes", "size", "in_channels") if k not in meta]
     if missing:
         raise GeodistillError(
-            f"{path} carries no geodistill metadata ({', '.join(missing)} missing); export it with 'geodistill export' so class names and size travel with it."
+            f"{path} carries no geodistill metadata ({', '.join(missing)} missing); "
+            "export it with 'geodistill export' so class names and size travel with it."
         )
 
 
@@ -209,8 +212,6 @@ def load_runner(path: str | Path) -> Runner:
     if not path.is_file():
         raise GeodistillError(f"Model file {path} does not exist; check the path.")
     if kind == "checkpoint":
-        from geodistill.engine.checkpoint import load_classifier
-
         model, meta = load_classifier(path)
         wrapped = with_preprocessing(model, meta.get("normalizer"), int(meta["in_channels"])).eval()
         fn = torch_runner(wrapped)

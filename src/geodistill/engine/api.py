@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ import torch
 
 from geodistill.atomic import write_json as write_json_atomic
 from geodistill.config import RunConfig
-from geodistill.data.prepare import TrainData, default_cache_dir, prepare_data
+from geodistill.data.prepare import TrainData, checkpoint_data_config, default_cache_dir, prepare_data
 from geodistill.data.transforms import Normalizer, view_plan
 from geodistill.engine.cache import OnTheFlyTeacher, build_teacher_cache
 from geodistill.engine.checkpoint import load_checkpoint, load_classifier
@@ -63,7 +64,6 @@ def make_objective(cfg: RunConfig, s_dim: int | None, t_dim: int | None) -> Obje
 
 
 def _machine() -> dict:
-    import os
 
     return {
         "platform": platform.platform(),
@@ -200,17 +200,27 @@ def distill(cfg: RunConfig, run_dir: str | Path | None = None, **kw) -> dict:
     return train(cfg, run_dir, **kw)
 
 
-def evaluate(ckpt: str | Path, cfg: RunConfig, split: str = "test") -> dict:
-    """Metrics of a checkpoint on one split of a dataset, with the checkpoint's own normalisation."""
+def evaluate(ckpt: str | Path, cfg: RunConfig | None = None, split: str = "test") -> dict:
+    """Metrics of a checkpoint on one split of a dataset, with the checkpoint's own normalisation.
+
+    ``cfg`` None: the data config the checkpoint trained with (its split files, ``n_per_class``,
+    fractions and split seed), so ``split`` is exactly the trained one.
+    """
+    if split not in ("train", "val", "test"):
+        raise GeodistillError(f"--split must be train, val or test, not {split!r}.")
     meta = load_checkpoint(ckpt)
-    if cfg.data.size != meta["size"]:
+    if cfg is None:
+        d = checkpoint_data_config(meta, where=f"the config saved in {ckpt}")
+        if d is None:
+            raise GeodistillError(f"Checkpoint {ckpt} records no dataset; pass the data config to evaluate it on.")
+        cfg = RunConfig(data=d)
+    elif cfg.data.size != meta["size"]:
         cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"size": meta["size"]})})
     data = prepare_data(cfg, normalizer=meta["normalizer"])
     if list(meta["classes"]) != data.classes:
         raise GeodistillError(
-            f"Checkpoint {ckpt} knows classes {meta['classes'][:4]}... but dataset {cfg.data.dataset!r} has {data.classes[:4]}...; evaluate it on the dataset it was trained on."
+            f"Checkpoint {ckpt} knows classes {meta['classes'][:4]}... but dataset {cfg.data.dataset!r} has "
+            f"{data.classes[:4]}...; evaluate it on the dataset it was trained on."
         )
-    if split not in ("train", "val", "test"):
-        raise GeodistillError(f"--split must be train, val or test, not {split!r}.")
     model, _ = load_classifier(ckpt)
     return evaluate_split(get_fabric(cfg), model, data, getattr(data, split))

@@ -15,6 +15,7 @@ import torch
 from geodistill import __version__
 from geodistill.atomic import atomic_file
 from geodistill.errors import GeodistillError
+from geodistill.models import build_model
 
 REQUIRED = ("arch", "num_classes", "in_channels", "classes", "size", "normalizer", "state_dict")
 
@@ -84,7 +85,6 @@ def load_checkpoint(path: str | Path) -> dict:
 
 def load_classifier(path: str | Path):
     """Rebuild the ``Classifier`` stored in a checkpoint; returns ``(model.eval(), meta)``."""
-    from geodistill.models import build_model
 
     ckpt = load_checkpoint(path)
     model = build_model(ckpt["arch"], ckpt["num_classes"], in_channels=ckpt["in_channels"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from lightning.fabric import Fabric
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import Tensor, nn
 
 from geodistill.config import RunConfig
@@ -40,7 +43,6 @@ _FABRICS: dict[tuple, object] = {}
 
 def get_fabric(cfg: RunConfig):
     """One Fabric per process and setting (DDP launches once; later runs reuse its processes)."""
-    from lightning.fabric import Fabric
 
     t = cfg.train
     precision = {"32": "32-true", "bf16": "bf16-mixed"}.get(t.precision, t.precision)
@@ -457,11 +459,9 @@ class _Report:
 
 def _progress_bar():
     """A live per-step bar on a terminal (loss, accuracy); nothing when output is not a TTY."""
-    import sys
 
     if not sys.stderr.isatty():
         return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     bar = Progress(
         TextColumn("  {task.description}"),

@@ -41,9 +41,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+import yaml
+
 from geodistill import log as gdlog
 from geodistill.atomic import write_json, write_text
 from geodistill.config import build_config, deep_merge, get_recipe, load_yaml
+from geodistill.data.transforms import Normalizer, view_plan
+from geodistill.engine.api import data_for, default_cache_dir, load_teacher, train
+from geodistill.engine.cache import build_teacher_cache
 from geodistill.errors import GeodistillError, GeodistillWarning
 from geodistill.losses import PRESETS, Objective, get_preset, loss_coords, loss_fragment, loss_needs_teacher, safe_name
 from geodistill.losses.presets import check_loss
@@ -139,7 +146,6 @@ def parse_grid(items: Sequence[str]) -> dict[str, list]:
     """``["alpha=thesis5", "beta=[0,tied]", "T=4"]`` -> ``{"alpha": [0.1, …, 0.5], "beta": [0.0,
     None], "T": [4.0]}``. Named α grids: ``thesis11`` (0, 0.05, …, 0.5) and ``thesis5`` (0.1, …,
     0.5); otherwise a YAML value or list. ``beta`` ``tied`` (or ``null``) means β = α."""
-    import yaml
 
     grid: dict[str, list] = {}
     for item in items:
@@ -402,7 +408,6 @@ def _record_coordinates(run_dir: Path, res: dict, spec: Mapping[str, Any]) -> di
 
 def _run_point(spec: dict, run_dir: str) -> dict:
     """Train one point (resuming a half-done one); a failure becomes ``failed.json``."""
-    from geodistill.engine.api import train
 
     d = Path(run_dir)
     try:
@@ -425,7 +430,6 @@ def _init_worker(threads: int, devices: Sequence[str] | None, slots: Any, printi
         os.environ["CUDA_VISIBLE_DEVICES"] = str(devices[slot % len(devices)])
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
-    import torch
 
     torch.set_num_threads(threads)
 
@@ -474,7 +478,6 @@ def _run_parallel(jobs: list[tuple[dict, str]], workers: int, devices: Sequence[
 
 def _run_teacher(job: TeacherJob, out: Path, data_cache: dict) -> str | None:
     """Train (or find) one teacher; returns None when it is ready, else the error text."""
-    from geodistill.engine.api import train
 
     d = out / job.name
     if (d / RESULTS_FILE).is_file() and (d / "model.ckpt").is_file():
@@ -492,7 +495,6 @@ def _run_teacher(job: TeacherJob, out: Path, data_cache: dict) -> str | None:
 
 
 def _data_for(cfg, data_cache: dict):
-    from geodistill.engine.api import data_for
 
     return data_for(cfg, data_cache)
 
@@ -500,11 +502,6 @@ def _data_for(cfg, data_cache: dict):
 def _warm_cache(spec: dict, data_cache: dict) -> None:
     """Build the teacher cache a point will read (no training), so that students started in
     parallel find it ready instead of each building it."""
-    import numpy as np
-
-    from geodistill.data.transforms import Normalizer, view_plan
-    from geodistill.engine.api import default_cache_dir, load_teacher
-    from geodistill.engine.cache import build_teacher_cache
 
     cfg = build_config(spec, where="sweep")
     if view_plan(cfg.data.augment).teacher_runs_live:  # nothing to cache

@@ -19,11 +19,25 @@ from ..errors import GeodistillError
 from .classifier import _unwrap
 
 
-def _count_flops(model: nn.Module, in_channels: int, size: int) -> int:
+def input_channels(model: nn.Module) -> int:
+    """The input channel count of ``model``: its ``in_channels`` attribute, else its first convolution's."""
+    c = getattr(model, "in_channels", None)
+    if isinstance(c, int):
+        return c
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            return m.in_channels
+    raise GeodistillError(f"Cannot tell how many input channels model {type(model).__name__} takes; pass in_channels.")
+
+
+def count_flops(model: nn.Module, size: int, in_channels: int | None = None) -> int:
+    """FLOPs of one forward pass on a ``1 x C x size x size`` zero input (2 per MAC, see the module
+    docstring); ``in_channels`` defaults to ``input_channels(model)``. The model's train/eval mode
+    is restored afterwards."""
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
-    x = torch.zeros(1, in_channels, size, size, device=device, dtype=dtype)
+    x = torch.zeros(1, in_channels or input_channels(model), size, size, device=device, dtype=dtype)
     was_training = model.training
     model.eval()
     try:
@@ -66,6 +80,6 @@ def model_card(model: nn.Module, size: int, path: str | Path | None = None) -> d
         "input_size": size,
         "params": sum(p.numel() for p in model.parameters()),
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "flops": _count_flops(model, in_channels, size),
+        "flops": count_flops(model, size, in_channels),
         "size_bytes": int(size_bytes),
     }

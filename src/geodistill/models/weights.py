@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from ..errors import GeodistillError, GeodistillWarning
@@ -52,9 +54,6 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
             "a .pt/.pth/.safetensors file."
         )
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         try:
             obj: object = load_file(str(path), device="cpu")
         except (SafetensorError, OSError, ValueError) as exc:
