@@ -49,7 +49,8 @@ from geodistill import log as gdlog
 from geodistill.atomic import write_json, write_text
 from geodistill.config import build_config, deep_merge, get_recipe, load_yaml
 from geodistill.data.transforms import Normalizer, view_plan
-from geodistill.engine.api import data_for, default_cache_dir, load_teacher, train
+from geodistill.engine import api
+from geodistill.engine.api import data_for, default_cache_dir, load_teacher
 from geodistill.engine.cache import build_teacher_cache
 from geodistill.errors import GeodistillError, GeodistillWarning
 from geodistill.losses import PRESETS, Objective, get_preset, loss_coords, loss_fragment, loss_needs_teacher, safe_name
@@ -411,7 +412,7 @@ def _run_point(spec: dict, run_dir: str) -> dict:
 
     d = Path(run_dir)
     try:
-        res = train(build_config(spec, where=f"sweep point {d.name}"), d, resume=True)
+        res = api.train(build_config(spec, where=f"sweep point {d.name}"), d, resume=True)
         res = _record_coordinates(d, res, spec)
         (d / FAILED_FILE).unlink(missing_ok=True)  # an earlier failure is now stale
         return res
@@ -485,7 +486,7 @@ def _run_teacher(job: TeacherJob, out: Path, data_cache: dict) -> str | None:
     cfg = build_config(job.spec, where=f"sweep teacher {job.name}")
     data = _data_for(cfg, data_cache)  # a data error (missing folder, ...) stops the sweep here
     try:
-        train(cfg, d, resume=True, data=data, role="teacher")
+        api.train(cfg, d, resume=True, data=data, role="teacher")
         (d / FAILED_FILE).unlink(missing_ok=True)
         return None
     except Exception as e:
