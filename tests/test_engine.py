@@ -15,6 +15,7 @@ import torch
 
 from geodistill.config import build_config
 from geodistill.data.transforms import NUM_VIEWS, Normalizer, apply_view
+from geodistill.data.views import ViewSet
 from geodistill.engine.api import distill, evaluate, prepare_data, train
 from geodistill.engine.batches import epoch_order
 from geodistill.engine.cache import build_teacher_cache
@@ -104,7 +105,7 @@ def test_cache_equals_on_the_fly_teacher_for_every_view(teacher, work):
         norm,
         data_key=data.key,
         size=32,
-        n_views=NUM_VIEWS,
+        views=ViewSet(),
         cache_root=work / "cache",
     )
     pick = idx[:5]
@@ -124,7 +125,7 @@ def test_cache_equals_on_the_fly_teacher_for_every_view(teacher, work):
 
 def test_cache_invalidated_by_teacher_or_data_change(teacher, work):
     data, model, norm, idx = _data_and_teacher(work)
-    kw = dict(size=32, n_views=NUM_VIEWS, cache_root=work / "cache2")
+    kw = dict(size=32, views=ViewSet(), cache_root=work / "cache2")
     first = build_teacher_cache(model, data.images, idx, norm, data_key=data.key, **kw)
     again = build_teacher_cache(model, data.images, idx, norm, data_key=data.key, **kw)
     assert again.path == first.path
@@ -135,6 +136,31 @@ def test_cache_invalidated_by_teacher_or_data_change(teacher, work):
     changed_data = build_teacher_cache(model, data.images, idx, norm, data_key=data.key + "x", **kw)
     assert changed_data.path not in (first.path, changed_teacher.path)
     assert not list((work / "cache2" / "teacher").glob(".*tmp*"))  # no half-built caches left
+
+
+def test_grid_cache_answers_each_crop_view_exactly(teacher, work):
+    """A view id of the 8 x (2x2 crops) set is one crop then one dihedral view; the cache holds
+    the teacher's answer for exactly those pixels, under its own key."""
+    data, model, norm, idx = _data_and_teacher(work)
+    vs = ViewSet(crop_grid=2, crop_pad=3)
+    kw = dict(data_key=data.key, size=32, cache_root=work / "cache3")
+    cache = build_teacher_cache(model, data.images, idx[:6], norm, views=vs, **kw)
+    assert cache.logits.shape[:2] == (6, 32) and cache.n_views == 32
+    plain = build_teacher_cache(model, data.images, idx[:6], norm, views=ViewSet(), **kw)
+    assert plain.path != cache.path
+    x = torch.from_numpy(np.asarray(data.images[idx[:6]]))
+    padded = torch.nn.functional.pad(x.float(), (3, 3, 3, 3), mode="reflect").to(x.dtype)
+    views = torch.tensor([0, 8 + 1, 16 + 2, 24 + 7, 5, 31])  # crops (0,0) (0,6) (6,0) (6,6) (0,0) (6,6)
+    offsets = [(0, 0), (0, 6), (6, 0), (6, 6), (0, 0), (6, 6)]
+    ref = torch.stack(
+        [
+            apply_view(padded[i : i + 1, :, r : r + 32, c : c + 32], int(v) % 8)[0]
+            for i, ((r, c), v) in enumerate(zip(offsets, views))
+        ]
+    )
+    with torch.no_grad():
+        z = model(norm(ref))
+    assert torch.allclose(cache(idx[:6], views)[0], z, atol=2e-2, rtol=1e-2)
 
 
 def test_teacher_trained_at_other_size_is_refused(teacher, work):

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from geodistill.data.folds import fold_split, make_folds
 from geodistill.data.transforms import apply_view
@@ -14,6 +15,7 @@ from geodistill.data.views import ViewSet
 from geodistill.engine.convergence import auto_epochs, evidence, late_slope, slope, smooth
 from geodistill.engine.teachers import EnsembleSource, OutOfFoldSource, combine_logits
 from geodistill.errors import GeodistillError
+from geodistill.losses import LossInputs, Objective
 
 # ---------------------------------------------------------------- ensembles
 
@@ -53,11 +55,10 @@ class _Table:
 
 def test_ensemble_source_combines_cached_answers():
     src = EnsembleSource([_Table(0.0), _Table(4.0)])
-    z, f = src(np.array([1, 2]), torch.tensor([0, 3]))
-    assert z[:, 0].tolist() == [12.0, 25.0]
-    assert f.tolist() == [[2.0, 2.0], [2.0, 2.0]]
-    with pytest.raises(GeodistillError, match="different widths"):
-        EnsembleSource([_Table(0.0, 2), _Table(1.0, 5)])(np.array([1]), torch.tensor([0]))
+    z, f = src(np.array([1, 2]), torch.tensor([0, 3]), feats=False)
+    assert z[:, 0].tolist() == [12.0, 25.0] and f is None
+    with pytest.raises(GeodistillError, match="single teacher"):  # features of two networks: no common space
+        src(np.array([1]), torch.tensor([0]), feats=True)
 
 
 # ---------------------------------------------------------------- out-of-fold
@@ -73,7 +74,7 @@ def test_folds_are_stratified_balanced_and_seeded():
         assert per.max() - per.min() <= 1
     assert np.array_equal(fold, make_folds(labels, train, 5, seed=1))
     assert not np.array_equal(fold, make_folds(labels, train, 5, seed=2))
-    with pytest.raises(GeodistillError, match="fewer than distill.folds"):
+    with pytest.raises(GeodistillError, match="fewer than data.folds"):
         make_folds(labels, train, 8)
 
 
@@ -93,7 +94,7 @@ def test_out_of_fold_never_labels_an_image_with_a_teacher_that_trained_on_it():
     answered_by = ((z[:, 0] - torch.as_tensor(train) * 10) // 100).long().numpy()
     assert np.array_equal(answered_by, fold)
     with pytest.raises(KeyError):
-        src(np.array([0]), torch.tensor([0]))
+        src(np.array([0]), torch.tensor([0]), feats=False)
 
 
 # ---------------------------------------------------------------- exact view sets
@@ -147,3 +148,22 @@ def test_auto_epochs_scales_with_the_training_set():
     assert auto_epochs(6000, 1_800_000) == 300
     assert auto_epochs(100_000, 1_800_000) == 30  # floor
     assert auto_epochs(1000, 1_800_000) == 400  # ceiling
+
+
+# ---------------------------------------------------------------- KL + feature cosine
+
+
+def test_kl_feat_preset_is_the_stated_sum_with_a_projector():
+    """(1−α)·CE + α·KL(T) + β·(1 − cos(P f_s, f_t)) on a 2-image case, β tied to α when not given."""
+    torch.manual_seed(0)
+    obj = Objective.preset("kl+feat", alpha=0.3, beta=None, T=2.0, s_dim=4, t_dim=6)
+    assert str(obj) == "L = 0.7·CE + 0.3·KL(T=2) + 0.3·cos(feat)" and obj.needs_features
+    s, t = torch.tensor([[1.0, 0.0, -1.0], [0.5, 0.5, 0.0]]), torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    y = torch.tensor([0, 1])
+    fs, ft = torch.arange(8.0).view(2, 4) / 8, torch.ones(2, 6)
+    total, _ = obj(LossInputs(s_logits=s, target=y, t_logits=t, s_feat=fs, t_feat=ft))
+    ce = F.cross_entropy(s, y)
+    p_t = F.softmax(t / 2, dim=1)
+    kl = (p_t * (p_t.log() - F.log_softmax(s / 2, dim=1))).sum(1).mean() * 4  # T² · KL(p_t ‖ p_s)
+    cos = (1 - F.cosine_similarity(obj.projector(fs), ft, dim=1)).mean()
+    assert torch.allclose(total, 0.7 * ce + 0.3 * kl + 0.3 * cos, atol=1e-6)

@@ -11,9 +11,11 @@ import torch
 
 from geodistill.config import build_config
 from geodistill.data.prepare import prepare_data
-from geodistill.data.transforms import NUM_VIEWS, ViewPlan, view_plan
+from geodistill.data.transforms import NUM_VIEWS
+from geodistill.data.views import ViewPlan, ViewSet, view_plan
 from geodistill.engine.batches import assemble_batch
 from geodistill.engine.trainer import Trainer, TrainState, patience_rule
+from geodistill.errors import GeodistillError
 from geodistill.losses import Objective
 from geodistill.models import build_model
 
@@ -32,9 +34,15 @@ def cfg_and_data(tmp_path_factory) -> tuple:
 
 
 def test_view_plan_reads_data_augment_in_one_place():
-    assert view_plan("none") == ViewPlan(1, False) and not view_plan("none").teacher_runs_live
-    assert view_plan("dihedral") == ViewPlan(NUM_VIEWS, False) and not view_plan("dihedral").teacher_runs_live
-    assert view_plan("dihedral+crop") == ViewPlan(NUM_VIEWS, True) and view_plan("dihedral+crop").teacher_runs_live
+    assert view_plan("none") == ViewPlan(ViewSet(dihedral=False)) and not view_plan("none").teacher_runs_live
+    assert view_plan("dihedral").views == NUM_VIEWS and not view_plan("dihedral").teacher_runs_live
+    assert view_plan("dihedral+crop").views == NUM_VIEWS and view_plan("dihedral+crop").teacher_runs_live
+    grid = view_plan("dihedral+grid", crop_grid=3, crop_pad=2)
+    assert grid.views == 72 and grid.viewset == ViewSet(True, 3, 2) and not grid.teacher_runs_live
+    assert ViewSet().key() == {"views": 8}  # the plain dihedral caches keep their old keys
+    assert grid.viewset.key() == {"views": 72, "crop_grid": 3, "crop_pad": 2}
+    with pytest.raises(GeodistillError, match="data.augment"):
+        view_plan("rotate")
 
 
 def test_train_state_counts_steps_and_epochs_and_round_trips():

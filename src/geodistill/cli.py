@@ -25,6 +25,7 @@ from geodistill.engine.api import train as train_api
 from geodistill.errors import GeodistillError
 from geodistill.experiments import write_report
 from geodistill.experiments.sweep import load_sweep_file, parse_grid, run_sweep
+from geodistill.losses import list_presets
 from geodistill.pipeline import run as run_api
 from geodistill.profile import compression, format_compression, format_profile, profile_models
 
@@ -168,7 +169,7 @@ def distill(
     student: Annotated[str | None, typer.Option()] = None,
     loss: Annotated[
         str | None,
-        typer.Option(help="Preset (student, kl, cos, kl+cos, thesis, dkd, dist) or spec 'ce:0.5 + kl:0.5@T=4'."),
+        typer.Option(help=f"Preset ({', '.join(list_presets())}) or spec 'ce:0.5 + kl:0.5@T=4'."),
     ] = None,
     alpha: Annotated[float | None, typer.Option()] = None,
     beta: Annotated[float | None, typer.Option()] = None,

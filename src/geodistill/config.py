@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from geodistill.errors import GeodistillError
 
@@ -31,11 +31,23 @@ class DataConfig(_Strict):
     split_seed: int = 0
     split_files: dict[Literal["train", "val", "test"], str] | None = None  # one relative path per line
     normalization: Literal["unit", "mean_std"] = "unit"
-    augment: Literal["dihedral", "none", "dihedral+crop"] = "dihedral"
+    augment: Literal["dihedral", "none", "dihedral+grid", "dihedral+crop"] = "dihedral"
+    crop_grid: int = Field(3, ge=2, le=9)  # dihedral+grid: a g x g grid of fixed crops (data/views.py)
+    crop_pad: int = Field(4, ge=1, le=64)  # crops move up to 2*pad pixels inside the reflect-padded image
     cache_dir: str | None = None
     strict: bool = False
     download: bool = False
     n_per_class: int | None = Field(None, ge=3)  # synthetic only: images per class
+    folds: int | None = Field(None, ge=2, le=20)  # with hold_out: train on the training split minus one fold
+    hold_out: int | None = Field(None, ge=0)  # the fold (0-based) left out; an out-of-fold teacher labels it
+
+    @model_validator(mode="after")
+    def _fold_pair(self) -> DataConfig:
+        if (self.folds is None) != (self.hold_out is None):
+            raise ValueError("data.folds and data.hold_out go together (e.g. folds=4 hold_out=0)")
+        if self.folds is not None and self.hold_out >= self.folds:
+            raise ValueError(f"data.hold_out must be in 0..{self.folds - 1} for data.folds={self.folds}")
+        return self
 
     @field_validator("fractions")
     @classmethod
@@ -70,9 +82,16 @@ class TrainConfig(_Strict):
 
 
 class DistillConfig(_Strict):
-    """The student's objective; ``loss`` is a preset name or a spec string."""
+    """The student's objective; ``loss`` is a preset name or a spec string.
 
-    teacher: str | None = None
+    ``teacher`` is one checkpoint or a list. Several teachers answer together as ``ensemble``
+    says (engine/teachers.py): ``logits`` (mean logits), ``probs`` (mean tempered probabilities)
+    or ``out_of_fold`` (teachers trained with data.folds/hold_out; each training image is
+    answered by the teacher that did not train on it).
+    """
+
+    teacher: str | list[str] | None = None
+    ensemble: Literal["logits", "probs", "out_of_fold"] = "logits"
     loss: str = "student"
     alpha: float = Field(0.5, ge=0, le=1)
     beta: float | None = Field(None, ge=0)

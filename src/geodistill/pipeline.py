@@ -15,6 +15,7 @@ from typing import Any
 from geodistill.atomic import write_json
 from geodistill.config import RunConfig, build_config, deep_merge, get_recipe
 from geodistill.engine.api import data_for, train
+from geodistill.errors import GeodistillError
 from geodistill.experiments.stats import GROUP_BY, paired_difference, verdict
 from geodistill.experiments.table import AGGREGATE_METRICS, COST_FIELDS, aggregate, cost_ratios, tidy_rows
 from geodistill.losses import loss_fragment, loss_label, loss_needs_teacher
@@ -60,20 +61,24 @@ def run(
         teacher = str(out_dir / "teacher" / "model.ckpt")
     else:
         tres = None
+    sets = _TeacherSets(r, spec_for("teacher"), teacher, out_dir, resume, datas, timings)
 
     # 2. students: alone and distilled, per seed
     rows = []
     for o in r["objectives"]:
+        o = dict(o)
+        kind = o.pop("teachers", "one")
         for seed in seeds:
-            spec = deep_merge(spec_for("student"), {"train": {"seed": seed}, "distill": dict(o)})
+            spec = deep_merge(spec_for("student"), {"train": {"seed": seed}, "distill": o})
             if loss_needs_teacher(o["loss"]):
-                spec["distill"]["teacher"] = teacher
+                spec["distill"].update(sets.distill(kind))
             cfg = build_config(spec, where=f"recipe {recipe} ({o['loss']})")
-            name = f"{loss_fragment(o['loss'], o, keys=('alpha',))}-s{seed}"
+            name = f"{loss_fragment(o['loss'], o, keys=('alpha',))}{_KIND_SUFFIX[kind]}-s{seed}"
             t0 = time.perf_counter()
             res = train(cfg, out_dir / name, resume=resume, data=data_for(cfg, datas))
             timings[name + "_s"] = time.perf_counter() - t0
-            rows.append({"label": loss_label(o["loss"], o), **res})
+            label = loss_label(o["loss"], o) + (f" + {res['method']}" if res.get("method") else "")
+            rows.append({"label": label, **res})
 
     summary = summarise(rows, tres)
     summary.update(
@@ -90,6 +95,41 @@ def run(
     (out_dir / "summary.md").write_text(format_summary(summary))
     logger.info("\n" + format_summary(summary))
     return summary
+
+
+_KIND_SUFFIX = {"one": "", "ensemble": "-ens", "out_of_fold": "-oof"}
+
+
+class _TeacherSets:
+    """The teachers an objective asks for (``"teachers"`` in a recipe objective): ``one`` (the
+    recipe's teacher), ``ensemble`` (it and one more per extra seed of ``teacher_seeds``) or
+    ``out_of_fold`` (``folds`` teachers, each trained without one fold of the training split).
+    Each extra teacher is trained once, on first use, in ``out_dir``."""
+
+    def __init__(self, recipe: dict, tspec: dict, first: str, out_dir: Path, resume: bool, datas: dict, timings):
+        self.recipe, self.tspec, self.first, self.out_dir = recipe, tspec, first, out_dir
+        self.resume, self.datas, self.timings = resume, datas, timings
+
+    def _train(self, name: str, over: dict) -> str:
+        cfg = build_config(deep_merge(self.tspec, over), where=f"recipe teacher {name}")
+        t0 = time.perf_counter()
+        train(cfg, self.out_dir / name, resume=self.resume, data=data_for(cfg, self.datas), role="teacher")
+        self.timings[f"{name}_s"] = self.timings.get(f"{name}_s", 0.0) + time.perf_counter() - t0
+        return str(self.out_dir / name / "model.ckpt")
+
+    def distill(self, kind: str) -> dict:
+        """The ``distill`` fields (teacher, ensemble) of one kind of teacher set."""
+        if kind == "one":
+            return {"teacher": self.first}
+        if kind == "ensemble":
+            extra = [s for s in self.recipe.get("teacher_seeds", [0, 1, 2]) if s != 0]
+            paths = [self.first] + [self._train(f"teacher-s{s}", {"train": {"seed": s}}) for s in extra]
+            return {"teacher": paths, "ensemble": "logits"}
+        if kind == "out_of_fold":
+            k = int(self.recipe.get("folds", 3))
+            paths = [self._train(f"teacher-fold{j}", {"data": {"folds": k, "hold_out": j}}) for j in range(k)]
+            return {"teacher": paths, "ensemble": "out_of_fold"}
+        raise GeodistillError(f"A recipe objective's 'teachers' must be one, ensemble or out_of_fold, not {kind!r}.")
 
 
 def summarise(rows: list[dict], teacher: dict | None) -> dict:

@@ -28,7 +28,7 @@ class RunResult:
     role: str
     dataset: str | None
     model: str | None
-    teacher: str | None
+    teacher: str | list[str] | None  # one checkpoint, or several (an ensemble / out-of-fold teachers)
     objective: str | None  # the formula, e.g. 'L = 0.7·CE + 0.3·KL(T=4)'
     objective_name: str  # the preset name or spec string; 'teacher' for a teacher
     alpha: float | None
@@ -36,6 +36,7 @@ class RunResult:
     T: float | None
     seed: int | None
     size: int | None
+    method: str = ""  # the teacher set and view set beyond the loss ('' = one teacher, dihedral views)
     metrics: dict | None = None
     val_accuracy: float | None = None
     best_epoch: int | None = None

@@ -21,14 +21,14 @@ def make_folds(labels: np.ndarray, train: np.ndarray, k: int, seed: int = 0) -> 
     round-robin, starting where the previous class stopped, so fold sizes differ by at most 1.
     """
     if k < 2:
-        raise GeodistillError(f"distill.folds must be at least 2 for out-of-fold teachers, got {k}.")
+        raise GeodistillError(f"data.folds must be at least 2 for out-of-fold teachers, got {k}.")
     train = np.asarray(train, dtype=np.int64)
     y = np.asarray(labels)[train]
     counts = np.bincount(y) if len(y) else np.zeros(0, dtype=np.int64)
     if len(counts) and counts[counts > 0].min() < k:
         c = int(np.flatnonzero((counts > 0) & (counts < k))[0])
         raise GeodistillError(
-            f"class {c} has only {int(counts[c])} training images, fewer than distill.folds={k}; "
+            f"class {c} has only {int(counts[c])} training images, fewer than data.folds={k}; "
             "use fewer folds or more data."
         )
     fold = np.empty(len(train), dtype=np.int64)

@@ -8,12 +8,13 @@ no dataset: it decodes its files with the same ``imageio.read_image`` the image 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from geodistill.config import DataConfig, RunConfig, build_config
+from geodistill.data.folds import fold_split, make_folds
 from geodistill.data.imageset import ImageSet
 from geodistill.data.splits import Split, make_split, split_from_files
 from geodistill.data.store import default_cache_dir, image_cache_dir, load_dataset
@@ -70,13 +71,21 @@ class TrainData:
 
 def make_data_split(ds: ImageSet, d: DataConfig) -> Split:
     """The split of ``d``: its split files when given (all three non-empty), else the seeded
-    stratified split with ``d.fractions`` and ``d.split_seed``."""
+    stratified split with ``d.fractions`` and ``d.split_seed``. With ``d.folds`` and
+    ``d.hold_out`` the training part loses fold ``hold_out`` (`data.folds`, seeded by the split
+    seed): what an out-of-fold teacher trains on."""
     if not d.split_files:
-        return make_split(ds.labels, fractions=d.fractions, seed=d.split_seed, classes=ds.classes)
-    split = split_from_files(ds.paths, d.split_files)
-    if min(len(split.train), len(split.val), len(split.test)) == 0:
-        raise GeodistillError(f"data.split_files must give non-empty train, val and test lists; got {split.sizes()}.")
-    return split
+        split = make_split(ds.labels, fractions=d.fractions, seed=d.split_seed, classes=ds.classes)
+    else:
+        split = split_from_files(ds.paths, d.split_files)
+        if min(len(split.train), len(split.val), len(split.test)) == 0:
+            raise GeodistillError(
+                f"data.split_files must give non-empty train, val and test lists; got {split.sizes()}."
+            )
+    if d.folds is None:
+        return split
+    fit, _ = fold_split(split.train, make_folds(ds.labels, split.train, d.folds, d.split_seed), d.hold_out)
+    return replace(split, train=fit)
 
 
 def prepare_data(cfg: RunConfig | DataConfig, normalizer: dict | None = None) -> TrainData:

@@ -13,7 +13,6 @@ and every flipped view is its own inverse.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -84,27 +83,6 @@ def compose_views(a: Tensor | int, b: Tensor | int) -> Tensor | int:
 def invert_view(x: Tensor, view: Tensor | int) -> Tensor:
     """Undo ``apply_view(·, view)``: ``invert_view(apply_view(x, v), v) == x``."""
     return apply_view(x, inverse_view(view))
-
-
-class ViewPlan(NamedTuple):
-    """What ``data.augment`` asks of each training batch.
-
-    ``views``: how many dihedral views a batch draws from (1 = the identity only); ``crop``: a
-    random translation crop on top of the view.
-    """
-
-    views: int
-    crop: bool
-
-    @property
-    def teacher_runs_live(self) -> bool:
-        """Crops are outside the cached view set, so the teacher must see each cropped batch."""
-        return self.crop
-
-
-def view_plan(augment: str) -> ViewPlan:
-    """The one reading of ``data.augment`` ("none", "dihedral", "dihedral+crop")."""
-    return ViewPlan(NUM_VIEWS if augment.startswith("dihedral") else 1, augment.endswith("+crop"))
 
 
 def random_views(n: int, generator: torch.Generator | None = None) -> Tensor:

@@ -11,6 +11,9 @@ plain dihedral set is the special case ``crop_grid = 1``.
 Fixing the crop parameters inside the view id is how FKD (Shen & Xing, "A Fast Knowledge
 Distillation Framework for Visual Recognition", ECCV 2022) stores soft labels for random crops;
 here the set is small and fixed, so it is cached completely rather than sampled.
+
+`view_plan` is the one reading of ``data.augment``: which view set a batch draws from, and
+whether a random crop (outside any finite set, so the teacher must run live) comes on top.
 """
 
 from __future__ import annotations
@@ -87,3 +90,50 @@ class ViewSet:
     def random(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` view ids drawn uniformly from the set."""
         return torch.randint(0, self.n_views, (n,), generator=generator)
+
+    def key(self) -> dict:
+        """What identifies this set in a teacher-cache key (the plain dihedral set keeps the
+        key it always had: ``{"views": 8}``)."""
+        k: dict = {"views": self.n_views}
+        if self.crop_grid > 1:
+            k.update(crop_grid=self.crop_grid, crop_pad=self.crop_pad)
+        return k
+
+
+@dataclass(frozen=True)
+class ViewPlan:
+    """What ``data.augment`` asks of each training batch: a view id from ``viewset`` per image,
+    then (``crop``) one random translation of up to ``crop_pad`` pixels per batch."""
+
+    viewset: ViewSet
+    crop: bool = False
+    crop_pad: int = 4
+
+    @property
+    def views(self) -> int:
+        """How many view ids a batch draws from (1 = the identity only)."""
+        return self.viewset.n_views
+
+    @property
+    def teacher_runs_live(self) -> bool:
+        """Random crops are outside the cached view set, so the teacher must see each cropped batch."""
+        return self.crop
+
+
+AUGMENTS = ("none", "dihedral", "dihedral+grid", "dihedral+crop")
+
+
+def view_plan(augment: str, crop_grid: int = 3, crop_pad: int = 4) -> ViewPlan:
+    """The plan for ``data.augment``: ``none`` (identity), ``dihedral`` (the 8 views),
+    ``dihedral+grid`` (8 views x a ``crop_grid`` x ``crop_grid`` grid of fixed crops: exact,
+    cached) or ``dihedral+crop`` (8 views + a random crop: the teacher runs live)."""
+    if augment not in AUGMENTS:
+        raise GeodistillError(f"data.augment must be one of {', '.join(AUGMENTS)}, not {augment!r}.")
+    grid = crop_grid if augment == "dihedral+grid" else 1
+    vs = ViewSet(dihedral=augment != "none", crop_grid=grid, crop_pad=crop_pad)
+    return ViewPlan(vs, crop=augment == "dihedral+crop", crop_pad=crop_pad)
+
+
+def plan_of(data_cfg) -> ViewPlan:
+    """`view_plan` of a ``DataConfig`` (its ``augment``, ``crop_grid`` and ``crop_pad``)."""
+    return view_plan(data_cfg.augment, data_cfg.crop_grid, data_cfg.crop_pad)

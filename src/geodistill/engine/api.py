@@ -13,15 +13,14 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from geodistill.atomic import write_json as write_json_atomic
 from geodistill.config import RunConfig
-from geodistill.data.prepare import TrainData, checkpoint_data_config, default_cache_dir, prepare_data
-from geodistill.data.transforms import Normalizer, view_plan
-from geodistill.engine.cache import OnTheFlyTeacher, build_teacher_cache
+from geodistill.data.prepare import TrainData, checkpoint_data_config, prepare_data
 from geodistill.engine.checkpoint import load_checkpoint, load_classifier
+from geodistill.engine.teachers import describe_method, load_teachers
+from geodistill.engine.teachers import teacher_source as teacher_source_for
 from geodistill.engine.trainer import evaluate_split, fit, get_fabric
 from geodistill.errors import GeodistillError
 from geodistill.losses import Objective, get_preset
@@ -74,49 +73,6 @@ def _machine() -> dict:
     }
 
 
-def load_teacher(cfg: RunConfig, data: TrainData):
-    teacher, meta = load_classifier(cfg.distill.teacher)
-    path = cfg.distill.teacher
-    if list(meta["classes"]) != data.classes:
-        raise GeodistillError(
-            f"Teacher {path} was trained on classes {meta['classes'][:4]}... but dataset "
-            f"{cfg.data.dataset!r} has {data.classes[:4]}...; train a teacher on this dataset first."
-        )
-    if int(meta["in_channels"]) != data.channels:
-        raise GeodistillError(
-            f"Teacher {path} takes {meta['in_channels']} channels but the dataset gives {data.channels}; "
-            "set data.channels or use a matching teacher."
-        )
-    if int(meta["size"]) != data.size:
-        raise GeodistillError(
-            f"Teacher {path} was trained at {meta['size']} px but this run uses {data.size} px; "
-            f"pass --size {meta['size']} or retrain the teacher."
-        )
-    return teacher, meta
-
-
-def _teacher_source(cfg: RunConfig, data: TrainData, fabric, teacher, t_norm: Normalizer):
-    """The teacher's answers for the student's batches, and the cache build time (None: reused or live).
-
-    Views inside the cached set are looked up from the exact cache (rank 0 builds it, the other
-    ranks open it after the barrier); views outside it make the teacher run on every batch.
-    """
-    plan = view_plan(cfg.data.augment)
-    if plan.teacher_runs_live:
-        logger.info("note: random crops are outside the cached view set, so the teacher runs on the fly every step")
-        return OnTheFlyTeacher(teacher.to(fabric.device), t_norm), None
-    kw = dict(data_key=data.key, size=data.size, n_views=plan.views, cache_root=default_cache_dir(cfg))
-    source, seconds = None, None
-    if fabric.is_global_zero:
-        t0 = time.perf_counter()
-        source = build_teacher_cache(teacher, data.images, np.sort(data.train), t_norm, **kw)
-        seconds = None if source.hit else time.perf_counter() - t0
-    fabric.barrier()
-    if source is None:
-        source = build_teacher_cache(teacher, data.images, np.sort(data.train), t_norm, **kw)
-    return source, seconds
-
-
 def train(
     cfg: RunConfig,
     run_dir: str | Path | None = None,
@@ -139,17 +95,15 @@ def train(
     wall0 = time.perf_counter()
     data = data or prepare_data(cfg)
 
-    teacher, t_norm = None, None
-    if cfg.distill.teacher:
-        teacher, teacher_meta = load_teacher(cfg, data)
-        # the student may be normalised differently from the teacher: each sees its own
-        t_norm = Normalizer.from_dict(teacher_meta["normalizer"])
+    teachers = load_teachers(cfg, data)  # each sees its own normalisation, which may differ from the student's
     torch.manual_seed(cfg.train.seed)  # same seed -> same initial weights and projector
     student = build_model(cfg.train.model, len(data.classes), in_channels=data.channels, weights=cfg.train.weights)
-    objective = make_objective(cfg, student.feature_dim, teacher.feature_dim if teacher is not None else None)
+    objective = make_objective(cfg, student.feature_dim, teachers[0][0].feature_dim if teachers else None)
     teacher_source, cache_seconds = None, None
-    if teacher is not None and objective.needs_teacher:
-        teacher_source, cache_seconds = _teacher_source(cfg, data, fabric, teacher, t_norm)
+    if teachers and objective.needs_teacher:
+        teacher_source, cache_seconds = teacher_source_for(
+            cfg, data, teachers, feats=objective.needs_features, fabric=fabric
+        )
     logger.info(
         f"[{run_dir.name}] {cfg.train.model} on {cfg.data.dataset} ({len(data.train)} train / "
         f"{len(data.val)} val / {len(data.test)} test, {data.size}px): {objective}"
@@ -174,6 +128,7 @@ def train(
         **hyper(cfg.distill.loss, role, cfg.distill.alpha, cfg.distill.beta, cfg.distill.T),
         seed=cfg.train.seed,
         size=data.size,
+        method=describe_method(cfg),
         metrics=test,
         val_accuracy=state["best_val"],
         best_epoch=state["best_epoch"],

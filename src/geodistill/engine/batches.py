@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from geodistill.data.prepare import TrainData
-from geodistill.data.transforms import ViewPlan, apply_view
+from geodistill.data.views import ViewPlan
 from geodistill.engine.cache import TeacherSource
 
 
@@ -68,16 +68,16 @@ def assemble_batch(
     channels_last: bool = True,
     device: torch.device | str = "cpu",
 ) -> Batch:
-    """Images ``idx`` as step ``step`` of ``epoch``: a view per image (then one crop when
-    ``plan.crop``) drawn from :func:`step_generator`, the teacher's answer for exactly those
+    """Images ``idx`` as step ``step`` of ``epoch``: a view id of ``plan.viewset`` per image (then
+    one random crop when ``plan.crop``) drawn from :func:`step_generator`, the teacher's answer for exactly those
     pixels, the student's normalisation, optionally channels_last, on ``device``."""
     g = step_generator(seed, epoch, step, rank)
     x_u8 = torch.from_numpy(np.asarray(data.images[idx]))
     views = torch.randint(0, plan.views, (len(idx),), generator=g)
     if plan.views > 1:
-        x_u8 = apply_view(x_u8, views)
+        x_u8 = plan.viewset.apply(x_u8, views)
     if plan.crop:
-        x_u8 = random_crop(x_u8, g)
+        x_u8 = random_crop(x_u8, g, plan.crop_pad)
     y = torch.from_numpy(data.labels[idx]).long()
     t_logits = t_feat = None
     if teacher is not None:

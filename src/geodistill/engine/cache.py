@@ -1,13 +1,15 @@
-"""The teacher cache: the teacher's exact answer for every (training image, dihedral view).
+"""The teacher cache: the teacher's exact answer for every (training image, view id).
 
 Aerial scenes have no "up", so training augments with the 8 views of the dihedral group D4.
 Because that set is finite, the teacher's logits z_t(g·x) and pooled features f_t(g·x) are
 computed once for every training image x and view g, stored as fp16 on disk, and looked up
-during student training: distillation then costs what training the student alone costs.
+during student training: distillation then costs what training the student alone costs. The
+same holds for any finite view set with fixed parameters, such as the 8 views x a grid of fixed
+crops (`data.views.ViewSet`): the cache stores one answer per (image, view id).
 
 The cache is keyed by sha256(teacher weights, dataset content key, image size, teacher
-normalisation, number of views, cached indices); a key mismatch means a rebuild, and the build
-is atomic (a temp folder renamed into place after ``meta.json`` is written).
+normalisation, view set (`data.views.ViewSet.key`), cached indices); a key mismatch means a
+rebuild, and the build is atomic (a temp folder renamed into place after ``meta.json`` is written).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from geodistill.data.transforms import Normalizer, apply_view
+from geodistill.data.transforms import Normalizer
+from geodistill.data.views import ViewSet
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +52,7 @@ def hash_state_dict(model: nn.Module) -> str:
 
 
 def cache_key(
-    teacher_hash: str, data_key: str, size: int, normalizer: Normalizer, n_views: int, indices: np.ndarray
+    teacher_hash: str, data_key: str, size: int, normalizer: Normalizer, views: ViewSet, indices: np.ndarray
 ) -> str:
     """The identity of a cache: anything that changes the teacher's answers changes the key."""
     h = hashlib.sha256()
@@ -58,7 +61,7 @@ def cache_key(
         "data": data_key,
         "size": int(size),
         "normalizer": normalizer.to_dict(),
-        "views": int(n_views),
+        **views.key(),
         "format": 1,
     }
     h.update(json.dumps(payload, sort_keys=True).encode())
@@ -81,7 +84,7 @@ class TeacherCache:
     def __call__(
         self, idx: np.ndarray, views: Tensor, x_u8: Tensor | None = None, feats: bool = True
     ) -> tuple[Tensor, Tensor | None]:
-        """Look up the answers for dataset indices ``idx`` seen under ``views`` (ids 0..7);
+        """Look up the answers for dataset indices ``idx`` seen under view ids ``views``;
         ``feats=False`` skips reading the features when the objective has no use for them."""
         r = self.rows[idx]
         if (r < 0).any():
@@ -130,14 +133,15 @@ def build_teacher_cache(
     *,
     data_key: str,
     size: int,
-    n_views: int,
+    views: ViewSet,
     cache_root: Path,
     batch_size: int = 128,
     teacher_hash: str | None = None,
 ) -> TeacherCache:
     """Return the cache for these inputs, building it (atomically) if no valid one exists."""
     teacher_hash = teacher_hash or hash_state_dict(teacher)
-    key = cache_key(teacher_hash, data_key, size, normalizer, n_views, indices)
+    key = cache_key(teacher_hash, data_key, size, normalizer, views, indices)
+    n_views = views.n_views
     final = Path(cache_root) / "teacher" / key
     found = _open(final)
     if found is not None:
@@ -161,7 +165,7 @@ def build_teacher_cache(
         for s in range(0, n, batch_size):
             x_u8 = torch.from_numpy(np.asarray(images[indices[s : s + batch_size]]))
             for v in range(n_views):
-                z, f = teacher.forward_features(normalizer(apply_view(x_u8, v)))
+                z, f = teacher.forward_features(normalizer(views.apply(x_u8, v)))
                 logits[s : s + len(x_u8), v] = z.float().numpy().astype(np.float16)
                 feats[s : s + len(x_u8), v] = f.float().numpy().astype(np.float16)
         logits.flush()

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from geodistill.config import RunConfig
 from geodistill.data.prepare import TrainData
-from geodistill.data.transforms import view_plan
+from geodistill.data.views import plan_of
 from geodistill.engine.batches import assemble_batch, epoch_order
 from geodistill.engine.cache import TeacherSource
 from geodistill.engine.checkpoint import save_checkpoint
@@ -238,7 +238,7 @@ class Trainer:
         self.run_dir, self.meta = Path(run_dir), meta
         self.hooks = list(step_hooks if hooks is None else hooks)
         self.stop_rule = stop_rule or patience_rule(cfg.train.patience)
-        self.plan = view_plan(cfg.data.augment)
+        self.plan = plan_of(cfg.data)
         self.fabric = get_fabric(cfg)
         self.state = TrainState()
         self.last, self.best = self.run_dir / "last.ckpt", self.run_dir / "model.ckpt"

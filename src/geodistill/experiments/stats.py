@@ -19,10 +19,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from geodistill.errors import GeodistillWarning
-from geodistill.experiments.table import check_columns, sort_key
+from geodistill.experiments.table import AGGREGATE_BY, check_columns, sort_key
 from geodistill.losses import loss_prose
 
-GROUP_BY = ("dataset", "model", "objective_name", "alpha", "beta", "T")
+GROUP_BY = AGGREGATE_BY
 FRACTION_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
 
 
@@ -187,14 +187,16 @@ def _num(x: float) -> str:
 
 
 def setting_label(row: dict[str, Any]) -> str:
-    """'KL+cosine (α=0.3, β=0.1, T=4)': the objective in words and the α/β/T the row records."""
+    """'KL+cosine (α=0.3, β=0.1, T=4)': the objective in words and the α/β/T the row records,
+    then its method when it has one ('KL (α=0.5, T=4) with an ensemble of 3 teachers (mean logits)')."""
     name = pretty_objective(row.get("objective_name"))
     params = [
         f"{sym}={_param(row.get(k))}"
         for k, sym in (("alpha", "α"), ("beta", "β"), ("T", "T"))
         if row.get(k) is not None
     ]
-    return f"{name} ({', '.join(params)})" if params else name
+    label = f"{name} ({', '.join(params)})" if params else name
+    return f"{label} with {row['method']}" if row.get("method") else label
 
 
 def _param(v: Any) -> str:

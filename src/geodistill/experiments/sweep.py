@@ -41,17 +41,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import yaml
 
 from geodistill import log as gdlog
 from geodistill.atomic import write_json, write_text
 from geodistill.config import build_config, deep_merge, get_recipe, load_yaml
-from geodistill.data.transforms import Normalizer, view_plan
+from geodistill.data.views import plan_of
 from geodistill.engine import api
-from geodistill.engine.api import data_for, default_cache_dir, load_teacher
-from geodistill.engine.cache import build_teacher_cache
+from geodistill.engine.api import data_for
+from geodistill.engine.teachers import load_teachers, teacher_source
 from geodistill.errors import GeodistillError, GeodistillWarning
 from geodistill.losses import PRESETS, Objective, get_preset, loss_coords, loss_fragment, loss_needs_teacher, safe_name
 from geodistill.losses.presets import check_loss
@@ -501,24 +500,14 @@ def _data_for(cfg, data_cache: dict):
 
 
 def _warm_cache(spec: dict, data_cache: dict) -> None:
-    """Build the teacher cache a point will read (no training), so that students started in
-    parallel find it ready instead of each building it."""
+    """Build the teacher caches a point will read (no training), so that students started in
+    parallel find them ready instead of each building them."""
 
     cfg = build_config(spec, where="sweep")
-    if view_plan(cfg.data.augment).teacher_runs_live:  # nothing to cache
+    if plan_of(cfg.data).teacher_runs_live:  # nothing to cache
         return
     data = _data_for(cfg, data_cache)
-    teacher, meta = load_teacher(cfg, data)
-    build_teacher_cache(
-        teacher,
-        data.images,
-        np.sort(data.train),
-        Normalizer.from_dict(meta["normalizer"]),
-        data_key=data.key,
-        size=data.size,
-        n_views=view_plan(cfg.data.augment).views,
-        cache_root=default_cache_dir(cfg),
-    )
+    teacher_source(cfg, data, load_teachers(cfg, data), feats=False)
 
 
 # ---------------------------------------------------------------- the sweep
@@ -552,8 +541,8 @@ def _prepare_teachers(jobs: list[TeacherJob], todo: list[Point], out: Path) -> d
             broken[tname] = err
     warmed: set[str] = set()
     for pt in todo:
-        ckpt = pt.spec["distill"].get("teacher")
-        if ckpt and ckpt not in warmed and pt.teacher not in broken:
+        ckpt = json.dumps(pt.spec["distill"].get("teacher"))
+        if pt.spec["distill"].get("teacher") and ckpt not in warmed and pt.teacher not in broken:
             warmed.add(ckpt)
             try:
                 _warm_cache(pt.spec, data_cache)

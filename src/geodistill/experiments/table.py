@@ -24,7 +24,7 @@ from geodistill.errors import GeodistillError
 from geodistill.losses import get_term, loss_terms
 from geodistill.results import FAILED_FILE, RESULTS_FILE
 
-AGGREGATE_BY = ("dataset", "model", "objective_name", "alpha", "beta", "T")
+AGGREGATE_BY = ("dataset", "model", "objective_name", "alpha", "beta", "T", "method")  # what makes a setting
 AGGREGATE_METRICS = ("accuracy", "f1_macro")
 QUALITY_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
 COST_FIELDS = ("params", "flops", "size_bytes", "latency_ms")
@@ -100,6 +100,11 @@ def _num(x: Any) -> float | None:
     return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
 
 
+def _teachers(t: Any) -> Any:
+    """A run's teacher as one cell: several checkpoints joined by ' + '."""
+    return " + ".join(map(str, t)) if isinstance(t, list) else t
+
+
 def tidy_rows(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """One flat row per run: identity, hyper-parameters, quality metrics, per-class F1
     (`f1[<class>]` columns, the union over all runs, None where a run lacks the class),
@@ -120,7 +125,8 @@ def tidy_rows(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             "dataset": r.get("dataset"),
             "model": r.get("model"),
             "role": r.get("role"),
-            "teacher": r.get("teacher"),
+            "teacher": _teachers(r.get("teacher")),
+            "method": r.get("method") or "",
             "objective_name": r.get("objective_name"),
             "objective": r.get("objective"),
             "alpha": _num(r.get("alpha")),
@@ -155,13 +161,16 @@ def sort_key(value: Any) -> tuple:
     return (2, 0, str(value))
 
 
+OPTIONAL_COLUMNS = ("method",)  # rows may lack them (results written before they existed)
+
+
 def check_columns(rows: Sequence[dict[str, Any]], columns: Iterable[str], what: str) -> None:
     """Raise if a requested column appears in none of the rows (a typo would else give nothing)."""
     if not rows:
         return
     present = {k for row in rows for k in row}
     for c in columns:
-        if c not in present:
+        if c not in present and c not in OPTIONAL_COLUMNS:
             raise GeodistillError(
                 f"'{c}' asked of {what} is not a column of the results table; use one of: {', '.join(sorted(present))}."
             )

@@ -266,3 +266,13 @@ register_preset(
         "DIST",
     )
 )
+register_preset(
+    Preset(
+        "kl+feat",
+        lambda a, b, T: [make_term("ce", 1 - a), make_term("kl", a, T=T), make_term("cos_feat", _tied(a, b))],
+        ("alpha", "beta", "T"),
+        "(1−α)·CE + α·KL(T) + β·(1 − cos(P·f_s, f_t)), β = α if not given: KL plus feature-level cosine "
+        "through a learned linear projector P (FitNets, Romero et al. 2015, with a cosine instead of L2).",
+        "KL+feature cosine",
+    )
+)

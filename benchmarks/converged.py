@@ -1,0 +1,257 @@
+"""Converged distillation on AID (issue 11): does any method beat the student alone once every
+run has converged?
+
+Data: ``../shared/data/aid150`` (AID, 30 classes), dataset ``folder``, the 60/20/20 split with
+split seed 0, 32 px; CNN4 teachers -> CNN3 students; accuracy on the held-out test split of
+each run's best-validation checkpoint; every setting is chosen on validation accuracy.
+
+Schedules (measured cheapest that converge, see BENCHMARKS.md): teachers 150 epochs AdamW lr
+3e-3, students 150 epochs AdamW lr 1e-2, batch 64, 1 epoch warm-up, cosine decay to 0.
+
+Methods (each a config of the product, fed by the exact teacher cache):
+``alone`` (CE); ``kl`` (one teacher); ``kl_grid`` (8 dihedral x 3x3 crop views, cached);
+``kl_feat`` (KL + feature cosine); ``ens3`` (mean logits of 3 teachers, seeds 0-2); ``oof3``
+(3 fold teachers, each image labelled by the teacher that did not train on it).
+
+Resumable and parallel by lanes: ``python -m benchmarks.converged --lane teachers`` and
+``--lane students`` in two shells (one torch thread each); a student whose teacher is not
+finished yet waits. ``--summarise`` writes ``results/converged.json`` and the Markdown section
+from the finished runs (labelled partial while runs are missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import time
+from pathlib import Path
+
+from benchmarks.aid import _ci, _pm, paired
+from geodistill.config import build_config
+from geodistill.engine.api import train
+from geodistill.engine.convergence import evidence
+
+HERE = Path(__file__).resolve().parent
+AID = Path(os.environ.get("GEODISTILL_AID", HERE.parents[1] / "shared" / "data" / "aid150"))
+RESULTS = HERE / "results"
+SEEDS = [0, 1, 2, 3, 4]
+FOLDS = 3
+TEACHER = {"model": "cnn4", "epochs": 150, "lr": 3e-3}
+STUDENT = {"model": "cnn3", "epochs": 150, "lr": 1e-2}
+TUNE = [(0.5, 4.0), (0.9, 4.0), (0.5, 2.0), (0.9, 8.0)]  # (α, T) of KL, tried on seed 0 by validation
+
+
+def base(out: Path, cache: Path, train_over: dict, data_over: dict | None = None) -> dict:
+    """The run spec shared by every run: AID at 32 px, split seed 0, batch 64."""
+    data = {"dataset": "folder", "root": str(AID), "size": 32, "split_seed": 0, "cache_dir": str(cache)}
+    return {
+        "data": {**data, **(data_over or {})},
+        "train": {"batch_size": 64, "warmup_epochs": 1, "progress": False, **train_over},
+        "out": str(out),
+    }
+
+
+def teacher_runs(out: Path, cache: Path) -> dict[str, dict]:
+    """Three full-data teachers (seeds 0-2) and ``FOLDS`` fold teachers (seed 0)."""
+    runs = {f"t4_s{s}": base(out, cache, {**TEACHER, "seed": s}) for s in (0, 1, 2)}
+    for k in range(FOLDS):
+        runs[f"t4_fold{k}"] = base(out, cache, {**TEACHER, "seed": 0}, {"folds": FOLDS, "hold_out": k})
+    return runs
+
+
+def method_distill(out: Path, method: str, alpha: float, T: float) -> tuple[dict, dict]:
+    """(data override, distill section) of a method at (α, T)."""
+    ckpt = lambda name: str(out / name / "model.ckpt")  # noqa: E731
+    kl = {"loss": "kl", "alpha": alpha, "T": T, "teacher": ckpt("t4_s0")}
+    return {
+        "kl": ({}, kl),
+        "kl_grid": ({"augment": "dihedral+grid", "crop_grid": 3, "crop_pad": 4}, kl),
+        "kl_feat": ({}, {**kl, "loss": "kl+feat", "beta": 1.0}),
+        "ens3": ({}, {**kl, "teacher": [ckpt(f"t4_s{s}") for s in (0, 1, 2)], "ensemble": "logits"}),
+        "oof3": ({}, {**kl, "teacher": [ckpt(f"t4_fold{k}") for k in range(FOLDS)], "ensemble": "out_of_fold"}),
+    }[method]
+
+
+def student_run(out: Path, cache: Path, method: str, seed: int, alpha: float = 0.5, T: float = 4.0) -> dict:
+    """The spec of one student: alone, or a method at (α, T)."""
+    if method == "alone":
+        return base(out, cache, {**STUDENT, "seed": seed})
+    data_over, distill = method_distill(out, method, alpha, T)
+    return {**base(out, cache, {**STUDENT, "seed": seed}, data_over), "distill": distill}
+
+
+def _teachers_of(spec: dict) -> list[str]:
+    t = (spec.get("distill") or {}).get("teacher")
+    return [] if not t else [t] if isinstance(t, str) else t
+
+
+def run_one(name: str, spec: dict, out: Path, role: str | None = None) -> dict:
+    """Train ``name`` unless finished (resumes a half-finished run); waits for its teachers."""
+    while not all(Path(t).is_file() and (Path(t).parent / "results.json").is_file() for t in _teachers_of(spec)):
+        time.sleep(30)
+    return train(build_config(spec, where=name), out / name, resume=True, role=role)
+
+
+def _val(out: Path, name: str) -> float | None:
+    f = out / name / "results.json"
+    return json.loads(f.read_text())["val_accuracy"] if f.is_file() else None
+
+
+def tuned(out: Path) -> tuple[float, float] | None:
+    """The (α, T) of KL with the best validation accuracy on seed 0 (None until all are done)."""
+    vals = {at: _val(out, f"tune_a{at[0]}_T{at[1]:g}") for at in TUNE}
+    if any(v is None for v in vals.values()):
+        return None
+    return max(vals, key=lambda at: vals[at])
+
+
+def student_plan(out: Path, cache: Path) -> list[tuple[str, dict]]:
+    """Alone on every seed, the (α, T) tuning on seed 0, then each method on every seed."""
+    plan = [(f"alone_s{s}", student_run(out, cache, "alone", s)) for s in SEEDS]
+    plan += [(f"tune_a{a}_T{T:g}", student_run(out, cache, "kl", 0, a, T)) for a, T in TUNE]
+    return plan
+
+
+def method_plan(out: Path, cache: Path, alpha: float, T: float) -> list[tuple[str, dict]]:
+    methods = ["kl", "kl_grid", "kl_feat", "ens3", "oof3"]  # single-teacher methods first
+    return [(f"{m}_s{s}", student_run(out, cache, m, s, alpha, T)) for m in methods for s in SEEDS]
+
+
+def lane_teachers(out: Path, cache: Path) -> None:
+    for name, spec in teacher_runs(out, cache).items():
+        run_one(name, spec, out, role="teacher")
+
+
+def lane_students(out: Path, cache: Path) -> None:
+    for name, spec in student_plan(out, cache):
+        run_one(name, spec, out)
+    alpha, T = tuned(out)
+    for name, spec in method_plan(out, cache, alpha, T):
+        run_one(name, spec, out)
+
+
+# ---------------------------------------------------------------- summary
+
+
+def _load(out: Path) -> dict[str, dict]:
+    rows = {}
+    for f in sorted(out.glob("*/results.json")):
+        rows[f.parent.name] = json.loads(f.read_text())
+    return rows
+
+
+def _conv(r: dict) -> bool:
+    """The run's convergence flag (recomputed from its history when results.json predates it)."""
+    if isinstance(r.get("convergence"), dict):
+        return bool(r["convergence"]["converged"])
+    h = r["history"]
+    lr0 = r["config"]["train"]["lr"]
+    return evidence([x["val_acc"] for x in h], r["best_epoch"], h[-1]["lr"] / lr0)["converged"]
+
+
+def _by_seed(rows: dict[str, dict], prefix: str) -> dict[int, float]:
+    return {r["seed"]: r["metrics"]["accuracy"] for n, r in rows.items() if n.rsplit("_s", 1)[0] == prefix}
+
+
+def _minutes(rows: dict[str, dict], prefix: str) -> float:
+    return sum(r["wall_time_s"] for n, r in rows.items() if n.startswith(prefix)) / 60
+
+
+def summarise(out: Path) -> tuple[str, dict]:
+    """The Markdown section and the converged.json tier object from the finished runs."""
+    rows = _load(out)
+    alone = _by_seed(rows, "alone")
+    methods = ["kl", "kl_grid", "ens3", "oof3", "kl_feat"]
+    lines = [
+        "| run | n | test acc (mean ± sd) | Δ vs alone [95% CI] (wins) | converged | student min/run |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for t in [n for n in rows if n.startswith("t4_")]:
+        r = rows[t]
+        lines.append(
+            f"| teacher {t} | 1 | {100 * r['metrics']['accuracy']:.2f} | – | "
+            f"{'yes' if _conv(r) else 'no'} | {r['wall_time_s'] / 60:.1f} |"
+        )
+    val = {}
+    for m in ["alone", *methods]:
+        acc = _by_seed(rows, m)
+        if not acc:
+            continue
+        runs = [r for n, r in rows.items() if n.rsplit("_s", 1)[0] == m]
+        val[m] = statistics.fmean(r["val_accuracy"] for r in runs)
+        conv = f"{sum(_conv(r) for r in runs)}/{len(runs)}"
+        d = "–" if m == "alone" else _ci(paired(acc, alone))
+        mins = statistics.fmean(r["wall_time_s"] for r in runs) / 60
+        lines.append(f"| {m} | {len(acc)} | {_pm(list(acc.values()))} | {d} | {conv} | {mins:.1f} |")
+    best = max((m for m in methods if m in val), key=lambda m: val[m], default=None)
+    tier = _tier(rows, alone, best)
+    return "\n".join(lines), tier
+
+
+def _tier(rows: dict[str, dict], alone: dict[int, float], best: str | None) -> dict:
+    """The converged.json object of the thesis tier (best method chosen by validation accuracy)."""
+    b = _by_seed(rows, best) if best else {}
+    p = paired(b, alone) if b else None
+    students = [r for n, r in rows.items() if not n.startswith("t4_") and not n.startswith("tune_")]
+    pct = lambda xs: (100 * statistics.fmean(xs), 100 * statistics.stdev(xs)) if len(xs) > 1 else (None, None)  # noqa: E731
+    (am, asd), (bm, bsd) = pct(list(alone.values())), pct(list(b.values()))
+    t0 = rows.get("t4_s0")
+    return {
+        "dataset": "AID (aid150)",
+        "size": 32,
+        "teacher": "cnn4",
+        "student": "cnn3",
+        "teacher_acc": 100 * t0["metrics"]["accuracy"] if t0 else None,
+        "alone_mean": am,
+        "alone_std": asd,
+        "best_method": best,
+        "best_mean": bm,
+        "best_std": bsd,
+        "gain_mean": 100 * p["mean"] if p else None,
+        "gain_ci_low": 100 * p["lo"] if p and p["n"] > 1 else None,
+        "gain_ci_high": 100 * p["hi"] if p and p["n"] > 1 else None,
+        "n_seeds": p["n"] if p else 0,
+        "epochs": {"teacher": TEACHER["epochs"], "student": STUDENT["epochs"]},
+        "converged_runs": sum(_conv(r) for r in rows.values()),
+        "total_runs": len(rows),
+        "minutes_total": round(sum(r["wall_time_s"] for r in rows.values()) / 60, 1),
+        "partial": len(students) < len(SEEDS) * 6,
+    }
+
+
+def main(out_dir: Path, quick: bool = False) -> str:
+    """Both lanes in this process (slow: prefer two ``--lane`` processes), then the summary."""
+    cache = out_dir / "cache"
+    lane_teachers(out_dir, cache)
+    lane_students(out_dir, cache)
+    return write_summary(out_dir)
+
+
+def write_summary(out: Path) -> str:
+    table, tier = summarise(out)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "converged.json").write_text(json.dumps([tier], indent=2) + "\n")
+    head = "## Converged distillation on AID (32 px, CNN4 → CNN3)\n\n"
+    if tier["partial"]:
+        head += "**Partial: not every run of the plan has finished.**\n\n"
+    return head + table + "\n"
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.converged")
+    ap.add_argument("--lane", choices=["teachers", "students"])
+    ap.add_argument("--summarise", action="store_true")
+    default = Path(os.environ.get("GEODISTILL_BENCH_DIR", "/tmp/geodistill-bench")) / "converged"
+    ap.add_argument("--out", type=Path, default=default, help="the runs' folder")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    out = args.out
+    if args.lane == "teachers":
+        lane_teachers(out, out / "cache")
+    elif args.lane == "students":
+        lane_students(out, out / "cache")
+    if args.summarise:
+        print(write_summary(out))
