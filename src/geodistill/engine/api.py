@@ -12,6 +12,7 @@ import os
 import platform
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ from geodistill.data.prepare import TrainData, checkpoint_data_config, default_c
 from geodistill.data.transforms import Normalizer, view_plan
 from geodistill.engine.cache import OnTheFlyTeacher, build_teacher_cache
 from geodistill.engine.checkpoint import load_checkpoint, load_classifier
+from geodistill.engine.convergence import resolve_epochs, run_evidence
 from geodistill.engine.trainer import evaluate_split, fit, get_fabric
 from geodistill.errors import GeodistillError
 from geodistill.losses import Objective, get_preset
@@ -138,6 +140,7 @@ def train(
     fabric = get_fabric(cfg)
     wall0 = time.perf_counter()
     data = data or prepare_data(cfg)
+    cfg, epochs_auto = resolve_epochs(cfg, len(data.train))  # once: schedule, checkpoints, results agree
 
     teacher, t_norm = None, None
     if cfg.distill.teacher:
@@ -152,7 +155,8 @@ def train(
         teacher_source, cache_seconds = _teacher_source(cfg, data, fabric, teacher, t_norm)
     logger.info(
         f"[{run_dir.name}] {cfg.train.model} on {cfg.data.dataset} ({len(data.train)} train / "
-        f"{len(data.val)} val / {len(data.test)} test, {data.size}px): {objective}"
+        f"{len(data.val)} val / {len(data.test)} test, {data.size}px): {objective}, "
+        f"{cfg.train.epochs} epochs{' (auto)' if epochs_auto else ''}"
     )
     meta = {"arch": cfg.train.model}
     state = fit(cfg, data, student, objective, teacher_source, run_dir, meta=meta, resume=resume)
@@ -163,34 +167,55 @@ def train(
         best, data.size, batches=(1, 32), normalizer=data.normalizer.to_dict(), warmup=2, repeats=15, max_seconds=3.0
     )
     role = role or ("distilled" if objective.needs_teacher else "student")
-    results = RunResult(
-        run_id=run_dir.name,
-        role=role,
-        dataset=cfg.data.dataset,
-        model=cfg.train.model,
-        teacher=cfg.distill.teacher,
-        objective=str(objective),
-        objective_name="teacher" if role == "teacher" else cfg.distill.loss,
-        **hyper(cfg.distill.loss, role, cfg.distill.alpha, cfg.distill.beta, cfg.distill.T),
-        seed=cfg.train.seed,
+    results = _run_result(
+        cfg,
+        run_dir.name,
+        role,
+        str(objective),
+        state,
         size=data.size,
         metrics=test,
-        val_accuracy=state["best_val"],
-        best_epoch=state["best_epoch"],
         cost=cost,
-        epochs=len(state["history"]),
+        epochs_auto=epochs_auto,
         wall_time_s=time.perf_counter() - wall0,
         teacher_cache_s=cache_seconds,
-        history=state["history"],
-        config=cfg.model_dump(),
-        machine=_machine(),
-    ).to_dict()
+    )
     if fabric.is_global_zero:
         write_json_atomic(results_path, results)
         (run_dir / "last.ckpt").unlink(missing_ok=True)
     fabric.barrier()
-    logger.info(f"[{run_dir.name}] test accuracy {test['accuracy']:.4f}, macro-F1 {test['f1_macro']:.4f}")
+    conv = results["convergence"]
+    logger.info(
+        f"[{run_dir.name}] test accuracy {test['accuracy']:.4f}, macro-F1 {test['f1_macro']:.4f}; "
+        f"{'converged' if conv['converged'] else 'NOT converged'} (late slope {conv['late_slope_pts']:.2f} "
+        f"points per 10% of the run, final lr {conv['lr_end_ratio']:.0%} of peak)"
+    )
     return results
+
+
+def _run_result(cfg: RunConfig, run_id: str, role: str, objective: str, state: dict, **measured: Any) -> dict:
+    """results.json of a finished run: identity from ``cfg``, ``measured`` (the other `RunResult`
+    fields: size, metrics, cost, times), the final ``state`` and the convergence evidence of its
+    history (`engine.convergence.run_evidence`)."""
+    return RunResult(
+        run_id=run_id,
+        role=role,
+        dataset=cfg.data.dataset,
+        model=cfg.train.model,
+        teacher=cfg.distill.teacher,
+        objective=objective,
+        objective_name="teacher" if role == "teacher" else cfg.distill.loss,
+        **hyper(cfg.distill.loss, role, cfg.distill.alpha, cfg.distill.beta, cfg.distill.T),
+        seed=cfg.train.seed,
+        val_accuracy=state["best_val"],
+        best_epoch=state["best_epoch"],
+        epochs=len(state["history"]),
+        convergence=run_evidence(state["history"], state["best_epoch"], cfg.train.lr),
+        history=state["history"],
+        config=cfg.model_dump(),
+        machine=_machine(),
+        **measured,
+    ).to_dict()
 
 
 def distill(cfg: RunConfig, run_dir: str | Path | None = None, **kw) -> dict:
