@@ -41,6 +41,9 @@ app.add_typer(data_app, name="data")
 Root = Annotated[str | None, typer.Option("--root", help="Dataset folder (not needed for synthetic).")]
 Size = Annotated[int | None, typer.Option("--size", help="Square image size in pixels (32, 64, 224, ...).")]
 Sets = Annotated[list[str] | None, typer.Option("--set", help="Config override section.key=value (repeatable).")]
+Epochs = Annotated[
+    str | None, typer.Option("--epochs", help="A number, or 'auto' (a budget of train.auto_images images seen).")
+]
 ConfigFile = Annotated[Path | None, typer.Option("--config", help="YAML config file (sections data/train/distill).")]
 
 
@@ -124,7 +127,7 @@ def train(
     root: Root = None,
     model: Annotated[str | None, typer.Option()] = None,
     size: Size = None,
-    epochs: Annotated[int | None, typer.Option()] = None,
+    epochs: Epochs = None,
     batch_size: Annotated[int | None, typer.Option()] = None,
     lr: Annotated[float | None, typer.Option()] = None,
     seed: Annotated[int | None, typer.Option()] = None,
@@ -177,7 +180,7 @@ def distill(
     dataset: Annotated[str | None, typer.Option()] = None,
     root: Root = None,
     size: Size = None,
-    epochs: Annotated[int | None, typer.Option()] = None,
+    epochs: Epochs = None,
     seed: Annotated[int | None, typer.Option()] = None,
     devices: Annotated[str | None, typer.Option()] = None,
     strategy: Annotated[str | None, typer.Option()] = None,

@@ -15,6 +15,7 @@ from typing import Any
 from geodistill.atomic import write_json
 from geodistill.config import RunConfig, build_config, deep_merge, get_recipe
 from geodistill.engine.api import data_for, train
+from geodistill.engine.convergence import RULE
 from geodistill.errors import GeodistillError
 from geodistill.experiments.stats import GROUP_BY, paired_difference, verdict
 from geodistill.experiments.table import AGGREGATE_METRICS, COST_FIELDS, aggregate, cost_ratios, tidy_rows
@@ -134,10 +135,10 @@ class _TeacherSets:
 
 def summarise(rows: list[dict], teacher: dict | None) -> dict:
     """The comparison table, computed by `experiments`: per objective label (teacher first, then
-    the recipe's order) mean ± sd over seeds of accuracy and macro-F1 and the mean cost
-    (`aggregate`), the paired gain over the student alone (`paired_difference`: mean_diff,
+    the recipe's order) mean ± sd over seeds of accuracy and macro-F1, the mean cost and how many
+    runs converged (`aggregate`), the paired gain over the student alone (`paired_difference`: mean_diff,
     sd_diff, wins of ``pairs`` seeds), the teacher's cost over each line's (`cost_ratios`), and
-    the verdict in words."""
+    the verdict in words (it says when a compared run had not converged)."""
     results = ([dict(teacher, label="teacher")] if teacher else []) + rows
     tidy = [dict(t, label=r["label"]) for t, r in zip(tidy_rows(results), results)]
     groups = aggregate(tidy, by=("label", *GROUP_BY), metrics=(*AGGREGATE_METRICS, *COST_FIELDS))
@@ -153,7 +154,7 @@ def summarise(rows: list[dict], teacher: dict | None) -> dict:
 def _line(g: dict[str, Any], gain: dict[str, Any] | None, ref: dict[str, Any] | None) -> dict[str, Any]:
     """One table line from an aggregate group, its paired gain and the teacher's group."""
     line = {k: g[k] for k in ("label", "model", "n", *(f"{m}_{s}" for m in AGGREGATE_METRICS for s in ("mean", "std")))}
-    line.update({c: g[f"{c}_mean"] for c in COST_FIELDS})
+    line.update({c: g[f"{c}_mean"] for c in COST_FIELDS}, converged=g.get("converged"))
     if gain and gain["n"]:
         line.update(mean_diff=gain["mean_diff"], sd_diff=gain["sd_diff"], wins=gain["wins"], pairs=gain["n"])
     if ref is not None:
@@ -170,22 +171,26 @@ def _ratio(x: float | None) -> str:
 
 
 def format_summary(summary: dict) -> str:
-    """The comparison table as Markdown (accuracy and F1 in %, mean ± std over seeds)."""
+    """The comparison table as Markdown (accuracy and F1 in %, mean ± std over seeds; converged:
+    runs that met the convergence rule of those that record it, '–' for none), the rule, the verdict."""
     head = (
-        "| model / objective | n | accuracy % | macro-F1 % | gain vs alone (pts) | wins | params | MFLOPs | size KB "
-        "| latency ms | × params | × FLOPs | × latency |"
+        "| model / objective | n | converged | accuracy % | macro-F1 % | gain vs alone (pts) | wins | params | MFLOPs "
+        "| size KB | latency ms | × params | × FLOPs | × latency |"
     )
-    lines = [head, "|---|" + "---:|" * 12]
+    lines = [head, "|---|" + "---:|" * 13]
     for t in summary["table"]:
         gain = _pm(t["mean_diff"], t["sd_diff"]) if "mean_diff" in t else "–"
         wins = f"{t['wins']}/{t['pairs']}" if "wins" in t else "–"
         lat = f"{t['latency_ms']:.2f}" if _finite(t.get("latency_ms")) else "–"
         lines.append(
-            f"| {t['label']} ({t['model']}) | {t['n']} | {_pm(t['accuracy_mean'], t['accuracy_std'])} | "
+            f"| {t['label']} ({t['model']}) | {t['n']} | {t.get('converged') or '–'} | "
+            f"{_pm(t['accuracy_mean'], t['accuracy_std'])} | "
             f"{_pm(t['f1_macro_mean'], t['f1_macro_std'])} | {gain} | {wins} | {t['params']:,.0f} | "
             f"{t['flops'] / 1e6:.1f} | {t['size_bytes'] / 1024:.0f} | {lat} | {_ratio(t.get('params_ratio'))} | "
             f"{_ratio(t.get('flops_ratio'))} | {_ratio(t.get('speedup'))} |"
         )
+    if any(t.get("converged") for t in summary["table"]):
+        lines += ["", f"Converged: {RULE}."]
     if summary.get("verdict"):
         lines += ["", summary["verdict"]]
     return "\n".join(lines) + "\n"

@@ -41,7 +41,9 @@ class RunResult:
     val_accuracy: float | None = None
     best_epoch: int | None = None
     cost: dict | None = None
-    epochs: int | None = None
+    epochs: int | None = None  # epochs run (the resolved number when train.epochs was "auto")
+    epochs_auto: bool | None = None  # train.epochs was "auto" (config holds the resolved number)
+    convergence: dict | None = None  # engine.convergence.evidence: late slope, lr ratio, `converged`
     wall_time_s: float | None = None
     teacher_cache_s: float | None = None
     history: list | None = None

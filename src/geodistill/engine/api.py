@@ -12,6 +12,7 @@ import os
 import platform
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -19,6 +20,7 @@ from geodistill.atomic import write_json as write_json_atomic
 from geodistill.config import RunConfig
 from geodistill.data.prepare import TrainData, checkpoint_data_config, prepare_data
 from geodistill.engine.checkpoint import load_checkpoint, load_classifier
+from geodistill.engine.convergence import resolve_epochs, run_evidence
 from geodistill.engine.teachers import describe_method, load_teachers
 from geodistill.engine.teachers import teacher_source as teacher_source_for
 from geodistill.engine.trainer import evaluate_split, fit, get_fabric
@@ -94,6 +96,7 @@ def train(
     fabric = get_fabric(cfg)
     wall0 = time.perf_counter()
     data = data or prepare_data(cfg)
+    cfg, epochs_auto = resolve_epochs(cfg, len(data.train))  # once: schedule, checkpoints, results agree
 
     teachers = load_teachers(cfg, data)  # each sees its own normalisation, which may differ from the student's
     torch.manual_seed(cfg.train.seed)  # same seed -> same initial weights and projector
@@ -106,7 +109,8 @@ def train(
         )
     logger.info(
         f"[{run_dir.name}] {cfg.train.model} on {cfg.data.dataset} ({len(data.train)} train / "
-        f"{len(data.val)} val / {len(data.test)} test, {data.size}px): {objective}"
+        f"{len(data.val)} val / {len(data.test)} test, {data.size}px): {objective}, "
+        f"{cfg.train.epochs} epochs{' (auto)' if epochs_auto else ''}"
     )
     meta = {"arch": cfg.train.model}
     state = fit(cfg, data, student, objective, teacher_source, run_dir, meta=meta, resume=resume)
@@ -117,35 +121,56 @@ def train(
         best, data.size, batches=(1, 32), normalizer=data.normalizer.to_dict(), warmup=2, repeats=15, max_seconds=3.0
     )
     role = role or ("distilled" if objective.needs_teacher else "student")
-    results = RunResult(
-        run_id=run_dir.name,
-        role=role,
-        dataset=cfg.data.dataset,
-        model=cfg.train.model,
-        teacher=cfg.distill.teacher,
-        objective=str(objective),
-        objective_name="teacher" if role == "teacher" else cfg.distill.loss,
-        **hyper(cfg.distill.loss, role, cfg.distill.alpha, cfg.distill.beta, cfg.distill.T),
-        seed=cfg.train.seed,
+    results = _run_result(
+        cfg,
+        run_dir.name,
+        role,
+        str(objective),
+        state,
         size=data.size,
         method=describe_method(cfg),
         metrics=test,
-        val_accuracy=state["best_val"],
-        best_epoch=state["best_epoch"],
         cost=cost,
-        epochs=len(state["history"]),
+        epochs_auto=epochs_auto,
         wall_time_s=time.perf_counter() - wall0,
         teacher_cache_s=cache_seconds,
-        history=state["history"],
-        config=cfg.model_dump(),
-        machine=_machine(),
-    ).to_dict()
+    )
     if fabric.is_global_zero:
         write_json_atomic(results_path, results)
         (run_dir / "last.ckpt").unlink(missing_ok=True)
     fabric.barrier()
-    logger.info(f"[{run_dir.name}] test accuracy {test['accuracy']:.4f}, macro-F1 {test['f1_macro']:.4f}")
+    conv = results["convergence"]
+    logger.info(
+        f"[{run_dir.name}] test accuracy {test['accuracy']:.4f}, macro-F1 {test['f1_macro']:.4f}; "
+        f"{'converged' if conv['converged'] else 'NOT converged'} (late slope {conv['late_slope_pts']:.2f} "
+        f"points per 10% of the run, final lr {conv['lr_end_ratio']:.0%} of peak)"
+    )
     return results
+
+
+def _run_result(cfg: RunConfig, run_id: str, role: str, objective: str, state: dict, **measured: Any) -> dict:
+    """results.json of a finished run: identity from ``cfg``, ``measured`` (the other `RunResult`
+    fields: size, metrics, cost, times), the final ``state`` and the convergence evidence of its
+    history (`engine.convergence.run_evidence`)."""
+    return RunResult(
+        run_id=run_id,
+        role=role,
+        dataset=cfg.data.dataset,
+        model=cfg.train.model,
+        teacher=cfg.distill.teacher,
+        objective=objective,
+        objective_name="teacher" if role == "teacher" else cfg.distill.loss,
+        **hyper(cfg.distill.loss, role, cfg.distill.alpha, cfg.distill.beta, cfg.distill.T),
+        seed=cfg.train.seed,
+        val_accuracy=state["best_val"],
+        best_epoch=state["best_epoch"],
+        epochs=len(state["history"]),
+        convergence=run_evidence(state["history"], state["best_epoch"], cfg.train.lr),
+        history=state["history"],
+        config=cfg.model_dump(),
+        machine=_machine(),
+        **measured,
+    ).to_dict()
 
 
 def distill(cfg: RunConfig, run_dir: str | Path | None = None, **kw) -> dict:

@@ -15,13 +15,17 @@ run records the evidence and a flag. The rule (stated once, here, and in docs/ar
   length would likely have gained more with a longer budget.
 
 ``auto_epochs`` turns a budget of *images seen* into epochs, so a small training set gets more
-passes and a large one fewer: ``E = clamp(ceil(images / n_train), lo, hi)``.
+passes and a large one fewer: ``E = clamp(ceil(images / n_train), lo, hi)``. A config's
+``train.epochs: auto`` is resolved once, where the training split is known (`resolve_epochs`), and
+the resolved number is what the schedule, the progress lines and the saved config use.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+
+from geodistill.config import RunConfig
 
 CONVERGED_SLOPE = 0.5  # accuracy points per 10% of the run, over the last 20%
 MIN_EPOCHS = 10
@@ -95,6 +99,10 @@ RULE = (
     f"{CONVERGED_SLOPE} points per 10% of the run over its last {LATE_FRACTION:.0%} (least-squares slope) "
     f"with the learning rate decayed to at most {LR_DECAYED:.0%} of its peak, after at least {MIN_EPOCHS} epochs"
 )
+NOT_CONVERGED = (  # why a run fails the rule, in a phrase for verdicts
+    f"late slope ≥ {CONVERGED_SLOPE} points per 10% of the run, learning rate above {LR_DECAYED:.0%} "
+    f"of its peak at the end, or fewer than {MIN_EPOCHS} epochs"
+)
 
 
 def auto_epochs(n_train: int, images: int, lo: int = 30, hi: int = 400) -> int:
@@ -102,3 +110,19 @@ def auto_epochs(n_train: int, images: int, lo: int = 30, hi: int = 400) -> int:
     if n_train < 1:
         raise ValueError("the training split is empty")
     return max(lo, min(hi, math.ceil(images / n_train)))
+
+
+def resolve_epochs(cfg: RunConfig, n_train: int) -> tuple[RunConfig, bool]:
+    """``cfg`` with ``train.epochs = "auto"`` replaced by ``auto_epochs(n_train, train.auto_images)``
+    (a copy; an int is kept), and whether it was auto."""
+    if cfg.train.epochs != "auto":
+        return cfg, False
+    epochs = auto_epochs(n_train, cfg.train.auto_images)
+    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": epochs})}), True
+
+
+def run_evidence(history: Sequence[dict], best_epoch: int, peak_lr: float) -> dict:
+    """`evidence` of a finished run from its epoch rows (``val_acc``, ``lr``):
+    ``lr_end_ratio`` = the last epoch's lr / ``peak_lr``."""
+    lr_end = history[-1]["lr"] / peak_lr if history else 1.0
+    return evidence([row["val_acc"] for row in history], best_epoch, lr_end)

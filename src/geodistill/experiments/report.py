@@ -26,6 +26,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from geodistill.engine.convergence import RULE
 from geodistill.experiments import plots
 from geodistill.experiments.stats import paired_difference, pretty_objective, setting_label, verdict
 from geodistill.experiments.table import (
@@ -34,6 +35,7 @@ from geodistill.experiments.table import (
     alpha_table,
     atomic_write_text,
     collect,
+    converged_cell,
     display_rows,
     format_mean_std,
     format_value,
@@ -61,6 +63,7 @@ COMPACT_COLUMNS = (
     "f1_macro",
     "params",
     "epochs",
+    "converged",
     "wall_time_s",
     "status",
 )
@@ -69,6 +72,10 @@ _TS_NOTE = (
     "Per dataset: the teacher, the student trained alone and the distilled setting with the highest "
     "mean accuracy; mean ± sd over seeds; cost is the mean over seeds; × fewer params, × fewer FLOPs "
     "and × faster are the teacher's cost divided by the row's (latency only where measured)."
+)
+_AGG_NOTE = (
+    "Sample standard deviation (n − 1); – where a setting has a single seed. converged: how many runs met "
+    f"the convergence rule, of those that record it (– where none does). The rule: {RULE}."
 )
 _NO_ALPHA = "No α sweep among these runs: an α table needs one objective run at two or more α values."
 
@@ -154,6 +161,7 @@ def _runs_summary(results: Sequence[dict[str, Any]], rows: Sequence[dict[str, An
         ("T values", _distinct(rows, "T")),
         ("seeds", _distinct(rows, "seed")),
         ("epochs", _distinct(rows, "epochs")),
+        ("converged", converged_cell([r.get("converged") for r in rows if r.get("status", "ok") == "ok"]) or "–"),
     ]
 
 
@@ -434,6 +442,7 @@ def _teacher_student_display(long_rows: Sequence[dict[str, Any]]) -> list[dict[s
                 "× fewer params": _ratio(r["params_ratio"]),
                 "× fewer FLOPs": _ratio(r["flops_ratio"]),
                 "× faster": _ratio(r["speedup"]),
+                "converged": r.get("converged") or "–",
             }
         )
     return out
@@ -511,7 +520,7 @@ def _render_html(ctx: dict[str, Any]) -> str:
         _kv_html(ctx["machine"], "machine"),
         "</section>",
         '<section id="aggregate"><h2>Mean ± sd over seeds</h2>',
-        '<p class="muted">Sample standard deviation (n − 1); – where a setting has a single seed.</p>',
+        f'<p class="muted">{e(_AGG_NOTE)}</p>',
         _html_table(ctx["aggregate"], "aggregate"),
         "</section>",
         '<section id="thesis-tables"><h2>The thesis tables</h2>',
@@ -595,7 +604,7 @@ def _render_md(ctx: dict[str, Any], out_dir: Path) -> str:
         _kv_md(ctx["machine"]),
         "## Mean ± sd over seeds",
         "",
-        "Sample standard deviation (n − 1); – where a setting has a single seed.",
+        _md_text(_AGG_NOTE),
         "",
         markdown_table(ctx["aggregate"]) or "No rows.",
         "",

@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from geodistill.engine.convergence import NOT_CONVERGED
 from geodistill.errors import GeodistillWarning
 from geodistill.experiments.table import AGGREGATE_BY, check_columns, sort_key
 from geodistill.losses import loss_prose
@@ -93,6 +94,34 @@ def _is_baseline(row: dict[str, Any], baseline: str) -> bool:
     return row.get("objective_name") == baseline and row.get("role", "student") == "student"
 
 
+def _baselines(rows: Sequence[dict[str, Any]], baseline: str) -> dict[tuple, list[dict[str, Any]]]:
+    """The baseline runs per (dataset, model, seed); several for one key are averaged, with a warning."""
+    base: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rows:
+        if _is_baseline(r, baseline):
+            base.setdefault((r.get("dataset"), r.get("model"), r.get("seed")), []).append(r)
+    for (ds, model, seed), runs in base.items():
+        if len(runs) > 1:
+            warnings.warn(
+                f"{len(runs)} '{baseline}' runs for dataset {ds}, model {model}, seed {seed}; "
+                "their mean is used as the baseline.",
+                GeodistillWarning,
+                stacklevel=3,
+            )
+    return base
+
+
+def _run_key(row: dict[str, Any]) -> str:
+    """A run's identity for counting it once: its run_id, else its setting and seed."""
+    return str(row.get("run_id") or (*(row.get(k) for k in GROUP_BY), row.get("seed"), row.get("role")))
+
+
+def _flag(row: dict[str, Any]) -> bool | None:
+    """The run's `converged` flag; None when it records none (results from before it was kept)."""
+    v = row.get("converged")
+    return v if isinstance(v, bool) else None
+
+
 def paired_difference(
     rows: Iterable[dict[str, Any]], baseline: str = "student", metric: str = "accuracy"
 ) -> list[dict[str, Any]]:
@@ -100,73 +129,61 @@ def paired_difference(
     the baseline run (objective_name `baseline`, role 'student') of the same dataset, model and
     seed. Returns one row per setting with n (pairs), mean_diff, sd_diff, ci_low, ci_high
     (95%, t distribution; nan when n < 2), wins (d_i > 0), losses (d_i < 0), the means of
-    the setting and the baseline over the paired seeds, and the seeds without a baseline.
-    Differences are in the metric's own units (fractions for accuracy/F1)."""
+    the setting and the baseline over the paired seeds, the seeds without a baseline, and
+    `_converged_by_run` (run -> `converged` flag or None, for every run in a pair, the baseline's
+    included; `_` keeps it out of tables). Differences are in the metric's own units."""
     rows = list(rows)
     check_columns(rows, [*GROUP_BY, metric], "paired_difference")
     rows = [r for r in rows if _ok(r, metric)]
-    base: dict[tuple, list[float]] = {}
-    for r in rows:
-        if _is_baseline(r, baseline):
-            base.setdefault((r.get("dataset"), r.get("model"), r.get("seed")), []).append(float(r[metric]))
-    for (ds, model, seed), values in base.items():
-        if len(values) > 1:
-            warnings.warn(
-                f"{len(values)} '{baseline}' runs for dataset {ds}, model {model}, seed {seed}; "
-                "their mean is used as the baseline.",
-                GeodistillWarning,
-                stacklevel=2,
-            )
-    baseline_value = {k: statistics.fmean(v) for k, v in base.items()}
-
+    base = _baselines(rows, baseline)
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
-        if _is_baseline(r, baseline) or r.get("role") == "teacher":
-            continue
-        groups.setdefault(tuple(r.get(k) for k in GROUP_BY), []).append(r)
-
+        if not (_is_baseline(r, baseline) or r.get("role") == "teacher"):
+            groups.setdefault(tuple(r.get(k) for k in GROUP_BY), []).append(r)
     out = []
     for key, members in groups.items():
-        by_seed: dict[Any, list[float]] = {}
+        by_seed: dict[Any, list[dict[str, Any]]] = {}
         for r in members:
-            by_seed.setdefault(r.get("seed"), []).append(float(r[metric]))
-        pairs, missing = [], []
+            by_seed.setdefault(r.get("seed"), []).append(r)
+        pairs, missing, flags = [], [], {}
         for seed in sorted(by_seed, key=lambda s: (str(type(s)), s)):
-            x = statistics.fmean(by_seed[seed])
-            b = baseline_value.get((key[0], key[1], seed))
+            b = base.get((key[0], key[1], seed))
             if b is None:
                 missing.append(seed)
-            else:
-                pairs.append((seed, x, b))
-        d = [x - b for _, x, b in pairs]
-        n = len(d)
-        mean_d = statistics.fmean(d) if n else math.nan
-        sd = statistics.stdev(d) if n > 1 else math.nan
-        if n > 1:
-            half = t_quantile(0.975, n - 1) * sd / math.sqrt(n)
-            lo, hi = mean_d - half, mean_d + half
-        else:
-            lo = hi = math.nan
-        row = dict(zip(GROUP_BY, key))
-        row.update(
-            objective=members[0].get("objective"),
-            metric=metric,
-            baseline=baseline,
-            n=n,
-            mean=statistics.fmean([x for _, x, _ in pairs]) if n else math.nan,
-            baseline_mean=statistics.fmean([b for _, _, b in pairs]) if n else math.nan,
-            mean_diff=mean_d,
-            sd_diff=sd,
-            ci_low=lo,
-            ci_high=hi,
-            wins=sum(1 for v in d if v > 0),
-            losses=sum(1 for v in d if v < 0),
-            seeds=[s for s, _, _ in pairs],
-            seeds_without_baseline=missing,
-        )
+                continue
+            pairs.append((seed, _mean(by_seed[seed], metric), _mean(b, metric)))
+            flags.update({_run_key(r): _flag(r) for r in [*by_seed[seed], *b]})
+        row = dict(zip(GROUP_BY, key), objective=members[0].get("objective"), metric=metric, baseline=baseline)
+        row.update(_pair_stats(pairs), seeds_without_baseline=missing, _converged_by_run=flags)
         out.append(row)
     out.sort(key=lambda r: tuple(sort_key(r.get(k)) for k in GROUP_BY))
     return out
+
+
+def _mean(runs: Sequence[dict[str, Any]], metric: str) -> float:
+    return statistics.fmean(float(r[metric]) for r in runs)
+
+
+def _pair_stats(pairs: Sequence[tuple[Any, float, float]]) -> dict[str, Any]:
+    """Over (seed, x, base) pairs, d = x − base: n, the means, mean_diff, sd_diff (n − 1),
+    the 95% t interval ci_low/ci_high (nan when n < 2), wins, losses and the paired seeds."""
+    d = [x - b for _, x, b in pairs]
+    n = len(d)
+    mean_d = statistics.fmean(d) if n else math.nan
+    sd = statistics.stdev(d) if n > 1 else math.nan
+    half = t_quantile(0.975, n - 1) * sd / math.sqrt(n) if n > 1 else math.nan
+    return {
+        "n": n,
+        "mean": statistics.fmean([x for _, x, _ in pairs]) if n else math.nan,
+        "baseline_mean": statistics.fmean([b for _, _, b in pairs]) if n else math.nan,
+        "mean_diff": mean_d,
+        "sd_diff": sd,
+        "ci_low": mean_d - half,
+        "ci_high": mean_d + half,
+        "wins": sum(1 for v in d if v > 0),
+        "losses": sum(1 for v in d if v < 0),
+        "seeds": [s for s, _, _ in pairs],
+    }
 
 
 # ---------------------------------------------------------------- verdict in words
@@ -270,7 +287,9 @@ def _capitalize(text: str) -> str:
 def verdict(diff_rows: Sequence[dict[str, Any]]) -> str:
     """One paragraph in plain words from `paired_difference` rows: per dataset and student
     model, the best setting (largest mean difference) judged by its 95% CI, then how many
-    settings clearly beat, do not clearly differ from, or are clearly worse than the baseline."""
+    settings clearly beat, do not clearly differ from, or are clearly worse than the baseline;
+    last, when a compared run had not converged, that the comparison is not evidence
+    (`convergence_note`)."""
     if not diff_rows:
         return "There is nothing to compare: no finished distilled runs besides the baseline and the teachers."
     scopes: dict[tuple, list[dict[str, Any]]] = {}
@@ -293,7 +312,24 @@ def verdict(diff_rows: Sequence[dict[str, Any]]) -> str:
         parts.append(_capitalize(prefix + _sentence(best, lead)))
         if len(rows) > 1:
             parts.append(_tally(rows))
-    return " ".join(parts)
+    note = convergence_note(diff_rows)
+    return " ".join([*parts, note] if note else parts)
+
+
+def convergence_note(diff_rows: Sequence[dict[str, Any]]) -> str:
+    """'' when every compared run that records convergence converged (runs without a record are
+    unknown and not counted); else the sentence saying how many had not, and what to do."""
+    flags: dict[str, bool | None] = {}
+    for r in diff_rows:
+        flags.update(r.get("_converged_by_run") or {})
+    known = [f for f in flags.values() if f is not None]
+    bad = known.count(False)
+    if not bad:
+        return ""
+    return (
+        f"Not evidence of a converged comparison: {bad} of {len(known)} compared runs had not converged "
+        f"({NOT_CONVERGED}); train longer (train.epochs=auto)."
+    )
 
 
 def _tally(rows: Sequence[dict[str, Any]]) -> str:

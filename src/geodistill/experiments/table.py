@@ -108,7 +108,9 @@ def _teachers(t: Any) -> Any:
 def tidy_rows(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """One flat row per run: identity, hyper-parameters, quality metrics, per-class F1
     (`f1[<class>]` columns, the union over all runs, None where a run lacks the class),
-    cost (params, flops, size_bytes, latency_ms), epochs, wall time, status, error."""
+    cost (params, flops, size_bytes, latency_ms), epochs, `converged` (True/False; None for a
+    results.json from before convergence was recorded) and `late_slope_pts` (see
+    `engine.convergence`), wall time, status, error."""
     results = list(results)
     classes: list[str] = []
     for r in results:
@@ -142,6 +144,9 @@ def tidy_rows(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         for k in COST_FIELDS:
             row[k] = _num(cost.get(k))
         row["epochs"] = r.get("epochs")
+        conv = r.get("convergence") if isinstance(r.get("convergence"), dict) else {}
+        row["converged"] = conv.get("converged") if isinstance(conv.get("converged"), bool) else None
+        row["late_slope_pts"] = _num(conv.get("late_slope_pts"))
         row["wall_time_s"] = _num(r.get("wall_time_s"))
         row["status"] = r.get("status", "ok")
         row["error"] = r.get("error")
@@ -183,7 +188,8 @@ def aggregate(
 ) -> list[dict[str, Any]]:
     """Group the runs with status 'ok' by the `by` fields; per group: n, n_failed and, for
     each metric, `<m>_mean` and `<m>_std` (sample std, ddof=1; nan when n = 1). Missing or
-    nan values (e.g. an empty test split) are left out of the mean."""
+    nan values (e.g. an empty test split) are left out of the mean. Rows with a `converged`
+    column give the group a `converged` cell (see `converged_cell`)."""
     rows = list(rows)
     check_columns(rows, [*by, *metrics], "aggregate")
     groups: dict[tuple, list[dict[str, Any]]] = {}
@@ -194,6 +200,7 @@ def aggregate(
             groups.setdefault(key, []).append(row)
         else:
             failed[key] = failed.get(key, 0) + 1
+    with_flags = any("converged" in r for r in rows)
     out = []
     for key in sorted(set(groups) | set(failed), key=lambda k: tuple(sort_key(v) for v in k)):
         members = groups.get(key, [])
@@ -204,8 +211,20 @@ def aggregate(
             values = [float(r[m]) for r in members if is_number(r.get(m))]
             agg[f"{m}_mean"] = statistics.fmean(values) if values else math.nan
             agg[f"{m}_std"] = statistics.stdev(values) if len(values) > 1 else math.nan
+        if with_flags:
+            agg["converged"] = converged_cell([r.get("converged") for r in members])
         out.append(agg)
     return out
+
+
+def converged_cell(flags: Sequence[bool | None]) -> str | None:
+    """'2/3': runs that converged of those that record it, '(1 unknown)' added for runs without a
+    record (old results.json); None when none records it."""
+    known = [f for f in flags if isinstance(f, bool)]
+    if not known:
+        return None
+    unknown = len(flags) - len(known)
+    return f"{sum(known)}/{len(known)}" + (f" ({unknown} unknown)" if unknown else "")
 
 
 # ---------------------------------------------------------------- formatting
@@ -425,7 +444,8 @@ def teacher_student_table(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]
     distilled setting with the highest mean accuracy. Each row: `who`, the setting, n, mean and
     sd over seeds of accuracy and macro precision/recall/F1, the mean cost (params, flops,
     size_bytes, latency_ms), and the best teacher's cost over the row's: `params_ratio`,
-    `flops_ratio`, `speedup` (teacher latency / latency; None where latency is missing)."""
+    `flops_ratio`, `speedup` (teacher latency / latency; None where latency is missing), and
+    `converged` (see `converged_cell`; None where the runs record none)."""
     rows = [r for r in rows if r.get("status", "ok") == "ok"]
     if not rows:
         return []
@@ -453,6 +473,6 @@ def teacher_student_table(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]
                     row[f"{m}_mean"], row[f"{m}_std"] = g[f"{m}_mean"], g[f"{m}_std"]
                 for c in COST_FIELDS:
                     row[c] = g[f"{c}_mean"] if is_number(g[f"{c}_mean"]) else None
-                row.update(cost_ratios(ref, row))
+                row.update(cost_ratios(ref, row), converged=g.get("converged"))
                 out.append(row)
     return out
