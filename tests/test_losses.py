@@ -324,7 +324,7 @@ def test_presets():
     assert list_presets() == list(PRESETS)
     assert set(PRESETS) >= {"student", "kl", "cos", "kl+cos", "thesis", "dkd", "dist"}
     for name in PRESETS:
-        obj = Objective.preset(name, alpha=0.3, T=2.0)
+        obj = Objective.preset(name, alpha=0.3, T=2.0, s_dim=5, t_dim=7)  # feature terms learn a projector
         assert Objective.parse(obj.spec).terms == obj.terms
         total, _ = obj(_inputs())
         assert torch.isfinite(total)

@@ -13,7 +13,7 @@ from geodistill.data.folds import fold_split, make_folds
 from geodistill.data.transforms import apply_view
 from geodistill.data.views import ViewSet
 from geodistill.engine.convergence import auto_epochs, evidence, late_slope, slope, smooth
-from geodistill.engine.teachers import EnsembleSource, OutOfFoldSource, combine_logits
+from geodistill.engine.teachers import EnsembleSource, OutOfFoldSource, ViewMeanSource, combine_logits
 from geodistill.errors import GeodistillError
 from geodistill.losses import LossInputs, Objective
 
@@ -167,3 +167,11 @@ def test_kl_feat_preset_is_the_stated_sum_with_a_projector():
     kl = (p_t * (p_t.log() - F.log_softmax(s / 2, dim=1))).sum(1).mean() * 4  # T² · KL(p_t ‖ p_s)
     cos = (1 - F.cosine_similarity(obj.projector(fs), ft, dim=1)).mean()
     assert torch.allclose(total, 0.7 * ce + 0.3 * kl + 0.3 * cos, atol=1e-6)
+
+
+def test_view_mean_source_answers_the_mean_over_every_view_whatever_the_view_asked():
+    src = ViewMeanSource(_Table(1.0), n_views=8)
+    z, f = src(np.array([2, 5]), torch.tensor([0, 6]), feats=False)
+    assert z[:, 0].tolist() == [20 + 3.5 + 1, 50 + 3.5 + 1] and f is None  # mean of v = 0..7 is 3.5
+    with pytest.raises(GeodistillError, match="single teacher"):
+        src(np.array([2]), torch.tensor([0]), feats=True)

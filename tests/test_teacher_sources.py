@@ -86,6 +86,19 @@ def test_ensemble_answer_is_the_mean_of_its_teachers_logits(work):
         teacher_source(cfg, data, load_teachers(cfg, data), feats=True)
 
 
+def test_view_mean_reads_every_view_of_the_image_from_one_cache(work):
+    path = str(work / "seed0" / "model.ckpt")
+    one = build_config(spec(work, distill={"teacher": path}))
+    cfg = build_config(spec(work, distill={"teacher": path, "view_mean": True}))
+    data = prepare_data(cfg)
+    cache, _ = teacher_source(one, data, load_teachers(one, data), feats=False)
+    src, seconds = teacher_source(cfg, data, load_teachers(cfg, data), feats=False)
+    assert seconds is None  # the same cache, reused
+    idx = np.sort(data.train)[:4]
+    per_view = torch.stack([cache(idx, torch.full((4,), v))[0] for v in range(8)])
+    assert torch.allclose(src(idx, torch.tensor([0, 3, 5, 7]), feats=False)[0], per_view.mean(0), atol=1e-6)
+
+
 def test_out_of_fold_needs_fold_teachers_covering_every_fold(work):
     seeds = [str(work / f"seed{k}" / "model.ckpt") for k in (0, 1)]
     cfg = build_config(spec(work, distill={"teacher": seeds, "ensemble": "out_of_fold"}))

@@ -15,7 +15,7 @@ from typing import Any
 from geodistill.atomic import write_json
 from geodistill.config import RunConfig, build_config, deep_merge, get_recipe
 from geodistill.engine.api import data_for, train
-from geodistill.engine.convergence import RULE
+from geodistill.engine.convergence import BUDGET_GAIN, RULE, budget_check
 from geodistill.errors import GeodistillError
 from geodistill.experiments.stats import GROUP_BY, paired_difference, verdict
 from geodistill.experiments.table import AGGREGATE_METRICS, COST_FIELDS, aggregate, cost_ratios, tidy_rows
@@ -82,6 +82,11 @@ def run(
             rows.append({"label": label, **res})
 
     summary = summarise(rows, tres)
+    if r.get("budget_check") and seeds:
+        alone = next((x for x in rows if x["objective_name"] == "student" and x["seed"] == seeds[0]), None)
+        spec = deep_merge(spec_for("student"), {"train": {"seed": seeds[0]}})
+        if alone is not None:
+            summary["budget_check"] = _budget_check(spec, alone, out_dir, resume, datas, timings)
     summary.update(
         {
             "recipe": recipe,
@@ -96,6 +101,28 @@ def run(
     (out_dir / "summary.md").write_text(format_summary(summary))
     logger.info("\n" + format_summary(summary))
     return summary
+
+
+def _budget_check(spec: dict, alone: dict, out_dir: Path, resume: bool, datas: dict, timings: dict) -> dict:
+    """The student alone of ``alone``'s seed again with twice its epochs: the budget check
+    (`engine.convergence.budget_check`) of the recipe's student budget."""
+    epochs = int(alone["config"]["train"]["epochs"])  # resolved when the recipe says auto
+    cfg = build_config(deep_merge(spec, {"train": {"epochs": 2 * epochs}}), where="the budget check")
+    name = f"student-2x-s{cfg.train.seed}"
+    t0 = time.perf_counter()
+    res = train(cfg, out_dir / name, resume=resume, data=data_for(cfg, datas))
+    timings[name + "_s"] = time.perf_counter() - t0
+    return budget_check(alone["val_accuracy"], res["val_accuracy"], epochs)
+
+
+def _budget_line(b: dict) -> str:
+    """The budget check in one sentence."""
+    state = "the budget is converged" if b["converged"] else "NOT converged: raise train.auto_images (or train.epochs)"
+    return (
+        f"Budget check: the student alone trained {b['epochs_2x']} instead of {b['epochs']} epochs reached "
+        f"{100 * b['val_2x']:.2f}% instead of {100 * b['val']:.2f}% validation accuracy ({b['gain_pts']:+.2f} points): "
+        f"{state} (< {BUDGET_GAIN} points)."
+    )
 
 
 _KIND_SUFFIX = {"one": "", "ensemble": "-ens", "out_of_fold": "-oof"}
@@ -193,6 +220,8 @@ def format_summary(summary: dict) -> str:
         lines += ["", f"Converged: {RULE}."]
     if summary.get("verdict"):
         lines += ["", summary["verdict"]]
+    if summary.get("budget_check"):
+        lines += ["", _budget_line(summary["budget_check"])]
     return "\n".join(lines) + "\n"
 
 

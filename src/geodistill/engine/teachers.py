@@ -103,6 +103,30 @@ class OutOfFoldSource:
         return logits, None
 
 
+class ViewMeanSource:
+    """The teacher's answer for an image averaged over every view id of the cached view set:
+    ``z(x) = 1/V sum_v z_t(v·x)``, whatever view the student sees.
+
+    Scene classes do not change under rotation, flip or a small crop, so this is the teacher
+    with test-time augmentation (which is usually more accurate than the teacher on one view),
+    read from the same cache at no extra teacher cost. Logits only, like the ensembles.
+    """
+
+    def __init__(self, source: TeacherSource, n_views: int) -> None:
+        self.source, self.n_views = source, n_views
+
+    def __call__(
+        self, idx: np.ndarray, views: Tensor, x_u8: Tensor | None = None, feats: bool = True
+    ) -> tuple[Tensor, Tensor | None]:
+        if feats:
+            raise GeodistillError(_NO_FEATURES)
+        total = None
+        for v in range(self.n_views):
+            z, _ = self.source(idx, torch.full((len(idx),), v, dtype=torch.long), None, feats=False)
+            total = z if total is None else total + z
+        return total / self.n_views, None
+
+
 _NO_FEATURES = (
     "feature terms (cos_feat) need a single teacher: features of separately trained networks do not "
     "share one space; use a logit term (kl, cos) with several teachers."
@@ -120,6 +144,8 @@ def describe_method(cfg: RunConfig) -> str:
     elif n > 1:
         parts.append(f"an ensemble of {n} teachers (mean {cfg.distill.ensemble})")
     d = cfg.data
+    if cfg.distill.view_mean:
+        parts.append(f"teacher averaged over {plan_of(d).views} views")
     if d.augment == "dihedral+grid":
         parts.append(f"{d.crop_grid}x{d.crop_grid} crop views")
     if d.folds is not None:
@@ -216,12 +242,12 @@ def teacher_source(
 ) -> tuple[TeacherSource, float | None]:
     """The answers for the student's batches and the seconds spent building caches (None: all
     reused). ``fabric`` None builds in this process alone (e.g. a sweep warming caches)."""
-    if feats and len(teachers) > 1:
+    if feats and (len(teachers) > 1 or cfg.distill.view_mean):
         raise GeodistillError(_NO_FEATURES)
     if plan_of(cfg.data).teacher_runs_live:
-        if len(teachers) > 1:
+        if len(teachers) > 1 or cfg.distill.view_mean:
             raise GeodistillError(
-                "several teachers need a cached view set; "
+                "several teachers and distill.view_mean need a cached view set; "
                 "use data.augment=dihedral or dihedral+grid, not dihedral+crop."
             )
         logger.info("note: random crops are outside the cached view set, so the teacher runs on the fly every step")
@@ -238,8 +264,11 @@ def teacher_source(
     caches, secs = [c for c, _ in built], [s for _, s in built if s is not None]
     seconds = sum(secs) if secs else None
     if len(caches) == 1:
-        return caches[0], seconds
-    if oof:
-        by_fold = [caches[held.index(k)] for k in range(len(caches))]
-        return OutOfFoldSource(fold_of, by_fold), seconds
-    return EnsembleSource(caches, cfg.distill.ensemble, cfg.distill.T), seconds
+        source = caches[0]
+    elif oof:
+        source = OutOfFoldSource(fold_of, [caches[held.index(k)] for k in range(len(caches))])
+    else:
+        source = EnsembleSource(caches, cfg.distill.ensemble, cfg.distill.T)
+    if cfg.distill.view_mean:
+        source = ViewMeanSource(source, plan_of(cfg.data).views)
+    return source, seconds
