@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["speed", "compression", "aid"]
+ORDER = ["speed", "compression", "aid", "converged"]
+RUN_BY_DEFAULT = ORDER[:3]  # converged runs for hours, in lanes: python -m benchmarks.converged
 
 
 def machine() -> str:
@@ -37,7 +38,7 @@ def machine() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks")
-    ap.add_argument("names", nargs="*", default=ORDER, help=f"subset of {ORDER}")
+    ap.add_argument("names", nargs="*", default=RUN_BY_DEFAULT, help=f"subset of {ORDER}")
     ap.add_argument("--quick", action="store_true", help="smaller sizes for a fast check")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("GEODISTILL_BENCH_DIR", "/tmp/geodistill-bench")))
     args = ap.parse_args(argv)
@@ -56,6 +57,11 @@ def main(argv: list[str] | None = None) -> None:
         stamp = f"_Measured {dt.date.today().isoformat()} with `{cmd.strip()}` on {machine()}._\n\n"
         (results / f"{name}.md").write_text(section.rstrip() + "\n\n" + stamp)
         print(section, flush=True)
+    assemble(results)
+
+
+def assemble(results: Path) -> None:
+    """Rewrite BENCHMARKS.md from the sections in ``results`` (in ``ORDER``)."""
     parts = [
         "# geodistill benchmarks\n",
         "Every section says the command that produced it; re-run one with `python -m benchmarks NAME` "

@@ -252,6 +252,8 @@ def test_resume_after_kill_equals_uninterrupted_run(work):
     b = json.loads((runs / "killed" / "results.json").read_text())
     assert a["metrics"]["confusion_matrix"] == b["metrics"]["confusion_matrix"]
     assert [h["train_loss"] for h in a["history"]] == pytest.approx([h["train_loss"] for h in b["history"]], rel=1e-6)
+    # the resumed process's wall time misses the epochs before the kill; train_time_s keeps them
+    assert b["train_time_s"] == pytest.approx(sum(h["time_s"] for h in b["history"])) and len(b["history"]) == 3
     sa = torch.load(runs / "full" / "model.ckpt", weights_only=True)["state_dict"]
     sb = torch.load(runs / "killed" / "model.ckpt", weights_only=True)["state_dict"]
     assert all(torch.equal(sa[k], sb[k]) for k in sa)

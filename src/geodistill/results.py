@@ -44,7 +44,8 @@ class RunResult:
     epochs: int | None = None  # epochs run (the resolved number when train.epochs was "auto")
     epochs_auto: bool | None = None  # train.epochs was "auto" (config holds the resolved number)
     convergence: dict | None = None  # engine.convergence.evidence: late slope, lr ratio, `converged`
-    wall_time_s: float | None = None
+    wall_time_s: float | None = None  # this process's time (a resumed run: since the resume)
+    train_time_s: float | None = None  # training + validation over every epoch, resumes included
     teacher_cache_s: float | None = None
     history: list | None = None
     config: dict | None = None

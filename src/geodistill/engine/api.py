@@ -165,6 +165,7 @@ def _run_result(cfg: RunConfig, run_id: str, role: str, objective: str, state: d
         val_accuracy=state["best_val"],
         best_epoch=state["best_epoch"],
         epochs=len(state["history"]),
+        train_time_s=sum(row["time_s"] for row in state["history"]),
         convergence=run_evidence(state["history"], state["best_epoch"], cfg.train.lr),
         history=state["history"],
         config=cfg.model_dump(),
