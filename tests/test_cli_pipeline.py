@@ -21,6 +21,19 @@ def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+def _cli_to_file(args: list[str], cwd: Path, name: str) -> list[str]:
+    """Run the CLI with its output (stdout and stderr) going to a file, as in CI or a log; its lines."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", GEODISTILL_CACHE=str(cwd / "cache"))
+    path = cwd / name
+    with open(path, "w", encoding="utf-8") as fh:
+        r = subprocess.run(
+            [sys.executable, "-m", "geodistill.cli", *args], stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=cwd
+        )
+    text = path.read_text(encoding="utf-8")
+    assert r.returncode == 0, text[-3000:]
+    return text.splitlines()
+
+
 TINY = {"data": {"n_per_class": 24}, "train": {"epochs": 2, "batch_size": 32, "progress": False}}
 
 
@@ -113,3 +126,30 @@ def test_cli_bad_recipe_and_bad_override_are_one_line(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr and "demo, thesis, paper" in r.stderr
     r = _cli(["train", "--set", "train.lr=-3"], tmp_path)
     assert r.returncode == 2 and "'train.lr'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_train_written_to_a_file_is_at_most_15_lines(tmp_path):
+    args = ["train", "--dataset", "synthetic", "--epochs", "30", "--size", "16", "--out", str(tmp_path / "runs")]
+    args += ["--set", "data.n_per_class=6", "--set", "train.batch_size=32"]
+    lines = _cli_to_file([*args, "--name", "m"], tmp_path, "train.log")
+    assert len(lines) <= 15, "\n".join(lines)
+    assert lines[0].startswith("[m] cnn3 on synthetic") and lines[-1].startswith("[m] test accuracy")
+    epochs = [line.split(" epoch ")[1].split()[0] for line in lines if "] epoch " in line]
+    assert epochs == [f"{e}/30" for e in range(3, 31, 3)]  # one line per tenth of the run
+    verbose = _cli_to_file([*args, "--name", "v", "--verbose"], tmp_path, "verbose.log")
+    assert sum("] epoch " in line for line in verbose) == 30  # --verbose: every epoch
+
+
+def test_demo_written_to_a_file_is_at_most_40_lines_and_ends_with_table_and_verdict(tmp_path):
+    args = ["run", "--out", str(tmp_path / "demo"), "--size", "16"]
+    lines = _cli_to_file(args + ["--set", "data.n_per_class=12", "--set", "train.epochs=3"], tmp_path, "run.log")
+    assert len(lines) <= 40, "\n".join(lines)
+    ends = [line for line in lines if " runs done, " in line]  # one end line per run, with the job's count
+    assert len(ends) == 10 and "[10/10 runs done" in ends[-1]
+    head = next(i for i, line in enumerate(lines) if line.startswith("| model / objective"))
+    table = lines[head : head + 6]  # header, rule, the teacher and the demo's 3 objectives
+    assert all(line.startswith("|") for line in table) and not lines[head + 6].strip()
+    assert "student alone" in lines[-1] and "converged" in lines[-1]  # the verdict comes last
+    columns = [c.strip() for c in table[0].strip("|").split("|")]
+    latency = {line.strip("|").split("|")[columns.index("latency ms")].strip() for line in table if "(cnn3)" in line}
+    assert len(latency) == 1  # every CNN3 row: one measurement of one architecture

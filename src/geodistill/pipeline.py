@@ -12,14 +12,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from geodistill.atomic import write_json
+from geodistill.atomic import write_json, write_text
 from geodistill.config import RunConfig, build_config, deep_merge, get_recipe
 from geodistill.engine.api import data_for, train
 from geodistill.engine.convergence import RULE
 from geodistill.errors import GeodistillError
 from geodistill.experiments.stats import GROUP_BY, paired_difference, verdict
-from geodistill.experiments.table import AGGREGATE_METRICS, COST_FIELDS, aggregate, cost_ratios, tidy_rows
+from geodistill.experiments.table import (
+    AGGREGATE_METRICS,
+    COST_FIELDS,
+    aggregate,
+    cost_ratios,
+    tidy_rows,
+)
 from geodistill.losses import loss_fragment, loss_label, loss_needs_teacher
+from geodistill.progress import job
 from geodistill.results import SUMMARY_FILE
 
 logger = logging.getLogger(__name__)
@@ -50,36 +57,21 @@ def run(
     timings: dict[str, float] = {}
     datas: dict = {}  # decoded data, shared by every run with the same data config
 
-    # 1. teacher: trained once (seed 0) unless given
-    if teacher is None:
-        tcfg = build_config(spec_for("teacher"), where=f"recipe {recipe} (teacher)")
-        t0 = time.perf_counter()
-        data = data_for(tcfg, datas)
-        timings["data_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        tres = train(tcfg, out_dir / "teacher", resume=resume, data=data, role="teacher")
-        timings["teacher_s"] = time.perf_counter() - t0
-        teacher = str(out_dir / "teacher" / "model.ckpt")
-    else:
-        tres = None
-    sets = _TeacherSets(r, spec_for("teacher"), teacher, out_dir, resume, datas, timings)
-
-    # 2. students: alone and distilled, per seed
-    rows = []
-    for o in r["objectives"]:
-        o = dict(o)
-        kind = o.pop("teachers", "one")
-        for seed in seeds:
-            spec = deep_merge(spec_for("student"), {"train": {"seed": seed}, "distill": o})
-            if loss_needs_teacher(o["loss"]):
-                spec["distill"].update(sets.distill(kind))
-            cfg = build_config(spec, where=f"recipe {recipe} ({o['loss']})")
-            name = f"{loss_fragment(o['loss'], o, keys=('alpha',))}{_KIND_SUFFIX[kind]}-s{seed}"
+    with job(planned_runs(r, seeds, teacher_given=teacher is not None)):
+        # 1. teacher: trained once (seed 0) unless given
+        if teacher is None:
+            tcfg = build_config(spec_for("teacher"), where=f"recipe {recipe} (teacher)")
             t0 = time.perf_counter()
-            res = train(cfg, out_dir / name, resume=resume, data=data_for(cfg, datas))
-            timings[name + "_s"] = time.perf_counter() - t0
-            label = loss_label(o["loss"], o) + (f" + {res['method']}" if res.get("method") else "")
-            rows.append({"label": label, **res})
+            data = data_for(tcfg, datas)
+            timings["data_s"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            tres = train(tcfg, out_dir / "teacher", resume=resume, data=data, role="teacher")
+            timings["teacher_s"] = time.perf_counter() - t0
+            teacher = str(out_dir / "teacher" / "model.ckpt")
+        else:
+            tres = None
+        sets = _TeacherSets(r, spec_for("teacher"), teacher, out_dir, resume, datas, timings)
+        rows = _students(r, seeds, spec_for("student"), sets, out_dir, resume, datas, timings, recipe)
 
     summary = summarise(rows, tres)
     summary.update(
@@ -93,9 +85,52 @@ def run(
         }
     )
     write_json(out_dir / SUMMARY_FILE, summary)
-    (out_dir / "summary.md").write_text(format_summary(summary))
-    logger.info("\n" + format_summary(summary))
+    write_text(out_dir / "summary.md", format_summary(summary))
+    logger.info("\n" + format_summary(summary).rstrip("\n"))
     return summary
+
+
+def _students(
+    r: dict,
+    seeds: list[int],
+    sspec: dict,
+    sets: _TeacherSets,
+    out_dir: Path,
+    resume: bool,
+    datas: dict,
+    timings: dict,
+    recipe: str,
+) -> list[dict]:
+    """Train the student alone and under each of the recipe's objectives, per seed; one table
+    row (results.json + label) per run."""
+    rows = []
+    for o in r["objectives"]:
+        o = dict(o)
+        kind = o.pop("teachers", "one")
+        for seed in seeds:
+            spec = deep_merge(sspec, {"train": {"seed": seed}, "distill": o})
+            if loss_needs_teacher(o["loss"]):
+                spec["distill"].update(sets.distill(kind))
+            cfg = build_config(spec, where=f"recipe {recipe} ({o['loss']})")
+            name = f"{loss_fragment(o['loss'], o, keys=('alpha',))}{_KIND_SUFFIX[kind]}-s{seed}"
+            t0 = time.perf_counter()
+            res = train(cfg, out_dir / name, resume=resume, data=data_for(cfg, datas))
+            timings[name + "_s"] = time.perf_counter() - t0
+            label = loss_label(o["loss"], o) + (f" + {res['method']}" if res.get("method") else "")
+            rows.append({"label": label, **res})
+    return rows
+
+
+def planned_runs(r: dict, seeds: list[int], *, teacher_given: bool) -> int:
+    """How many runs a recipe trains: its teacher (unless given), the extra teachers its
+    objectives' teacher sets need (each once) and one student per objective and seed."""
+    kinds = {o.get("teachers", "one") for o in r["objectives"] if loss_needs_teacher(o["loss"])}
+    extra = 0
+    if "ensemble" in kinds:
+        extra += len([s for s in r.get("teacher_seeds", [0, 1, 2]) if s != 0])
+    if "out_of_fold" in kinds:
+        extra += int(r.get("folds", 3))
+    return (0 if teacher_given else 1) + extra + len(r["objectives"]) * len(seeds)
 
 
 _KIND_SUFFIX = {"one": "", "ensemble": "-ens", "out_of_fold": "-oof"}
