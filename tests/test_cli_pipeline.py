@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -153,3 +154,15 @@ def test_demo_written_to_a_file_is_at_most_40_lines_and_ends_with_table_and_verd
     columns = [c.strip() for c in table[0].strip("|").split("|")]
     latency = {line.strip("|").split("|")[columns.index("latency ms")].strip() for line in table if "(cnn3)" in line}
     assert len(latency) == 1  # every CNN3 row: one measurement of one architecture
+
+
+def test_summary_table_numbers_follow_the_one_format():
+    common = {"model": "cnn3", "params": 24346, "flops": 5.6e6, "size_bytes": 98304, "latency_ms": 0.312}
+    single = dict(common, label="teacher", n=1, accuracy_mean=0.915, accuracy_std=math.nan, converged="1/1")
+    single.update(f1_macro_mean=0.9151, f1_macro_std=math.nan)
+    several = dict(common, label="kl", n=3, accuracy_mean=0.835, accuracy_std=0.013224, converged="0/3")
+    several.update(f1_macro_mean=0.8326, f1_macro_std=0.013301, mean_diff=0.0008, sd_diff=0.014201, wins=2, pairs=3)
+    text = format_summary({"table": [single, several], "verdict": "v"})
+    rows = [line for line in text.splitlines() if line.startswith("| teacher") or line.startswith("| kl")]
+    assert "| 1/1 | 91.50 | 91.51 | – | – |" in rows[0]  # one run: no ±
+    assert "| 0/3 | 83.50 ± 1.32 | 83.26 ± 1.33 | +0.08 ± 1.42 | 2/3 |" in rows[1]  # percent, 2 decimals, signed gain

@@ -23,6 +23,8 @@ from geodistill.experiments.table import (
     COST_FIELDS,
     aggregate,
     cost_ratios,
+    format_mean_std,
+    format_points,
     tidy_rows,
 )
 from geodistill.losses import loss_fragment, loss_label, loss_needs_teacher
@@ -197,16 +199,13 @@ def _line(g: dict[str, Any], gain: dict[str, Any] | None, ref: dict[str, Any] | 
     return line
 
 
-def _pm(m: float, s: float, scale: float = 100.0) -> str:
-    return f"{m * scale:.2f}" + ("" if s != s else f" ± {s * scale:.2f}")
-
-
 def _ratio(x: float | None) -> str:
     return "–" if x is None else f"{x:.1f}"
 
 
 def format_summary(summary: dict) -> str:
-    """The comparison table as Markdown (accuracy and F1 in %, mean ± std over seeds; converged:
+    """The comparison table as Markdown (accuracy and F1 in % with 2 decimals, mean ± std over seeds
+    where there are several, as everywhere: `experiments.table.format_mean_std`; converged:
     runs that met the convergence rule of those that record it, '–' for none), the rule, the verdict."""
     head = (
         "| model / objective | n | converged | accuracy % | macro-F1 % | gain vs alone (pts) | wins | params | MFLOPs "
@@ -214,13 +213,14 @@ def format_summary(summary: dict) -> str:
     )
     lines = [head, "|---|" + "---:|" * 13]
     for t in summary["table"]:
-        gain = _pm(t["mean_diff"], t["sd_diff"]) if "mean_diff" in t else "–"
+        gain = format_points(100 * t["mean_diff"], 100 * t["sd_diff"]) if "mean_diff" in t else "–"
         wins = f"{t['wins']}/{t['pairs']}" if "wins" in t else "–"
         lat = f"{t['latency_ms']:.2f}" if _finite(t.get("latency_ms")) else "–"
         lines.append(
             f"| {t['label']} ({t['model']}) | {t['n']} | {t.get('converged') or '–'} | "
-            f"{_pm(t['accuracy_mean'], t['accuracy_std'])} | "
-            f"{_pm(t['f1_macro_mean'], t['f1_macro_std'])} | {gain} | {wins} | {t['params']:,.0f} | "
+            f"{format_mean_std('accuracy', t['accuracy_mean'], t['accuracy_std'], unit=False)} | "
+            f"{format_mean_std('f1_macro', t['f1_macro_mean'], t['f1_macro_std'], unit=False)} | "
+            f"{gain} | {wins} | {t['params']:,.0f} | "
             f"{t['flops'] / 1e6:.1f} | {t['size_bytes'] / 1024:.0f} | {lat} | {_ratio(t.get('params_ratio'))} | "
             f"{_ratio(t.get('flops_ratio'))} | {_ratio(t.get('speedup'))} |"
         )
