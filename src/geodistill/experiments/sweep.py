@@ -45,6 +45,7 @@ import torch
 import yaml
 
 from geodistill import log as gdlog
+from geodistill import progress
 from geodistill.atomic import write_json, write_text
 from geodistill.config import build_config, deep_merge, get_recipe, load_yaml
 from geodistill.data.views import plan_of
@@ -420,11 +421,15 @@ def _run_point(spec: dict, run_dir: str) -> dict:
         return _write_failure(spec, d, e, traceback.format_exc(limit=6))
 
 
-def _init_worker(threads: int, devices: Sequence[str] | None, slots: Any, printing: bool) -> None:
+def _init_worker(threads: int, devices: Sequence[str] | None, slots: Any, printing: bool, verbose: bool) -> None:
     """Pool worker start-up: a fair share of CPU threads, with ``devices`` one device, and the
-    parent's console output when it had one."""
+    parent's console output when it had one: warnings and errors only (the parent prints one
+    line per finished point and the progress view), everything with ``verbose``."""
+    progress.disable_live()
     if printing:
-        gdlog.setup()
+        gdlog.setup(verbose=verbose)
+        if not verbose:
+            logging.getLogger(gdlog.ROOT).setLevel(logging.WARNING)
     slot = slots.get() if slots is not None else 0
     if devices:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(devices[slot % len(devices)])
@@ -443,9 +448,9 @@ def worker_threads(workers: int) -> int:
     return max(1, cores // max(1, workers))
 
 
-def _run_parallel(jobs: list[tuple[dict, str]], workers: int, devices: Sequence[str] | None) -> None:
+def _run_parallel(jobs: list[tuple[dict, str]], workers: int, devices: Sequence[str] | None, j: progress.Job) -> None:
     """Run points in a process pool of spawned workers (torch is not fork-safe once its thread
-    pools exist); a worker that dies records its point as failed."""
+    pools exist); a worker that dies records its point as failed. One line per finished point."""
     ctx = multiprocessing.get_context("spawn")
     n = min(workers, len(jobs))
     slots = ctx.Queue()
@@ -460,17 +465,24 @@ def _run_parallel(jobs: list[tuple[dict, str]], workers: int, devices: Sequence[
         max_workers=n,
         mp_context=ctx,
         initializer=_init_worker,
-        initargs=(threads, list(devices) if devices else None, slots, gdlog.is_setup()),
+        initargs=(
+            threads,
+            list(devices) if devices else None,
+            slots,
+            gdlog.is_setup(),
+            logging.getLogger(gdlog.ROOT).getEffectiveLevel() <= logging.DEBUG,
+        ),
     ) as pool:
         futures = {pool.submit(_run_point, spec, run_dir): (spec, run_dir) for spec, run_dir in jobs}
-        for k, f in enumerate(as_completed(futures), 1):
+        for f in as_completed(futures):
             spec, run_dir = futures[f]
             try:
                 row = f.result()
             except Exception as e:
                 row = _write_failure(spec, run_dir, f"worker process failed: {type(e).__name__}: {e}")
-            state = row.get("error") if row.get("status") == "failed" else f"accuracy {row['metrics']['accuracy']:.4f}"
-            logger.info(f"sweep: [{k}/{len(jobs)}] {Path(run_dir).name}: {state}")
+            name = Path(run_dir).name
+            ok = row.get("status") != "failed"
+            j.end_run(api.result_line(name, row) if ok else f"[{name}] failed: {row.get('error')}")
 
 
 # ---------------------------------------------------------------- teachers and caches
@@ -553,6 +565,32 @@ def _prepare_teachers(jobs: list[TeacherJob], todo: list[Point], out: Path) -> d
     return broken
 
 
+def _teachers_to_train(todo: list[Point], out: Path) -> list[str]:
+    """The teacher folders the pending points need that hold no finished teacher yet."""
+    names = dict.fromkeys(pt.teacher for pt in todo if pt.teacher)
+    return [t for t in names if not ((out / t / RESULTS_FILE).is_file() and (out / t / "model.ckpt").is_file())]
+
+
+def _run_points(
+    todo: list[Point], broken: dict[str, str], out: Path, workers: int, devices: Sequence[str] | None, j: progress.Job
+) -> list[tuple[dict, str]]:
+    """Run the pending points (in worker processes when ``workers > 1``); a point whose teacher
+    failed is recorded as failed without running. Returns the (spec, folder) pairs run."""
+    jobs = []
+    for pt in todo:
+        if pt.teacher in broken:
+            _write_failure(pt.spec, out / pt.name, f"teacher {pt.teacher} failed: {broken[pt.teacher]}")
+            j.end_run(f"[{pt.name}] not run: teacher {pt.teacher} failed")
+        else:
+            jobs.append((pt.spec, str(out / pt.name)))
+    if workers > 1 and len(jobs) > 1:
+        _run_parallel(jobs, workers, devices, j)
+    else:
+        for spec, run_dir in jobs:
+            _run_point(spec, run_dir)
+    return jobs
+
+
 def run_sweep(
     sweep: Mapping[str, Any],
     out: str | Path,
@@ -602,19 +640,8 @@ def run_sweep(
     todo = [pt for pt in p.points if pending(pt)]
     logger.info(f"sweep: {len(p.points)} points, {len(p.points) - len(todo)} already done, {len(todo)} to run")
     t0 = time.perf_counter()
-    broken = _prepare_teachers(p.teachers, todo, out)
-
-    jobs = []
-    for pt in todo:
-        if pt.teacher in broken:
-            _write_failure(pt.spec, out / pt.name, f"teacher {pt.teacher} failed: {broken[pt.teacher]}")
-        else:
-            jobs.append((pt.spec, str(out / pt.name)))
-    if workers > 1 and len(jobs) > 1:
-        _run_parallel(jobs, workers, devices)
-    else:
-        for spec, run_dir in jobs:
-            _run_point(spec, run_dir)
+    with progress.job(len(_teachers_to_train(todo, out)) + len(todo)) as j:
+        jobs = _run_points(todo, _prepare_teachers(p.teachers, todo, out), out, workers, devices, j)
 
     results = [_result_of(out, pt.name) for pt in p.points]
     failed = [r for r in results if r.get("status") == "failed"]
