@@ -51,6 +51,7 @@ SEEDS = [0, 1, 2, 3, 4]
 FOLDS = 3
 TEACHER = {"model": "cnn4", "epochs": 150, "lr": 3e-3}
 STUDENT = {"model": "cnn3", "epochs": 150, "lr": 1e-2}
+STUDENT2 = {"model": "mobilenet_v2", "epochs": 150, "lr": 3e-3}  # the paper's student at CPU scale (32 px)
 METHODS = ["kl", "kl_tta", "kl_grid", "kl_feat", "ens3", "oof3"]  # the order they run: one-teacher methods first
 TUNE = [(0.5, 4.0), (0.9, 4.0), (0.5, 2.0), (0.9, 8.0)]  # (α, T) of KL, tried on seed 0 by validation
 
@@ -88,12 +89,14 @@ def method_distill(out: Path, method: str, alpha: float, T: float) -> tuple[dict
     }[method]
 
 
-def student_run(out: Path, cache: Path, method: str, seed: int, alpha: float = 0.5, T: float = 4.0) -> dict:
-    """The spec of one student: alone, or a method at (α, T)."""
+def student_run(
+    out: Path, cache: Path, method: str, seed: int, alpha: float = 0.5, T: float = 4.0, student: dict = STUDENT
+) -> dict:
+    """The spec of one student (``student``: its train section): alone, or a method at (α, T)."""
     if method == "alone":
-        return base(out, cache, {**STUDENT, "seed": seed})
+        return base(out, cache, {**student, "seed": seed})
     data_over, distill = method_distill(out, method, alpha, T)
-    return {**base(out, cache, {**STUDENT, "seed": seed}, data_over), "distill": distill}
+    return {**base(out, cache, {**student, "seed": seed}, data_over), "distill": distill}
 
 
 def _teachers_of(spec: dict) -> list[str]:
@@ -139,11 +142,29 @@ def lane_teachers(out: Path, cache: Path) -> None:
         run_one(name, spec, out, role="teacher")
 
 
+def best_method(out: Path) -> str | None:
+    """The method with the best mean validation accuracy over its finished seeds (tier 1)."""
+    rows = _load(out)
+    val = {m: [r["val_accuracy"] for n, r in rows.items() if n.rsplit("_s", 1)[0] == m] for m in METHODS}
+    val = {m: statistics.fmean(v) for m, v in val.items() if v}
+    return max(val, key=lambda m: val[m]) if val else None
+
+
+def paper_plan(out: Path, cache: Path, method: str, alpha: float, T: float) -> list[tuple[str, dict]]:
+    """Tier 2: the MobileNetV2 student alone and with tier 1's best method, every seed, and its budget check."""
+    plan = [(f"mnv2_alone_s{s}", student_run(out, cache, "alone", s, student=STUDENT2)) for s in SEEDS]
+    plan += [(f"mnv2_{method}_s{s}", student_run(out, cache, method, s, alpha, T, STUDENT2)) for s in SEEDS]
+    twice = {**STUDENT2, "seed": 0, "epochs": 2 * STUDENT2["epochs"]}
+    return plan + [("mnv2_alone2x_s0", base(out, cache, twice))]
+
+
 def lane_students(out: Path, cache: Path) -> None:
     for name, spec in student_plan(out, cache):
         run_one(name, spec, out)
     alpha, T = tuned(out)
     for name, spec in method_plan(out, cache, alpha, T):
+        run_one(name, spec, out)
+    for name, spec in paper_plan(out, cache, best_method(out), alpha, T):
         run_one(name, spec, out)
 
 
@@ -176,10 +197,12 @@ def _train_minutes(r: dict) -> float:
     return (r.get("train_time_s") or sum(h["time_s"] for h in r["history"])) / 60
 
 
-def summarise(out: Path) -> tuple[str, dict]:
-    """The Markdown section and the converged.json tier object from the finished runs."""
+TIERS = {"": ("cnn3", STUDENT), "mnv2_": ("mobilenet_v2", STUDENT2)}  # run-name prefix -> student
+
+
+def summarise(out: Path) -> tuple[str, list[dict]]:
+    """The Markdown section and converged.json's tier objects from the finished runs."""
     rows = _load(out)
-    alone = _by_seed(rows, "alone")
     lines = [
         "| run | n | test acc (mean ± sd) | Δ vs alone [95% CI] (wins) | converged | minutes per run |",
         "|---|---:|---:|---:|---:|---:|",
@@ -190,20 +213,25 @@ def summarise(out: Path) -> tuple[str, dict]:
             f"| teacher {t} | 1 | {100 * r['metrics']['accuracy']:.2f} | – | "
             f"{'yes' if _conv(r) else 'no'} | {_train_minutes(r):.1f} |"
         )
-    val = {}
-    for m in ["alone", *METHODS]:
-        acc = _by_seed(rows, m)
-        if not acc:
+    tiers = []
+    for prefix, (student, train_over) in TIERS.items():
+        alone = _by_seed(rows, prefix + "alone")
+        if not alone:
             continue
-        runs = [r for n, r in rows.items() if n.rsplit("_s", 1)[0] == m]
-        val[m] = statistics.fmean(r["val_accuracy"] for r in runs)
-        conv = f"{sum(_conv(r) for r in runs)}/{len(runs)}"
-        d = "–" if m == "alone" else _ci(paired(acc, alone))
-        mins = statistics.fmean(_train_minutes(r) for r in runs)
-        lines.append(f"| {m} | {len(acc)} | {_pm(list(acc.values()))} | {d} | {conv} | {mins:.1f} |")
-    best = max((m for m in METHODS if m in val), key=lambda m: val[m], default=None)
-    tier = _tier(rows, alone, best)
-    return "\n".join(lines + _budget_lines(rows) + _teacher_lines(out, rows)), tier
+        val = {}
+        for m in ["alone", *METHODS]:
+            runs = [r for n, r in rows.items() if n.rsplit("_s", 1)[0] == prefix + m]
+            if not runs:
+                continue
+            acc = _by_seed(rows, prefix + m)
+            val[m] = statistics.fmean(r["val_accuracy"] for r in runs)
+            conv = f"{sum(_conv(r) for r in runs)}/{len(runs)}"
+            d = "–" if m == "alone" else _ci(paired(acc, alone))
+            mins = statistics.fmean(_train_minutes(r) for r in runs)
+            lines.append(f"| {student} {m} | {len(acc)} | {_pm(list(acc.values()))} | {d} | {conv} | {mins:.1f} |")
+        best = max((m for m in METHODS if m in val), key=lambda m: val[m], default=None)
+        tiers.append(_tier(rows, prefix, student, train_over, best))
+    return "\n".join(lines + _budget_lines(rows) + _teacher_lines(out, rows)), tiers
 
 
 @torch.no_grad()
@@ -249,11 +277,14 @@ def _budget_lines(rows: dict[str, dict]) -> list[str]:
     return out
 
 
-def _tier(rows: dict[str, dict], alone: dict[int, float], best: str | None) -> dict:
-    """The converged.json object of the thesis tier (best method chosen by validation accuracy)."""
-    b = _by_seed(rows, best) if best else {}
+def _tier(rows: dict[str, dict], prefix: str, student: str, train_over: dict, best: str | None) -> dict:
+    """The converged.json object of one tier (its best method chosen by validation accuracy)."""
+    alone = _by_seed(rows, prefix + "alone")
+    b = _by_seed(rows, prefix + best) if best else {}
     p = paired(b, alone) if b else None
-    students = [r for n, r in rows.items() if n.rsplit("_s", 1)[0] in ("alone", *METHODS)]
+    names = [prefix + m for m in ("alone", *METHODS)]
+    students = [r for n, r in rows.items() if n.rsplit("_s", 1)[0] in names]
+    teacher_min = sum(_train_minutes(r) for n, r in rows.items() if n.startswith("t4")) if prefix == "" else 0.0
     pct = lambda xs: (100 * statistics.fmean(xs), 100 * statistics.stdev(xs)) if len(xs) > 1 else (None, None)  # noqa: E731
     (am, asd), (bm, bsd) = pct(list(alone.values())), pct(list(b.values()))
     t0 = rows.get("t4_s0")
@@ -261,7 +292,7 @@ def _tier(rows: dict[str, dict], alone: dict[int, float], best: str | None) -> d
         "dataset": "AID (aid150)",
         "size": 32,
         "teacher": "cnn4",
-        "student": "cnn3",
+        "student": student,
         "teacher_acc": 100 * t0["metrics"]["accuracy"] if t0 else None,
         "alone_mean": am,
         "alone_std": asd,
@@ -272,11 +303,12 @@ def _tier(rows: dict[str, dict], alone: dict[int, float], best: str | None) -> d
         "gain_ci_low": 100 * p["lo"] if p and p["n"] > 1 else None,
         "gain_ci_high": 100 * p["hi"] if p and p["n"] > 1 else None,
         "n_seeds": p["n"] if p else 0,
-        "epochs": {"teacher": TEACHER["epochs"], "student": STUDENT["epochs"]},
-        "converged_runs": sum(_conv(r) for r in rows.values()),
-        "total_runs": len(rows),
-        "minutes_total": round(sum(_train_minutes(r) for r in rows.values()), 1),
-        "partial": len(students) < len(SEEDS) * (1 + len(METHODS)),
+        "epochs": {"teacher": TEACHER["epochs"], "student": train_over["epochs"]},
+        "converged_runs": sum(_conv(r) for r in students),
+        "total_runs": len(students),
+        "minutes_total": round(sum(_train_minutes(r) for r in students) + teacher_min, 1),
+        "minutes_teachers": round(teacher_min, 1),  # the thesis tier pays for the shared teachers
+        "partial": len(students) < len(SEEDS) * (1 + (len(METHODS) if prefix == "" else 1)),
     }
 
 
@@ -307,11 +339,11 @@ below (seed 0 again at twice the epochs).
 
 def write_summary(out: Path) -> str:
     """converged.json, results/converged.md and BENCHMARKS.md from the finished runs."""
-    table, tier = summarise(out)
+    table, tiers = summarise(out)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "converged.json").write_text(json.dumps([tier], indent=2) + "\n")
+    (RESULTS / "converged.json").write_text(json.dumps(tiers, indent=2) + "\n")
     head = "## Converged distillation on AID (32 px, CNN4 → CNN3, issue 11)\n\n"
-    if tier["partial"]:
+    if not tiers or any(t["partial"] for t in tiers):
         head += "**Partial: not every run of the plan has finished; numbers below are for the finished runs.**\n\n"
     cmd = "python -m benchmarks.converged --lane teachers & python -m benchmarks.converged --lane students; "
     cmd += "python -m benchmarks.converged --summarise (OMP_NUM_THREADS=1)"
