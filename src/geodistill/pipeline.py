@@ -58,6 +58,7 @@ def run(
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     datas: dict = {}  # decoded data, shared by every run with the same data config
+    logger.info(f"recipe {recipe}: {r.get('about', '')}; compares {recipe_methods(r)} over seeds {seeds}")
 
     with job(planned_runs(r, seeds, teacher_given=teacher is not None)):
         # 1. teacher: trained once (seed 0) unless given
@@ -150,6 +151,17 @@ def _students(
             label = loss_label(o["loss"], o) + (f" + {res['method']}" if res.get("method") else "")
             rows.append({"label": label, **res})
     return rows
+
+
+def recipe_methods(r: dict) -> str:
+    """The recipe's objectives in words, each with its teacher set when it has one."""
+    words = []
+    for o in r["objectives"]:
+        kind = o.get("teachers", "one")
+        extra = {"ensemble": " (teacher ensemble)", "out_of_fold": " (out-of-fold teachers)"}.get(kind, "")
+        extra += " (teacher averaged over views)" if o.get("view_mean") else ""
+        words.append(loss_label(o["loss"], o) + extra)
+    return "; ".join(words)
 
 
 def planned_runs(r: dict, seeds: list[int], *, teacher_given: bool) -> int:
