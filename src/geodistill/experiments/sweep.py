@@ -9,14 +9,18 @@ A sweep folder ``OUT`` holds::
 (with several datasets every folder name starts with the dataset's name). Rules:
 
 * The teacher is trained (or loaded with ``teacher_ckpt``) once per dataset and seed, and its
-  cache of logits/features is built once, before any student starts, so every student of the
-  sweep reads the same cache.
+  cache of logits/features is built once, before any of its students starts, so every student
+  of the sweep reads the same cache.
 * A point whose ``results.json`` exists is skipped: re-running a finished sweep trains nothing
   and writes nothing.
 * A point that fails is recorded in ``failed.json`` (with its role, objective, α, β, T, seed,
   error) and the sweep goes on; the next run retries it.
 * ``workers > 1`` runs points in a ``concurrent.futures.ProcessPoolExecutor`` (spawned
   processes, each with a fair share of the CPU threads and, optionally, its own device).
+* ``shard="I/N"`` (1-based, or ``"slurm"``) runs one round-robin share of the points, so N
+  processes on machines sharing ``OUT`` split a sweep; a teacher is trained and cached by the
+  first shard that needs it, under ``OUT/teacher-…lock``, while the others wait for the lock to
+  go (see :mod:`geodistill.experiments.shards`).
 
 The description (a dict, or a YAML file with the same keys) holds ``recipe`` (a named recipe
 under everything else; none if absent), ``base`` (config for teacher and students; its
