@@ -32,10 +32,16 @@ import statistics
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from benchmarks.__main__ import assemble, machine
 from benchmarks.aid import _ci, _pm, paired
 from geodistill.config import build_config
+from geodistill.data.prepare import prepare_data
+from geodistill.data.transforms import Normalizer, apply_view
 from geodistill.engine.api import train
+from geodistill.engine.checkpoint import load_classifier
 from geodistill.engine.convergence import BUDGET_GAIN, budget_check, evidence
 
 HERE = Path(__file__).resolve().parent
@@ -45,7 +51,7 @@ SEEDS = [0, 1, 2, 3, 4]
 FOLDS = 3
 TEACHER = {"model": "cnn4", "epochs": 150, "lr": 3e-3}
 STUDENT = {"model": "cnn3", "epochs": 150, "lr": 1e-2}
-METHODS = ["kl", "kl_grid", "kl_tta", "kl_feat", "ens3", "oof3"]  # the order they run: one-teacher methods first
+METHODS = ["kl", "kl_tta", "kl_grid", "kl_feat", "ens3", "oof3"]  # the order they run: one-teacher methods first
 TUNE = [(0.5, 4.0), (0.9, 4.0), (0.5, 2.0), (0.9, 8.0)]  # (α, T) of KL, tried on seed 0 by validation
 
 
@@ -197,7 +203,34 @@ def summarise(out: Path) -> tuple[str, dict]:
         lines.append(f"| {m} | {len(acc)} | {_pm(list(acc.values()))} | {d} | {conv} | {mins:.1f} |")
     best = max((m for m in METHODS if m in val), key=lambda m: val[m], default=None)
     tier = _tier(rows, alone, best)
-    return "\n".join(lines + _budget_lines(rows)), tier
+    return "\n".join(lines + _budget_lines(rows) + _teacher_lines(out, rows)), tier
+
+
+@torch.no_grad()
+def teacher_accuracy(out: Path, names: list[str], views: int = 1, split: str = "test") -> float:
+    """Test accuracy of the mean logits of teachers ``names`` over the first ``views`` dihedral
+    views of each image (1 = the plain teacher; 8 = test-time augmentation; several names = the
+    ensemble): what the soft labels of kl_tta and ens3 are made of."""
+    spec = teacher_runs(out, out / "cache")[names[0]]
+    data = prepare_data(build_config({**spec, "data": {**spec["data"], "folds": None, "hold_out": None}}))
+    idx = getattr(data, split)
+    total = 0
+    for name in names:
+        model, meta = load_classifier(out / name / "model.ckpt")
+        norm = Normalizer.from_dict(meta["normalizer"])
+        x = torch.from_numpy(np.asarray(data.images[idx]))
+        total = total + sum(model.eval()(norm(apply_view(x, v))) for v in range(views))
+    return float((total.argmax(1) == torch.from_numpy(data.labels[idx])).float().mean())
+
+
+def _teacher_lines(out: Path, rows: dict[str, dict]) -> list[str]:
+    """Accuracy of the soft-label sources themselves (test split)."""
+    sets = [("t4_s0", ["t4_s0"]), ("t4_s0, 8-view mean", ["t4_s0"]), ("ensemble t4_s0..2", ["t4_s0", "t4_s1", "t4_s2"])]
+    out_lines = []
+    for (label, names), views in zip(sets, (1, 8, 1), strict=True):
+        if all(n in rows for n in names):
+            out_lines.append(f"{label}: {100 * teacher_accuracy(out, names, views):.2f}%")
+    return ["", "Teacher answers on the test split: " + "; ".join(out_lines) + "."] if out_lines else []
 
 
 def _budget_lines(rows: dict[str, dict]) -> list[str]:

@@ -8,8 +8,9 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def captured_log() -> Iterator[list[str]]:
-    """``with captured_log() as lines: ...``: every message logged under ``geodistill``, in order."""
+def captured_log(level: int = logging.INFO) -> Iterator[list[str]]:
+    """``with captured_log() as lines: ...``: every message logged under ``geodistill`` at
+    ``level`` or above (INFO: what a user sees without --verbose), in order."""
     lines: list[str] = []
 
     class _Handler(logging.Handler):
@@ -17,11 +18,11 @@ def captured_log() -> Iterator[list[str]]:
             lines.append(record.getMessage())
 
     logger = logging.getLogger("geodistill")
-    handler, level = _Handler(), logger.level
+    handler, before = _Handler(), logger.level
     logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    logger.setLevel(level)
     try:
         yield lines
     finally:
         logger.removeHandler(handler)
-        logger.setLevel(level)
+        logger.setLevel(before)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -19,6 +20,19 @@ def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "geodistill.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=600
     )
+
+
+def _cli_to_file(args: list[str], cwd: Path, name: str) -> list[str]:
+    """Run the CLI with its output (stdout and stderr) going to a file, as in CI or a log; its lines."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", GEODISTILL_CACHE=str(cwd / "cache"))
+    path = cwd / name
+    with open(path, "w", encoding="utf-8") as fh:
+        r = subprocess.run(
+            [sys.executable, "-m", "geodistill.cli", *args], stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=cwd
+        )
+    text = path.read_text(encoding="utf-8")
+    assert r.returncode == 0, text[-3000:]
+    return text.splitlines()
 
 
 TINY = {"data": {"n_per_class": 24}, "train": {"epochs": 2, "batch_size": 32, "progress": False}}
@@ -113,3 +127,42 @@ def test_cli_bad_recipe_and_bad_override_are_one_line(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr and "demo, thesis, paper" in r.stderr
     r = _cli(["train", "--set", "train.lr=-3"], tmp_path)
     assert r.returncode == 2 and "'train.lr'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_train_written_to_a_file_is_at_most_15_lines(tmp_path):
+    args = ["train", "--dataset", "synthetic", "--epochs", "30", "--size", "16", "--out", str(tmp_path / "runs")]
+    args += ["--set", "data.n_per_class=6", "--set", "train.batch_size=32"]
+    lines = _cli_to_file([*args, "--name", "m"], tmp_path, "train.log")
+    assert len(lines) <= 15, "\n".join(lines)
+    assert lines[0].startswith("[m] cnn3 on synthetic") and lines[-1].startswith("[m] test accuracy")
+    epochs = [line.split(" epoch ")[1].split()[0] for line in lines if "] epoch " in line]
+    assert epochs == [f"{e}/30" for e in range(3, 31, 3)]  # one line per tenth of the run
+    verbose = _cli_to_file([*args, "--name", "v", "--verbose"], tmp_path, "verbose.log")
+    assert sum("] epoch " in line for line in verbose) == 30  # --verbose: every epoch
+
+
+def test_demo_written_to_a_file_is_at_most_40_lines_and_ends_with_table_and_verdict(tmp_path):
+    args = ["run", "--out", str(tmp_path / "demo"), "--size", "16"]
+    lines = _cli_to_file(args + ["--set", "data.n_per_class=12", "--set", "train.epochs=3"], tmp_path, "run.log")
+    assert len(lines) <= 40, "\n".join(lines)
+    ends = [line for line in lines if " runs done, " in line]  # one end line per run, with the job's count
+    assert len(ends) == 10 and "[10/10 runs done" in ends[-1]
+    head = next(i for i, line in enumerate(lines) if line.startswith("| model / objective"))
+    table = lines[head : head + 6]  # header, rule, the teacher and the demo's 3 objectives
+    assert all(line.startswith("|") for line in table) and not lines[head + 6].strip()
+    assert "student alone" in lines[-1] and "converged" in lines[-1]  # the verdict comes last
+    columns = [c.strip() for c in table[0].strip("|").split("|")]
+    latency = {line.strip("|").split("|")[columns.index("latency ms")].strip() for line in table if "(cnn3)" in line}
+    assert len(latency) == 1  # every CNN3 row: one measurement of one architecture
+
+
+def test_summary_table_numbers_follow_the_one_format():
+    common = {"model": "cnn3", "params": 24346, "flops": 5.6e6, "size_bytes": 98304, "latency_ms": 0.312}
+    single = dict(common, label="teacher", n=1, accuracy_mean=0.915, accuracy_std=math.nan, converged="1/1")
+    single.update(f1_macro_mean=0.9151, f1_macro_std=math.nan)
+    several = dict(common, label="kl", n=3, accuracy_mean=0.835, accuracy_std=0.013224, converged="0/3")
+    several.update(f1_macro_mean=0.8326, f1_macro_std=0.013301, mean_diff=0.0008, sd_diff=0.014201, wins=2, pairs=3)
+    text = format_summary({"table": [single, several], "verdict": "v"})
+    rows = [line for line in text.splitlines() if line.startswith("| teacher") or line.startswith("| kl")]
+    assert "| 1/1 | 91.50 | 91.51 | – | – |" in rows[0]  # one run: no ±
+    assert "| 0/3 | 83.50 ± 1.32 | 83.26 ± 1.33 | +0.08 ± 1.42 | 2/3 |" in rows[1]  # percent, 2 decimals, signed gain

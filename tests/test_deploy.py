@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from geodistill.deploy import export, load_runner, predict
+from geodistill.deploy import describe_export, export, load_runner, predict
 from geodistill.deploy.runtime import TORCHSCRIPT_META
 from geodistill.engine.checkpoint import save_checkpoint
 from geodistill.errors import GeodistillError
@@ -179,6 +179,20 @@ def test_int8_runs_and_keeps_accuracy(tmp_path):
     assert abs(result["acc_int8"] - result["acc_fp32"]) <= 0.05
     assert result["int8_top1_agreement"] >= 0.75  # on the 8 check images, int8 vs PyTorch
     runner = load_runner(out)
+    # agreement and accuracy on the same test images, and the output names them and their count
+    test = np.sort(split.test)
+    q_pred = runner(images[test]).argmax(1)
+    with torch.inference_mode():
+        t_pred = model(torch.from_numpy(images[test]).float() / 255.0).argmax(1).numpy()
+    assert result["test_split"] == "test" and result["acc_int8"] == float((q_pred == labels[test]).mean())
+    assert result["int8_test_agreement"] == float((q_pred == t_pred).mean())
+    text = describe_export(result).splitlines()
+    assert text[1].startswith("fp32 check on 8 test-split images: ")
+    assert "on the same 8 test-split images: max |int8 - torch|" in text[2]
+    assert text[3].startswith(
+        f"on the test split ({len(split.test)} images): int8 top-1 agreement with fp32 "
+        f"{100 * result['int8_test_agreement']:.2f}%, accuracy fp32 {100 * result['acc_fp32']:.2f}% -> int8 "
+    )
     assert runner.meta["quantization"].startswith("int8") and runner.classes == ["h", "v", "noise"]
     ops = {n.op_type for n in onnx.load(str(out)).graph.node}
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops

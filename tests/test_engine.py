@@ -277,6 +277,9 @@ def test_ddp_two_cpu_processes_trains_and_checkpoints(work):
     lines = r.stdout.splitlines()  # rank 0 alone prints: the run header and the result once each
     assert sum(line.startswith("[ddp] cnn3 on synthetic") for line in lines) == 1, r.stdout
     assert sum(line.startswith("[ddp] test accuracy") for line in lines) == 1, r.stdout
+    said = [line for line in lines if not line.startswith("warning: ")]
+    assert len(said) == len(set(said)), r.stdout  # nothing but warnings comes from the second rank
+    assert "GLOBAL_RANK: 1" not in r.stdout + r.stderr  # nor Lightning's per-process banner
 
 
 def test_bf16_mixed_precision_trains(work):

@@ -34,6 +34,7 @@ from geodistill.experiments import (
     write_rows_json,
 )
 from geodistill.experiments.stats import t_cdf
+from geodistill.experiments.table import format_mean_std, format_points, format_value
 
 CLASSES = ["farm", "forest", "urban"]
 STUDENT_ACC = [0.80, 0.82, 0.81]  # seeds 0, 1, 2
@@ -281,11 +282,27 @@ def test_writers(rows, tmp_path):
     assert md[0].startswith("| dataset | model | objective_name | alpha |") and "| accuracy | f1_macro |" in md[0]
     assert re.fullmatch(r"\|(:---|---:)(\|(:---|---:))+\|", md[1])
     student = next(line for line in md if "| student |" in line)
-    assert "| 81.00 ± 1.000 % |" in student and "| 0.7900 ± 0.01000 |" in student
-    assert "| 90.00 ± – % |" in next(line for line in md if "| teacher |" in line)
+    assert "| 81.00 ± 1.00 % |" in student and "| 79.00 ± 1.00 % |" in student  # accuracy, macro F1
+    assert "| 90.00 % |" in next(line for line in md if "| teacher |" in line)  # one seed: no ±
     odd = write_markdown([{"name": "a|b*c", "x": 0.123456, "accuracy": 0.5, "alpha": 0.1}], tmp_path / "o.md")
     assert odd.read_text(encoding="utf-8").splitlines()[2] == "| a\\|b\\*c | 0.1235 | 50.00 % | 0.1 |"
     assert not list(tmp_path.glob(".*.tmp"))  # temp files renamed away
+
+
+def test_one_number_format_for_every_table():
+    # every quality metric in percent with 2 decimals, per-class F1 included
+    assert format_value("f1_macro", 0.614) == "61.40 %" and format_value("f1[forest]", 0.5) == "50.00 %"
+    assert format_value("precision_macro_mean", 0.85237) == "85.24 %"
+    assert format_value("accuracy_std", 0.08866) == "8.87 %"
+    # ± only where there is a standard deviation (n > 1); standard deviations with 2 decimals
+    assert format_mean_std("accuracy", 0.6294, 0.08866) == "62.94 ± 8.87 %"
+    assert format_mean_std("f1_macro", 0.6140, 0.09667) == "61.40 ± 9.67 %"
+    assert format_mean_std("accuracy", 0.8524, math.nan) == "85.24 %"
+    assert format_mean_std("accuracy", 0.8524, 0.01, unit=False) == "85.24 ± 1.00"
+    assert format_mean_std("latency_ms", 0.31208, 0.0123) == "0.3121 ± 0.01"
+    assert format_value("latency_ms_std", 0.0123) == "0.01" and format_value("latency_ms", 0.31208) == "0.3121"
+    assert format_points(1.2666, 0.6311) == "+1.27 ± 0.63" and format_points(-0.5) == "-0.50"
+    assert format_points(0.3, math.nan) == "+0.30" and format_points(None) == "–"
 
 
 # ---------------------------------------------------------------- statistics
@@ -494,7 +511,7 @@ def test_report_markdown_twin(report):
     assert len(images) == len(list((md_path.parent / "figures").glob("*.png")))
     links = re.findall(r"\]\(([^)]+)\)", md)
     assert links and all((md_path.parent / link).is_file() for link in links)
-    assert "| 81.00 ± 1.000 % |" in md
+    assert "| 81.00 ± 1.00 % |" in md
 
 
 def test_report_bad_sweep_json_writes_nothing(tmp_path):
@@ -576,4 +593,30 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
         assert colours is not None and len(colours) > 200  # text, tables, shading: not a blank page
         # the verdict box's green border (#2ca02c) is on screen
         assert any(abs(r - 0x2C) < 12 and abs(g - 0xA0) < 12 and abs(b - 0x2C) < 12 for _, (r, g, b) in colours)
+    shutil.rmtree(tmp_path / "chrome-profile", ignore_errors=True)
+
+
+_WIDTH_PROBE = """<script>
+window.addEventListener('load', function () {
+  var boxes = document.querySelectorAll('div.table-box'), scrolling = 0;
+  for (var i = 0; i < boxes.length; i++) { if (boxes[i].scrollWidth > boxes[i].clientWidth) scrolling++; }
+  document.body.setAttribute('data-page-width', String(document.documentElement.scrollWidth));
+  document.body.setAttribute('data-window-width', String(window.innerWidth));
+  document.body.setAttribute('data-scrolling-boxes', String(scrolling));
+});
+</script>"""
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent (apt-get install chromium)")
+def test_report_page_is_no_wider_than_a_1280px_window(report, tmp_path):
+    html_path, _ = report
+    probe = tmp_path / "width.html"
+    probe.write_text(
+        html_path.read_text(encoding="utf-8").replace("</body>", _WIDTH_PROBE + "</body>"), encoding="utf-8"
+    )
+    dom = _chromium(tmp_path, "--window-size=1280,2000", "--dump-dom", probe.as_uri()).stdout
+    found = {k: int(v) for k, v in re.findall(r'data-(page-width|window-width|scrolling-boxes)="(\d+)"', dom)}
+    assert found.get("window-width") == 1280, dom[-2000:]
+    assert found["scrolling-boxes"] >= 1  # some table is wider than the page and scrolls inside its own box
+    assert found["page-width"] <= found["window-width"]  # the page itself never scrolls sideways
     shutil.rmtree(tmp_path / "chrome-profile", ignore_errors=True)

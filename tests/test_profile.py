@@ -10,11 +10,14 @@ from torch import nn
 
 from geodistill.errors import GeodistillError, GeodistillWarning
 from geodistill.profile import (
+    JOB_TIMING,
+    clear_latency_memo,
     compression,
     count_flops,
     count_params,
     format_compression,
     format_profile,
+    job_cost,
     profile_models,
     time_calls,
     torch_cost,
@@ -48,6 +51,43 @@ def test_time_calls_warms_up_then_times_with_a_budget():
     calls.clear()
     times = time_calls(lambda: calls.append(1), warmup=0, repeats=50, max_seconds=1.5, clock=clock)
     assert len(times) == 3 and len(calls) == 3  # stops once 1.5 s are spent, but never before 3 runs
+    times = time_calls(lambda: None, warmup=0, repeats=50, max_seconds=1.5, min_repeats=20, clock=clock)
+    assert len(times) == 20
+
+
+class _Counting(nn.Module):
+    """A tiny classifier that counts its forward calls."""
+
+    def __init__(self, width: int = 4) -> None:
+        super().__init__()
+        self.conv, self.fc, self.calls = nn.Conv2d(3, width, 3), nn.Linear(width, 5), 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.fc(self.conv(x).mean((2, 3)))
+
+
+def test_job_cost_measures_once_per_architecture_and_reuses_it(tmp_path):
+    clear_latency_memo()
+    cache = tmp_path / "latency.json"
+    a, b = _Counting(), _Counting()
+    first = job_cost(a, 8, arch="counting", num_classes=5, cache_file=cache)
+    # the median of at least 20 timed calls after warm-up, at each of the two batch sizes
+    assert a.calls >= 2 * (JOB_TIMING["warmup"] + 20) and JOB_TIMING["min_repeats"] >= 20
+    second = job_cost(b, 8, arch="counting", num_classes=5, cache_file=cache)
+    assert b.calls == 1 and second["latency_ms"] == first["latency_ms"]  # one pass counts FLOPs; none timed
+    assert second["params"] == count_params(b) and second["latency_key"] == first["latency_key"]
+    stored = json.loads(cache.read_text())
+    assert stored[first["latency_key"]]["latency_ms"] == first["latency_ms"]
+
+    clear_latency_memo()  # a later process (a resumed job) reads the file
+    c = _Counting()
+    assert job_cost(c, 8, arch="counting", num_classes=5, cache_file=cache)["latency_ms"] == first["latency_ms"]
+    assert c.calls == 1
+    d = _Counting()  # another input size is another measurement
+    other = job_cost(d, 12, arch="counting", num_classes=5, cache_file=cache)
+    assert d.calls > 1 and other["latency_key"] != first["latency_key"] and len(json.loads(cache.read_text())) == 2
+    clear_latency_memo()
 
 
 def test_compression_ratios_on_hand_made_rows():

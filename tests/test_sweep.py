@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import re
 import shutil
@@ -68,7 +69,7 @@ def alpha_sweep(work):
     """The thesis's n = 5 α sweep (thesis objective, β tied) over 2 seeds, run once."""
     out = work / "alpha"
     sweep = {"recipe": "thesis", "base": base(work), "grid": {"alpha": "thesis5"}, "seeds": [0, 1]}
-    with captured_log() as lines:
+    with captured_log(logging.DEBUG) as lines:  # DEBUG: the teacher cache hits too
         results = run_sweep(sweep, out)
     return out, sweep, results, lines
 

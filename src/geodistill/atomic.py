@@ -2,7 +2,9 @@
 
 Everything is written to a temp file in the destination's folder, flushed and fsynced, then
 renamed onto the destination with ``os.replace`` (atomic on POSIX and Windows). On any error
-the temp file is removed and the destination is untouched.
+the temp file is removed and the destination is untouched. The file gets the mode a plain
+``open`` would give a new file (``0o666`` less the umask: 0644 under umask 022), not the
+private 0600 of ``mkstemp``, so a shared results folder stays readable.
 """
 
 from __future__ import annotations
@@ -16,6 +18,13 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def new_file_mode() -> int:
+    """The permission bits a newly created file gets under this process's umask."""
+    umask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | Path, mode: str = "wb", **open_kw: Any) -> Iterator[IO]:
     """``with atomic_file(p, "w") as f: f.write(...)`` -> ``p`` appears complete or not at all."""
@@ -23,6 +32,8 @@ def atomic_file(path: str | Path, mode: str = "wb", **open_kw: Any) -> Iterator[
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if hasattr(os, "fchmod"):  # POSIX; on Windows mkstemp's file is not private anyway
+            os.fchmod(fd, new_file_mode())
         with os.fdopen(fd, mode, **open_kw) as f:
             yield f
             f.flush()

@@ -14,6 +14,7 @@ import click
 import typer
 
 from geodistill import log as gdlog
+from geodistill.atomic import write_json
 from geodistill.config import build_config, deep_merge, load_yaml, parse_overrides
 from geodistill.data import data_info, download, format_info, preview
 from geodistill.deploy import describe_export
@@ -45,6 +46,19 @@ Epochs = Annotated[
     str | None, typer.Option("--epochs", help="A number, or 'auto' (a budget of train.auto_images images seen).")
 ]
 ConfigFile = Annotated[Path | None, typer.Option("--config", help="YAML config file (sections data/train/distill).")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Print every epoch's line and other detail.")]
+
+
+@app.callback()
+def _options(verbose: Verbose = False) -> None:
+    """Knowledge distillation for aerial scene classifiers: big teacher, small shippable student."""
+    _verbosity(verbose)
+
+
+def _verbosity(verbose: bool) -> None:
+    """``--verbose`` (before or after the command): DEBUG messages too, e.g. every epoch's line."""
+    if verbose:
+        gdlog.setup(verbose=True)
 
 
 def _build(config: Path | None, sets: list[str] | None, **flags) -> RunConfig:  # noqa: F821
@@ -141,8 +155,10 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue from last.ckpt; skip if finished.")] = False,
     config: ConfigFile = None,
     set_: Sets = None,
+    verbose: Verbose = False,
 ) -> None:
     """Train a teacher or a student alone; writes model.ckpt and results.json."""
+    _verbosity(verbose)
 
     cfg = _build(
         config,
@@ -189,8 +205,10 @@ def distill(
     resume: Annotated[bool, typer.Option()] = False,
     config: ConfigFile = None,
     set_: Sets = None,
+    verbose: Verbose = False,
 ) -> None:
     """Train a student under a distillation objective from a trained teacher."""
+    _verbosity(verbose)
 
     cfg = _build(
         config,
@@ -243,8 +261,10 @@ def run(
     out: Annotated[str | None, typer.Option()] = None,
     fresh: Annotated[bool, typer.Option(help="Retrain runs that already finished.")] = False,
     set_: Sets = None,
+    verbose: Verbose = False,
 ) -> None:
     """The main job: teacher, its cache, student alone and distilled, compared on the test split."""
+    _verbosity(verbose)
 
     over: dict = {}
     for k, v in {"dataset": dataset, "root": root, "size": size}.items():
@@ -296,9 +316,11 @@ def sweep(
     ] = TEACHER_TIMEOUT_S,
     out: Annotated[Path, typer.Option()] = Path("runs/sweep"),
     set_: Sets = None,
+    verbose: Verbose = False,
 ) -> None:
     """Run (or resume) an α/β grid and/or a loss ablation over seeds, or one shard of it; then
     `geodistill report OUT`."""
+    _verbosity(verbose)
 
     spec = load_sweep_file(file) if file else {}
     if recipe:
@@ -391,7 +413,7 @@ def profile(
             ratios.append(dict(compression(t, s), runtime=rt))
         typer.echo("\n" + format_compression(ratios))
     if json_out:
-        json_out.write_text(json.dumps({"rows": rows, "compression": ratios}, indent=2))
+        write_json(json_out, {"rows": rows, "compression": ratios})
 
 
 def _devices(v: str | None):

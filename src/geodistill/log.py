@@ -14,6 +14,7 @@ import warnings
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 
 ROOT = "geodistill"
+_CHATTY = ("lightning.fabric", "lightning.pytorch", "lightning_fabric")  # INFO only with --verbose
 _ENV_RANKS = ("RANK", "SLURM_PROCID", "LOCAL_RANK")
 
 
@@ -41,8 +42,23 @@ class _Format(logging.Formatter):
         return msg if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {msg}"
 
 
+class _ConsoleHandler(logging.StreamHandler):
+    """A stream handler; without a stream of its own it writes to ``sys.stdout`` as that is
+    when each record comes, so a live progress view that redirects stdout prints lines above it."""
+
+    def __init__(self, stream=None) -> None:
+        super().__init__(stream or sys.stdout)
+        self.follow_stdout = stream is None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.follow_stdout:
+            self.stream = sys.stdout
+        super().emit(record)
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    logging.getLogger(ROOT).warning(str(message))
+    """Python warnings as one line through the logger (no source line, line breaks folded)."""
+    logging.getLogger(ROOT).warning(" ".join(str(message).split()))
 
 
 def is_setup() -> bool:
@@ -51,17 +67,20 @@ def is_setup() -> bool:
 
 
 def setup(verbose: bool = False, stream=None) -> logging.Handler:
-    """Install (once) the handler that prints geodistill's messages, and one-line warnings."""
+    """Install (once) the handler that prints geodistill's messages, and one-line warnings;
+    ``verbose`` shows DEBUG messages too (every epoch's line) and Lightning's information."""
     logger = logging.getLogger(ROOT)
     for h in list(logger.handlers):
         if getattr(h, "_geodistill", False):
             logger.removeHandler(h)
-    handler = logging.StreamHandler(stream or sys.stdout)
+    handler = _ConsoleHandler(stream)
     handler._geodistill = True  # type: ignore[attr-defined]
     handler.setFormatter(_Format())
     handler.addFilter(RankZeroFilter())
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
     logger.propagate = False
+    for name in _CHATTY:  # their per-process banners ("Initializing distributed: GLOBAL_RANK: 1 ...")
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)
     warnings.showwarning = _show_warning
     return handler

@@ -12,14 +12,23 @@ import time
 from pathlib import Path
 from typing import Any
 
-from geodistill.atomic import write_json
+from geodistill.atomic import write_json, write_text
 from geodistill.config import RunConfig, build_config, deep_merge, get_recipe
 from geodistill.engine.api import data_for, train
 from geodistill.engine.convergence import BUDGET_GAIN, RULE, budget_check
 from geodistill.errors import GeodistillError
 from geodistill.experiments.stats import GROUP_BY, paired_difference, verdict
-from geodistill.experiments.table import AGGREGATE_METRICS, COST_FIELDS, aggregate, cost_ratios, tidy_rows
+from geodistill.experiments.table import (
+    AGGREGATE_METRICS,
+    COST_FIELDS,
+    aggregate,
+    cost_ratios,
+    format_mean_std,
+    format_points,
+    tidy_rows,
+)
 from geodistill.losses import loss_fragment, loss_label, loss_needs_teacher
+from geodistill.progress import job
 from geodistill.results import SUMMARY_FILE
 
 logger = logging.getLogger(__name__)
@@ -50,43 +59,30 @@ def run(
     timings: dict[str, float] = {}
     datas: dict = {}  # decoded data, shared by every run with the same data config
 
-    # 1. teacher: trained once (seed 0) unless given
-    if teacher is None:
-        tcfg = build_config(spec_for("teacher"), where=f"recipe {recipe} (teacher)")
-        t0 = time.perf_counter()
-        data = data_for(tcfg, datas)
-        timings["data_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        tres = train(tcfg, out_dir / "teacher", resume=resume, data=data, role="teacher")
-        timings["teacher_s"] = time.perf_counter() - t0
-        teacher = str(out_dir / "teacher" / "model.ckpt")
-    else:
-        tres = None
-    sets = _TeacherSets(r, spec_for("teacher"), teacher, out_dir, resume, datas, timings)
-
-    # 2. students: alone and distilled, per seed
-    rows = []
-    for o in r["objectives"]:
-        o = dict(o)
-        kind = o.pop("teachers", "one")
-        for seed in seeds:
-            spec = deep_merge(spec_for("student"), {"train": {"seed": seed}, "distill": o})
-            if loss_needs_teacher(o["loss"]):
-                spec["distill"].update(sets.distill(kind))
-            cfg = build_config(spec, where=f"recipe {recipe} ({o['loss']})")
-            name = f"{loss_fragment(o['loss'], o, keys=('alpha',))}{_KIND_SUFFIX[kind]}-s{seed}"
+    with job(planned_runs(r, seeds, teacher_given=teacher is not None)):
+        # 1. teacher: trained once (seed 0) unless given
+        if teacher is None:
+            tcfg = build_config(spec_for("teacher"), where=f"recipe {recipe} (teacher)")
             t0 = time.perf_counter()
-            res = train(cfg, out_dir / name, resume=resume, data=data_for(cfg, datas))
-            timings[name + "_s"] = time.perf_counter() - t0
-            label = loss_label(o["loss"], o) + (f" + {res['method']}" if res.get("method") else "")
-            rows.append({"label": label, **res})
+            data = data_for(tcfg, datas)
+            timings["data_s"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            tres = train(tcfg, out_dir / "teacher", resume=resume, data=data, role="teacher")
+            timings["teacher_s"] = time.perf_counter() - t0
+            teacher = str(out_dir / "teacher" / "model.ckpt")
+        else:
+            tres = None
+        sets = _TeacherSets(r, spec_for("teacher"), teacher, out_dir, resume, datas, timings)
+        rows = _students(r, seeds, spec_for("student"), sets, out_dir, resume, datas, timings, recipe)
+        alone = next((x for x in rows if x["objective_name"] == "student" and x["seed"] == seeds[0]), None)
+        check = None
+        if r.get("budget_check") and alone is not None:
+            spec = deep_merge(spec_for("student"), {"train": {"seed": seeds[0]}})
+            check = _budget_check(spec, alone, out_dir, resume, datas, timings)
 
     summary = summarise(rows, tres)
-    if r.get("budget_check") and seeds:
-        alone = next((x for x in rows if x["objective_name"] == "student" and x["seed"] == seeds[0]), None)
-        spec = deep_merge(spec_for("student"), {"train": {"seed": seeds[0]}})
-        if alone is not None:
-            summary["budget_check"] = _budget_check(spec, alone, out_dir, resume, datas, timings)
+    if check is not None:
+        summary["budget_check"] = check
     summary.update(
         {
             "recipe": recipe,
@@ -98,8 +94,8 @@ def run(
         }
     )
     write_json(out_dir / SUMMARY_FILE, summary)
-    (out_dir / "summary.md").write_text(format_summary(summary))
-    logger.info("\n" + format_summary(summary))
+    write_text(out_dir / "summary.md", format_summary(summary))
+    logger.info("\n" + format_summary(summary).rstrip("\n"))
     return summary
 
 
@@ -123,6 +119,51 @@ def _budget_line(b: dict) -> str:
         f"{100 * b['val_2x']:.2f}% instead of {100 * b['val']:.2f}% validation accuracy ({b['gain_pts']:+.2f} points): "
         f"{state} (< {BUDGET_GAIN} points)."
     )
+
+
+def _students(
+    r: dict,
+    seeds: list[int],
+    sspec: dict,
+    sets: _TeacherSets,
+    out_dir: Path,
+    resume: bool,
+    datas: dict,
+    timings: dict,
+    recipe: str,
+) -> list[dict]:
+    """Train the student alone and under each of the recipe's objectives, per seed; one table
+    row (results.json + label) per run."""
+    rows = []
+    for o in r["objectives"]:
+        o = dict(o)
+        kind = o.pop("teachers", "one")
+        for seed in seeds:
+            spec = deep_merge(sspec, {"train": {"seed": seed}, "distill": o})
+            if loss_needs_teacher(o["loss"]):
+                spec["distill"].update(sets.distill(kind))
+            cfg = build_config(spec, where=f"recipe {recipe} ({o['loss']})")
+            name = f"{loss_fragment(o['loss'], o, keys=('alpha',))}{_KIND_SUFFIX[kind]}-s{seed}"
+            t0 = time.perf_counter()
+            res = train(cfg, out_dir / name, resume=resume, data=data_for(cfg, datas))
+            timings[name + "_s"] = time.perf_counter() - t0
+            label = loss_label(o["loss"], o) + (f" + {res['method']}" if res.get("method") else "")
+            rows.append({"label": label, **res})
+    return rows
+
+
+def planned_runs(r: dict, seeds: list[int], *, teacher_given: bool) -> int:
+    """How many runs a recipe trains: its teacher (unless given), the extra teachers its
+    objectives' teacher sets need (each once), one student per objective and seed, and the
+    budget check's student when asked."""
+    kinds = {o.get("teachers", "one") for o in r["objectives"] if loss_needs_teacher(o["loss"])}
+    extra = 0
+    if "ensemble" in kinds:
+        extra += len([s for s in r.get("teacher_seeds", [0, 1, 2]) if s != 0])
+    if "out_of_fold" in kinds:
+        extra += int(r.get("folds", 3))
+    check = 1 if r.get("budget_check") and any(o["loss"] == "student" for o in r["objectives"]) else 0
+    return (0 if teacher_given else 1) + extra + len(r["objectives"]) * len(seeds) + check
 
 
 _KIND_SUFFIX = {"one": "", "ensemble": "-ens", "out_of_fold": "-oof"}
@@ -189,16 +230,13 @@ def _line(g: dict[str, Any], gain: dict[str, Any] | None, ref: dict[str, Any] | 
     return line
 
 
-def _pm(m: float, s: float, scale: float = 100.0) -> str:
-    return f"{m * scale:.2f}" + ("" if s != s else f" ± {s * scale:.2f}")
-
-
 def _ratio(x: float | None) -> str:
     return "–" if x is None else f"{x:.1f}"
 
 
 def format_summary(summary: dict) -> str:
-    """The comparison table as Markdown (accuracy and F1 in %, mean ± std over seeds; converged:
+    """The comparison table as Markdown (accuracy and F1 in % with 2 decimals, mean ± std over seeds
+    where there are several, as everywhere: `experiments.table.format_mean_std`; converged:
     runs that met the convergence rule of those that record it, '–' for none), the rule, the verdict."""
     head = (
         "| model / objective | n | converged | accuracy % | macro-F1 % | gain vs alone (pts) | wins | params | MFLOPs "
@@ -206,13 +244,14 @@ def format_summary(summary: dict) -> str:
     )
     lines = [head, "|---|" + "---:|" * 13]
     for t in summary["table"]:
-        gain = _pm(t["mean_diff"], t["sd_diff"]) if "mean_diff" in t else "–"
+        gain = format_points(100 * t["mean_diff"], 100 * t["sd_diff"]) if "mean_diff" in t else "–"
         wins = f"{t['wins']}/{t['pairs']}" if "wins" in t else "–"
         lat = f"{t['latency_ms']:.2f}" if _finite(t.get("latency_ms")) else "–"
         lines.append(
             f"| {t['label']} ({t['model']}) | {t['n']} | {t.get('converged') or '–'} | "
-            f"{_pm(t['accuracy_mean'], t['accuracy_std'])} | "
-            f"{_pm(t['f1_macro_mean'], t['f1_macro_std'])} | {gain} | {wins} | {t['params']:,.0f} | "
+            f"{format_mean_std('accuracy', t['accuracy_mean'], t['accuracy_std'], unit=False)} | "
+            f"{format_mean_std('f1_macro', t['f1_macro_mean'], t['f1_macro_std'], unit=False)} | "
+            f"{gain} | {wins} | {t['params']:,.0f} | "
             f"{t['flops'] / 1e6:.1f} | {t['size_bytes'] / 1024:.0f} | {lat} | {_ratio(t.get('params_ratio'))} | "
             f"{_ratio(t.get('flops_ratio'))} | {_ratio(t.get('speedup'))} |"
         )

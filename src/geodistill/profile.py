@@ -24,7 +24,9 @@ normalisation inside the model (the exported-model contract of ``geodistill.depl
 
 from __future__ import annotations
 
+import json
 import math
+import platform
 import statistics
 import tempfile
 import time
@@ -37,6 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from geodistill.atomic import write_json
 from geodistill.data.prepare import checkpoint_data_config, prepare_data
 from geodistill.deploy.export import export_onnx
 from geodistill.deploy.quantize import quantize_onnx
@@ -66,12 +69,13 @@ def time_calls(
     warmup: int = 3,
     repeats: int = 20,
     max_seconds: float | None = None,
+    min_repeats: int = 3,
     clock: Callable[[], float] = time.perf_counter,
 ) -> list[float]:
     """Seconds taken by each of ``repeats`` calls of ``fn()`` after ``warmup`` untimed calls.
 
-    With ``max_seconds``, stops early once the timed calls have used that budget (at least 3
-    timed calls are always made), so slow models can be profiled with the same code.
+    With ``max_seconds``, stops early once the timed calls have used that budget (at least
+    ``min_repeats`` timed calls are always made), so slow models can be profiled with the same code.
     """
     for _ in range(warmup):
         fn()
@@ -83,7 +87,7 @@ def time_calls(
         dt = clock() - t0
         times.append(dt)
         spent += dt
-        if max_seconds is not None and i + 1 >= 3 and spent >= max_seconds:
+        if max_seconds is not None and i + 1 >= min_repeats and spent >= max_seconds:
             break
     return times
 
@@ -107,6 +111,7 @@ def runtime_cost(
     warmup: int = 3,
     repeats: int = 20,
     max_seconds: float | None = None,
+    min_repeats: int = 3,
     seed: int = 0,
 ) -> dict:
     """Latency (ms, at ``batches[0]``) and throughput (img/s, at ``batches[-1]``) of ``run``.
@@ -117,7 +122,7 @@ def runtime_cost(
     b_lat, b_thr = int(batches[0]), int(batches[-1])
     x_lat = rng.integers(0, 256, (b_lat, in_channels, size, size), dtype=np.uint8)
     x_thr = rng.integers(0, 256, (b_thr, in_channels, size, size), dtype=np.uint8)
-    kw = dict(warmup=warmup, repeats=repeats, max_seconds=max_seconds)
+    kw = dict(warmup=warmup, repeats=repeats, max_seconds=max_seconds, min_repeats=min_repeats)
     return {
         "latency_ms": measure_latency(lambda: run(x_lat), **kw),
         "latency_batch": b_lat,
@@ -152,6 +157,71 @@ def torch_cost(
         finally:
             model.train(was_training)
     return row
+
+
+# ---------------------------------------------------------------- latency measured once per job
+JOB_TIMING = {"warmup": 5, "repeats": 50, "min_repeats": 20, "max_seconds": 5.0}
+"""How `job_cost` times a model: the median of 20 to 50 calls (as many as fit in 5 s, at least
+20) after 5 warm-up calls."""
+TIMING_FIELDS = ("latency_ms", "latency_batch", "throughput", "throughput_batch")
+_LATENCIES: dict[str, dict] = {}  # this process's measurements, by `latency_key`
+
+
+def latency_key(arch: str, num_classes: int, size: int, in_channels: int, batches: Sequence[int]) -> str:
+    """What a latency depends on: architecture, classes, input size and channels, batches,
+    runtime (torch eager), torch's threads and version, and the machine."""
+    b = ",".join(str(int(x)) for x in batches)
+    return (
+        f"{arch}|{num_classes} classes|{size}px|{in_channels}ch|batches {b}|torch eager|"
+        f"{torch.get_num_threads()} threads|torch {torch.__version__}|{platform.node()}"
+    )
+
+
+def _read_latencies(path: Path | None) -> dict[str, dict]:
+    """The latencies stored in ``path`` (none when it is absent or unreadable)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")) if path is not None and path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def job_cost(
+    model: nn.Module,
+    size: int,
+    *,
+    arch: str,
+    num_classes: int,
+    normalizer: dict | None = None,
+    cache_file: str | Path | None = None,
+    batches: Sequence[int] = (1, 32),
+) -> dict:
+    """`torch_cost` of a trained model, its latency and throughput measured once per
+    `latency_key` (`JOB_TIMING`) and then reused: from this process's memo, else from
+    ``cache_file`` (JSON, key -> figures; a run writes it next to its folder, so every run of a
+    job, and a resumed job, shares one measurement per architecture). Adds ``latency_key``."""
+    c = input_channels(model)
+    cost = torch_cost(model, size, batches, in_channels=c, timing=False)
+    key = latency_key(arch, num_classes, size, c, batches)
+    path = Path(cache_file) if cache_file is not None else None
+    timing = _LATENCIES.get(key) or _read_latencies(path).get(key)
+    if not isinstance(timing, dict) or not all(_is_number(timing.get(f)) for f in TIMING_FIELDS):
+        measured = torch_cost(model, size, batches, in_channels=c, normalizer=normalizer, **JOB_TIMING)
+        timing = {f: measured[f] for f in TIMING_FIELDS}
+        if path is not None:
+            write_json(path, dict(_read_latencies(path), **{key: timing}))
+    _LATENCIES[key] = timing
+    return {**cost, **timing, "latency_key": key}
+
+
+def clear_latency_memo() -> None:
+    """Forget this process's measured latencies (`job_cost` then reads its file or measures)."""
+    _LATENCIES.clear()
+
+
+def _is_number(x: Any) -> bool:
+    """A finite int or float (not bool)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 # ---------------------------------------------------------------- many models, many runtimes

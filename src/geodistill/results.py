@@ -16,6 +16,7 @@ RESULTS_FILE = "results.json"  # a finished run
 FAILED_FILE = "failed.json"  # a run that crashed (a sweep point or teacher)
 SWEEP_FILE = "sweep.json"  # a sweep's description, teachers and points
 SUMMARY_FILE = "summary.json"  # `geodistill run`'s comparison table
+COST_CACHE_FILE = "latency.json"  # measured latencies shared by the runs of a folder (profile.job_cost)
 
 
 @dataclass

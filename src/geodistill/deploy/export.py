@@ -36,7 +36,7 @@ from geodistill.config import DataConfig
 from geodistill.data.imageset import ImageSet
 from geodistill.data.prepare import checkpoint_data_config, make_data_split, prepare_data
 from geodistill.data.splits import Split, make_split
-from geodistill.deploy.quantize import onnx_accuracy, onnx_predict_logits, quantize_onnx
+from geodistill.deploy.quantize import onnx_predict_logits, quantize_onnx
 from geodistill.deploy.runtime import (
     INPUT_CONVENTION,
     INPUT_NAME,
@@ -279,10 +279,9 @@ def _dataset(data: Any, root: Any, meta: dict, size: int, ckpt: Path) -> tuple[n
     return np.asarray(prepared.images), np.asarray(prepared.labels), prepared.split
 
 
-def _accuracy(run: Any, images: np.ndarray, labels: np.ndarray, batch_size: int = 64) -> float:
-    """Top-1 accuracy (fraction in [0, 1]) of a numpy-in, logits-out model on uint8 images."""
-    pred = np.concatenate([run(images[i : i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)])
-    return float((pred == labels).mean())
+def _predictions(run: Any, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Top-1 class of each uint8 image under a numpy-in, logits-out model."""
+    return np.concatenate([run(images[i : i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)])
 
 
 def export(
@@ -308,12 +307,15 @@ def export(
     unloadable = no data (random check pixels, with a warning). With data, ``acc_fp32`` is the
     exported model's accuracy on the test split (``test_images`` images). ``int8`` (ONNX only):
     static int8 quantisation calibrated on up to ``calib_count`` training-split images (random
-    pixels without data, with a warning), and ``acc_int8`` on the same test split.
+    pixels without data, with a warning), and, on the same test split, ``acc_int8`` and the int8
+    model's top-1 agreement with the exported fp32 model (``int8_test_agreement``).
     Raises ``GeodistillError`` if the exported fp32 model's logits differ from PyTorch's by more
-    than ``tolerance`` (relative to the logit scale). Returns a JSON-able dict: ``path, format,
-    int8, size, size_bytes, classes, max_abs_diff, rel_diff, top1_agreement, check_images,
-    calibration, acc_fp32, acc_int8`` (``test_images`` with data; int8 also ``int8_max_abs_diff, int8_top1_agreement,
-    fp32_size_bytes``; accuracies are fractions in [0, 1]).
+    than ``tolerance`` (relative to the logit scale) on the ``check_count`` check images (the first
+    test images, else random pixels). Returns a JSON-able dict: ``path, format, int8, size,
+    size_bytes, classes, max_abs_diff, rel_diff, top1_agreement, check_images, check_count,
+    calibration, acc_fp32, acc_int8`` (with data ``test_split``, ``test_images``; int8 also
+    ``int8_max_abs_diff, int8_top1_agreement`` on the check images, ``int8_test_agreement``,
+    ``fp32_size_bytes``; accuracies and agreements are fractions in [0, 1]).
     """
     ckpt = Path(ckpt)
     out = _checked_out(ckpt, format, int8, out)
@@ -341,19 +343,20 @@ def export(
         ref = wrapped(torch.from_numpy(check)).float().numpy()
 
     result: dict = {"format": format, "int8": int8, "size": size, "classes": list(meta["classes"])}
-    result.update(check_images="test split" if len(test) else "random pixels", calibration=None)
-    result.update(acc_fp32=None, acc_int8=None)
+    result.update(check_images="test split" if len(test) else "random pixels", check_count=len(check))
+    result.update(calibration=None, acc_fp32=None, acc_int8=None)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:
         fp32 = Path(tmp) / ("fp32.onnx" if format == "onnx" else "model.pt")
         (export_onnx if format == "onnx" else export_torchscript)(model, fp32, **kw)
         runner = _verified_runner(fp32, ckpt, format, check, ref, tolerance, result)
+        fp32_pred = None
         if len(test):  # the exported fp32 model on exactly the test split the checkpoint trained with
-            test_x = np.ascontiguousarray(found[0][test], dtype=np.uint8)
-            result["acc_fp32"] = _accuracy(runner, test_x, found[1][test])
+            fp32_pred = _predictions(runner, np.ascontiguousarray(found[0][test], dtype=np.uint8))
+            result.update(acc_fp32=float((fp32_pred == found[1][test]).mean()), test_split="test")
             result["test_images"] = int(len(test))
         if int8:
-            _quantize_and_evaluate(fp32, out, result, found, calib_count, c, size, rng, ref, check)
+            _quantize_and_evaluate(fp32, out, result, found, calib_count, c, size, rng, ref, check, fp32_pred)
         else:
             os.replace(fp32, out)
     result["path"] = str(out)
@@ -410,8 +413,11 @@ def _quantize_and_evaluate(
     rng,
     ref: np.ndarray,
     check: np.ndarray,
+    fp32_pred: np.ndarray | None,
 ) -> None:
-    """Quantise ``fp32`` into ``out`` and record int8 agreement and test accuracies in ``result``."""
+    """Quantise ``fp32`` into ``out`` and record in ``result`` the int8 model's agreement with
+    PyTorch on the check images and, on the test split, its agreement with the exported fp32
+    model (``int8_test_agreement``) and its accuracy, both over the same ``test_images``."""
     if found is not None:
         images, labels, split = found
         calib = images[np.sort(split.train[:calib_count])]
@@ -435,9 +441,11 @@ def _quantize_and_evaluate(
             "fp32_size_bytes": fp32.stat().st_size,
         }
     )
-    if found is not None and result["acc_fp32"] is not None:
+    if found is not None and fp32_pred is not None:
         test = np.sort(split.test)
-        result["acc_int8"] = onnx_accuracy(q_session, np.ascontiguousarray(images[test], dtype=np.uint8), labels[test])
+        q_pred = onnx_predict_logits(q_session, np.ascontiguousarray(images[test], dtype=np.uint8)).argmax(1)
+        result["acc_int8"] = float((q_pred == labels[test]).mean())
+        result["int8_test_agreement"] = float((q_pred == fp32_pred).mean())
         if result["acc_fp32"] - result["acc_int8"] > 0.05:
             warnings.warn(
                 f"int8 loses {100 * (result['acc_fp32'] - result['acc_int8']):.1f} accuracy points on the test split; "
@@ -447,25 +455,35 @@ def _quantize_and_evaluate(
 
 
 def describe_export(result: dict) -> str:
-    """Human-readable summary lines of an ``export`` result (what the CLI prints)."""
+    """Human-readable summary lines of an ``export`` result (what the CLI prints): each line
+    names the images its figures were measured on and how many."""
+    check = f"{result.get('check_count', 8)} {_images_named(result['check_images'])}"
     lines = [
         f"wrote {result['path']} ({result['format']}{', int8' if result['int8'] else ''}, "
         f"{result['size_bytes'] / 1e6:.2f} MB, input uint8 N x C x {result['size']} x {result['size']}, "
         f"{len(result['classes'])} classes)",
-        f"fp32 check on {result['check_images']}: max |exported - torch| = {result['max_abs_diff']:.2e} "
-        f"(relative {result['rel_diff']:.2e}), top-1 agreement {100 * result['top1_agreement']:.0f}%",
+        f"fp32 check on {check}: max |exported - torch| = {result['max_abs_diff']:.2e} "
+        f"(relative {result['rel_diff']:.2e}), top-1 agreement {100 * result['top1_agreement']:.2f}%",
     ]
     if result["int8"]:
+        smaller = result["fp32_size_bytes"] / max(result["size_bytes"], 1)
         lines.append(
-            f"int8 calibrated on {result['calibration']}: max |int8 - torch| = "
-            f"{result['int8_max_abs_diff']:.3g}, top-1 agreement {100 * result['int8_top1_agreement']:.0f}%, "
-            f"size {result['fp32_size_bytes'] / max(result['size_bytes'], 1):.1f}x smaller than fp32"
+            f"int8 calibrated on {result['calibration']}, {smaller:.1f}x smaller than fp32; "
+            f"on the same {check}: max |int8 - torch| = {result['int8_max_abs_diff']:.3g}, "
+            f"top-1 agreement {100 * result['int8_top1_agreement']:.2f}%"
         )
+    where = f"on the {result.get('test_split', 'test')} split ({result.get('test_images')} images)"
     if result["int8"] and result.get("acc_int8") is not None:
         lines.append(
-            f"test accuracy ({result['test_images']} images): fp32 {100 * result['acc_fp32']:.2f}% -> "
-            f"int8 {100 * result['acc_int8']:.2f}% ({100 * (result['acc_int8'] - result['acc_fp32']):+.2f} points)"
+            f"{where}: int8 top-1 agreement with fp32 {100 * result['int8_test_agreement']:.2f}%, accuracy fp32 "
+            f"{100 * result['acc_fp32']:.2f}% -> int8 {100 * result['acc_int8']:.2f}% "
+            f"({100 * (result['acc_int8'] - result['acc_fp32']):+.2f} points)"
         )
     elif result.get("acc_fp32") is not None:
-        lines.append(f"test accuracy ({result['test_images']} images): {100 * result['acc_fp32']:.2f}%")
+        lines.append(f"{where}: accuracy {100 * result['acc_fp32']:.2f}%")
     return "\n".join(lines)
+
+
+def _images_named(source: str) -> str:
+    """'test split' -> 'test-split images'; 'random pixels' -> 'random-pixel inputs'."""
+    return {"test split": "test-split images", "random pixels": "random-pixel inputs"}.get(source, source)

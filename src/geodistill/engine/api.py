@@ -27,8 +27,9 @@ from geodistill.engine.trainer import evaluate_split, fit, get_fabric
 from geodistill.errors import GeodistillError
 from geodistill.losses import Objective, get_preset
 from geodistill.models import build_model
-from geodistill.profile import torch_cost
-from geodistill.results import RunResult, hyper
+from geodistill.profile import job_cost
+from geodistill.progress import Job, duration, job
+from geodistill.results import COST_CACHE_FILE, RunResult, hyper
 
 logger = logging.getLogger(__name__)
 
@@ -85,15 +86,28 @@ def train(
 ) -> dict:
     """Train one model (teacher, student alone, or distilled student); returns results.json's dict.
 
-    A finished run (results.json present) is returned as is when ``resume`` is set.
+    A finished run (results.json present) is returned as is when ``resume`` is set. The run is
+    one run of the process's progress job (`geodistill.progress`), or a job of its own.
     """
     run_dir = Path(run_dir or Path(cfg.out) / (cfg.name or f"{cfg.train.model}-{cfg.distill.loss}-s{cfg.train.seed}"))
     results_path = run_dir / "results.json"
-    if resume and results_path.is_file():
-        logger.info(f"{run_dir}: already finished, skipped")
-        return json.loads(results_path.read_text())
-    run_dir.mkdir(parents=True, exist_ok=True)
     fabric = get_fabric(cfg)
+    with job(1) as j:
+        if resume and results_path.is_file():
+            j.end_run(f"[{run_dir.name}] already finished, skipped ({run_dir})")
+            return json.loads(results_path.read_text())
+        try:
+            return _train(cfg, run_dir, fabric, j, resume=resume, data=data, role=role)
+        except BaseException:
+            j.end_run(None)
+            raise
+
+
+def _train(
+    cfg: RunConfig, run_dir: Path, fabric, j: Job, *, resume: bool, data: TrainData | None, role: str | None
+) -> dict:
+    """The body of `train`: data, teachers, objective, the training loop, test metrics, cost."""
+    run_dir.mkdir(parents=True, exist_ok=True)
     wall0 = time.perf_counter()
     data = data or prepare_data(cfg)
     cfg, epochs_auto = resolve_epochs(cfg, len(data.train))  # once: schedule, checkpoints, results agree
@@ -107,24 +121,27 @@ def train(
         teacher_source, cache_seconds = teacher_source_for(
             cfg, data, teachers, feats=objective.needs_features, fabric=fabric
         )
-    logger.info(
+    j.start_run(
         f"[{run_dir.name}] {cfg.train.model} on {cfg.data.dataset} ({len(data.train)} train / "
         f"{len(data.val)} val / {len(data.test)} test, {data.size}px): {objective}, "
         f"{cfg.train.epochs} epochs{' (auto)' if epochs_auto else ''}"
     )
-    meta = {"arch": cfg.train.model}
-    state = fit(cfg, data, student, objective, teacher_source, run_dir, meta=meta, resume=resume)
+    state = fit(cfg, data, student, objective, teacher_source, run_dir, meta={"arch": cfg.train.model}, resume=resume)
 
     best, _ = load_classifier(run_dir / "model.ckpt")
     test = evaluate_split(fabric, best, data, data.test, channels_last=cfg.train.channels_last)
-    cost = torch_cost(
-        best, data.size, batches=(1, 32), normalizer=data.normalizer.to_dict(), warmup=2, repeats=15, max_seconds=3.0
+    cost = job_cost(
+        best,
+        data.size,
+        arch=cfg.train.model,
+        num_classes=len(data.classes),
+        normalizer=data.normalizer.to_dict(),
+        cache_file=run_dir.parent / COST_CACHE_FILE,
     )
-    role = role or ("distilled" if objective.needs_teacher else "student")
     results = _run_result(
         cfg,
         run_dir.name,
-        role,
+        role or ("distilled" if objective.needs_teacher else "student"),
         str(objective),
         state,
         size=data.size,
@@ -136,16 +153,21 @@ def train(
         teacher_cache_s=cache_seconds,
     )
     if fabric.is_global_zero:
-        write_json_atomic(results_path, results)
+        write_json_atomic(run_dir / "results.json", results)
         (run_dir / "last.ckpt").unlink(missing_ok=True)
     fabric.barrier()
-    conv = results["convergence"]
-    logger.info(
-        f"[{run_dir.name}] test accuracy {test['accuracy']:.4f}, macro-F1 {test['f1_macro']:.4f}; "
-        f"{'converged' if conv['converged'] else 'NOT converged'} (late slope {conv['late_slope_pts']:.2f} "
-        f"points per 10% of the run, final lr {conv['lr_end_ratio']:.0%} of peak)"
-    )
+    j.end_run(result_line(run_dir.name, results))
     return results
+
+
+def result_line(name: str, results: dict) -> str:
+    """'[name] test accuracy 85.24%, macro-F1 84.90%; converged (...); 12s': a run's end line."""
+    test, conv = results["metrics"], results["convergence"]
+    return (
+        f"[{name}] test accuracy {100 * test['accuracy']:.2f}%, macro-F1 {100 * test['f1_macro']:.2f}%; "
+        f"{'converged' if conv['converged'] else 'NOT converged'} (late slope {conv['late_slope_pts']:.2f} "
+        f"points per 10% of the run, final lr {conv['lr_end_ratio']:.0%} of peak); {duration(results['wall_time_s'])}"
+    )
 
 
 def _run_result(cfg: RunConfig, run_id: str, role: str, objective: str, state: dict, **measured: Any) -> dict:

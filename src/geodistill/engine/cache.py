@@ -146,7 +146,7 @@ def build_teacher_cache(
     final = Path(cache_root) / "teacher" / key
     found = _open(final)
     if found is not None:
-        logger.info(f"teacher cache hit: {final}")
+        logger.debug(f"teacher cache hit: {final}")
         found.hit = True
         return found
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -22,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from lightning.fabric import Fabric
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import Tensor, nn
 
 from geodistill.config import RunConfig
@@ -36,6 +34,7 @@ from geodistill.errors import GeodistillError
 from geodistill.losses import LossInputs, Objective
 from geodistill.metrics import confusion, metrics_from_confusion
 from geodistill.models import first_layer_weight
+from geodistill.progress import Job, job
 
 logger = logging.getLogger(__name__)
 
@@ -274,27 +273,28 @@ class Trainer:
         if resume and self.last.is_file():
             self.resume(self.last)
         t = self.cfg.train
-        self.report = _Report(self.run_dir, rank0=self.fabric.is_global_zero, progress=t.progress)
-        try:
-            while self.state.epoch < t.epochs:
-                t0 = time.perf_counter()
-                self.train_epoch()
-                train_took = time.perf_counter() - t0
-                val = self.validate()
-                if self.end_epoch(val, train_took, time.perf_counter() - t0):
-                    break
-        finally:
-            self.report.close()
+        with job(1) as j:  # the job this run belongs to, or one of its own
+            self.report = _Report(self.run_dir, rank0=self.fabric.is_global_zero, progress=t.progress, job=j)
+            self.report.start(t.epochs, self.state.epoch)
+            try:
+                while self.state.epoch < t.epochs:
+                    t0 = time.perf_counter()
+                    self.train_epoch()
+                    train_took = time.perf_counter() - t0
+                    val = self.validate()
+                    if self.end_epoch(val, train_took, time.perf_counter() - t0):
+                        break
+            finally:
+                self.report.close()
         return self.state
 
     def train_epoch(self) -> None:
         """The remaining steps of the current epoch (all of them unless resumed mid-epoch)."""
         self.module.train()
         batches = self.epoch_batches(self.state.epoch)
-        self.report.start_epoch(self.state.epoch, self.cfg.train.epochs, len(batches), self.state.step)
+        self.report.start_epoch(len(batches), self.state.step)
         for step in range(self.state.step, len(batches)):
             self.train_step(batches[step], step)
-        self.report.end_train()
 
     def train_step(self, idx: np.ndarray, step: int) -> None:
         """One optimizer step on images ``idx``; checkpoints every ``checkpoint_every`` steps."""
@@ -351,7 +351,7 @@ class Trainer:
             self.save(self.best, metrics=metrics)
         reason = self.stop_rule(st)
         self.save(self.last, with_state=True)
-        self.report.epoch(row, improved, self.cfg.train.epochs)
+        self.report.epoch(row, improved, self.cfg.train.epochs, st.best_val)
         self.fabric.barrier()
         if reason is not None:
             logger.info(f"  early stop: {reason}")
@@ -418,27 +418,29 @@ def fit(
 
 
 class _Report:
-    """Rank 0's outputs: a live per-step bar, one line per epoch, metrics.csv, TensorBoard."""
+    """Rank 0's outputs: the run's part of the progress view (`geodistill.progress`: epoch and
+    step bars on a terminal, epoch lines at each tenth of the run), metrics.csv, TensorBoard.
+    ``progress`` False: no bars and no epoch lines."""
 
-    def __init__(self, run_dir: Path, *, rank0: bool, progress: bool) -> None:
-        self.csv, self.rank0, self.progress = run_dir / "metrics.csv", rank0, progress
+    def __init__(self, run_dir: Path, *, rank0: bool, progress: bool, job: Job) -> None:
+        self.csv, self.rank0, self.job = run_dir / "metrics.csv", rank0, job
+        self.name = run_dir.name
         self.tb = _tensorboard(run_dir) if rank0 else None
-        self.bar = _progress_bar() if (progress and rank0) else None
-        self.task = None
+        self.shown = rank0 and progress
 
-    def start_epoch(self, epoch: int, epochs: int, steps: int, done: int) -> None:
-        if self.bar is not None:
-            self.task = self.bar.add_task(f"epoch {epoch + 1}/{epochs}", total=steps, completed=done, info="")
+    def start(self, epochs: int, done: int) -> None:
+        if self.shown:
+            self.job.start_epochs(self.name, epochs, done)
+
+    def start_epoch(self, steps: int, done: int) -> None:
+        if self.shown:
+            self.job.start_epoch(steps, done)
 
     def step(self, state: TrainState) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, advance=1, info=f"loss {state.train_loss:.3f} acc {state.train_acc:.3f}")
+        if self.shown:
+            self.job.step(f"loss {state.train_loss:.3f} acc {state.train_acc:.3f}")
 
-    def end_train(self) -> None:
-        if self.bar is not None:
-            self.bar.remove_task(self.task)
-
-    def epoch(self, row: dict, improved: bool, epochs: int) -> None:
+    def epoch(self, row: dict, improved: bool, epochs: int, best: float) -> None:
         if not self.rank0:
             return
         _append_csv(self.csv, row)
@@ -446,35 +448,17 @@ class _Report:
             for k, v in row.items():
                 if k != "epoch":
                     self.tb.add_scalar(k, v, row["epoch"])
-        if self.progress:
-            (self.bar.console.print if self.bar is not None else logger.info)(
-                f"  epoch {row['epoch']:3d}/{epochs}  loss {row['train_loss']:.4f}  train {row['train_acc']:.3f}"
-                f"  val {row['val_acc']:.3f}{' *' if improved else '  '}  {row['time_s']:.1f}s"
+        if self.shown:
+            line = (
+                f"  [{self.name}] epoch {row['epoch']:3d}/{epochs}  loss {row['train_loss']:.4f}  "
+                f"train {100 * row['train_acc']:.2f}%  val {100 * row['val_acc']:.2f}%{' *' if improved else ''}  "
+                f"{row['time_s']:.1f}s"
             )
+            self.job.end_epoch(row["epoch"], epochs, line, f"val {100 * row['val_acc']:.2f}% (best {100 * best:.2f}%)")
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
         if self.tb is not None:
             self.tb.close()
-
-
-def _progress_bar():
-    """A live per-step bar on a terminal (loss, accuracy); nothing when output is not a TTY."""
-
-    if not sys.stderr.isatty():
-        return None
-
-    bar = Progress(
-        TextColumn("  {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeRemainingColumn(),
-        transient=True,
-    )
-    bar.start()
-    return bar
 
 
 def _tensorboard(run_dir: Path):

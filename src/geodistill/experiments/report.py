@@ -39,8 +39,10 @@ from geodistill.experiments.table import (
     converged_cell,
     display_rows,
     format_mean_std,
+    format_points,
     format_value,
     is_number,
+    is_percent_column,
     markdown_table,
     read_json_object,
     teacher_student_table,
@@ -87,8 +89,11 @@ body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:2re
 color:#1b1f24;line-height:1.45;padding:0 1rem}
 h1{font-size:1.6rem;margin-bottom:.2rem}
 h2{font-size:1.2rem;border-bottom:1px solid #ccd;padding-bottom:.2rem;margin-top:2rem}
-table{border-collapse:collapse;font-size:.82rem;margin:.6rem 0;display:block;overflow-x:auto}
+div.table-box{overflow-x:auto;max-width:100%;margin:.6rem 0}
+table{border-collapse:collapse;font-size:.82rem}
 th,td{border:1px solid #d6d9de;padding:.25rem .5rem;text-align:left;white-space:nowrap}
+table.kv td{white-space:normal;overflow-wrap:anywhere;min-width:12rem}
+p,li,h3,figcaption{overflow-wrap:anywhere}
 th{background:#eef1f5}tr:nth-child(even) td{background:#f8f9fb}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 p.verdict{background:#eef7ee;border-left:4px solid #2ca02c;padding:.7rem 1rem;font-size:1rem}
@@ -306,18 +311,12 @@ def _make_figures(
     return figures
 
 
-def _points(x: float, scale: float, signed: bool = True) -> str:
-    """A difference as text in points, '+' shown for positive values when `signed`."""
-    s = format_value("d", scale * x)
-    return "+" + s if signed and s[:1] not in ("-", "–") and s != "0" else s
-
-
 def _paired_display(paired: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
     """Paired rows as text, the differences in points (×100 for accuracy/F1 fractions)."""
     out = []
     for p in paired:
-        k = 100.0 if p["metric"] in ("accuracy", "precision_macro", "recall_macro", "f1_macro") else 1.0
-        ci = "–" if p["n"] < 2 else f"{_points(p['ci_low'], k)} to {_points(p['ci_high'], k)}"
+        k = 100.0 if is_percent_column(p["metric"]) else 1.0
+        ci = "–" if p["n"] < 2 else f"{format_points(k * p['ci_low'])} to {format_points(k * p['ci_high'])}"
         out.append(
             {
                 "dataset": str(p["dataset"]),
@@ -329,8 +328,8 @@ def _paired_display(paired: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
                 "n": str(p["n"]),
                 f"{p['metric']} (setting)": format_value(p["metric"], p["mean"]),
                 f"{p['metric']} (student alone)": format_value(p["metric"], p["baseline_mean"]),
-                "Δ mean (pts)": _points(p["mean_diff"], k),
-                "Δ sd (pts)": _points(p["sd_diff"], k, signed=False),
+                "Δ mean (pts)": format_points(k * p["mean_diff"]),
+                "Δ sd (pts)": format_value("Δ_std", k * p["sd_diff"]) if p["n"] > 1 else "–",
                 "95% CI (pts)": ci,
                 "wins": f"{p['wins']}/{p['n']}",
                 "no baseline": str(len(p["seeds_without_baseline"])),
@@ -465,7 +464,7 @@ def _failed_what(row: dict[str, Any]) -> str:
 def _html_table(rows: Sequence[dict[str, Any]], cls: str, **attrs: str) -> str:
     extra = "".join(f' {html.escape(k.replace("_", "-"))}="{html.escape(v)}"' for k, v in attrs.items())
     if not rows:
-        return f'<table class="{html.escape(cls)}"{extra}><tr><td>no rows</td></tr></table>'
+        return _box(f'<table class="{html.escape(cls)}"{extra}><tr><td>no rows</td></tr></table>')
     columns, cells = display_rows(rows)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = []
@@ -474,9 +473,14 @@ def _html_table(rows: Sequence[dict[str, Any]], cls: str, **attrs: str) -> str:
             f'<td class="num">{html.escape(v)}</td>' if _numberish(v) else f"<td>{html.escape(v)}</td>" for v in line
         )
         body.append(f"<tr>{tds}</tr>")
-    return (
+    return _box(
         f'<table class="{html.escape(cls)}"{extra}><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
     )
+
+
+def _box(table: str) -> str:
+    """A table inside its own horizontally scrolling box, so a wide one never widens the page."""
+    return f'<div class="table-box">{table}</div>'
 
 
 def _numberish(text: str) -> bool:
@@ -485,7 +489,7 @@ def _numberish(text: str) -> bool:
 
 def _kv_html(pairs: Sequence[tuple[str, str]], cls: str) -> str:
     body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in pairs)
-    return f'<table class="{html.escape(cls)}">{body}</table>'
+    return _box(f'<table class="{html.escape(cls)} kv">{body}</table>')
 
 
 def _kv_md(pairs: Sequence[tuple[str, str]]) -> str:

@@ -50,6 +50,7 @@ import torch
 import yaml
 
 from geodistill import log as gdlog
+from geodistill import progress
 from geodistill.atomic import write_json, write_text
 from geodistill.config import build_config, deep_merge, get_recipe, load_yaml
 from geodistill.data.views import plan_of
@@ -427,11 +428,15 @@ def _run_point(spec: dict, run_dir: str) -> dict:
         return _write_failure(spec, d, e, traceback.format_exc(limit=6))
 
 
-def _init_worker(threads: int, devices: Sequence[str] | None, slots: Any, printing: bool) -> None:
+def _init_worker(threads: int, devices: Sequence[str] | None, slots: Any, printing: bool, verbose: bool) -> None:
     """Pool worker start-up: a fair share of CPU threads, with ``devices`` one device, and the
-    parent's console output when it had one."""
+    parent's console output when it had one: warnings and errors only (the parent prints one
+    line per finished point and the progress view), everything with ``verbose``."""
+    progress.disable_live()
     if printing:
-        gdlog.setup()
+        gdlog.setup(verbose=verbose)
+        if not verbose:
+            logging.getLogger(gdlog.ROOT).setLevel(logging.WARNING)
     slot = slots.get() if slots is not None else 0
     if devices:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(devices[slot % len(devices)])
@@ -450,9 +455,9 @@ def worker_threads(workers: int) -> int:
     return max(1, cores // max(1, workers))
 
 
-def _run_parallel(jobs: list[tuple[dict, str]], workers: int, devices: Sequence[str] | None) -> None:
+def _run_parallel(jobs: list[tuple[dict, str]], workers: int, devices: Sequence[str] | None, j: progress.Job) -> None:
     """Run points in a process pool of spawned workers (torch is not fork-safe once its thread
-    pools exist); a worker that dies records its point as failed."""
+    pools exist); a worker that dies records its point as failed. One line per finished point."""
     ctx = multiprocessing.get_context("spawn")
     n = min(workers, len(jobs))
     slots = ctx.Queue()
@@ -467,17 +472,24 @@ def _run_parallel(jobs: list[tuple[dict, str]], workers: int, devices: Sequence[
         max_workers=n,
         mp_context=ctx,
         initializer=_init_worker,
-        initargs=(threads, list(devices) if devices else None, slots, gdlog.is_setup()),
+        initargs=(
+            threads,
+            list(devices) if devices else None,
+            slots,
+            gdlog.is_setup(),
+            logging.getLogger(gdlog.ROOT).getEffectiveLevel() <= logging.DEBUG,
+        ),
     ) as pool:
         futures = {pool.submit(_run_point, spec, run_dir): (spec, run_dir) for spec, run_dir in jobs}
-        for k, f in enumerate(as_completed(futures), 1):
+        for f in as_completed(futures):
             spec, run_dir = futures[f]
             try:
                 row = f.result()
             except Exception as e:
                 row = _write_failure(spec, run_dir, f"worker process failed: {type(e).__name__}: {e}")
-            state = row.get("error") if row.get("status") == "failed" else f"accuracy {row['metrics']['accuracy']:.4f}"
-            logger.info(f"sweep: [{k}/{len(jobs)}] {Path(run_dir).name}: {state}")
+            name = Path(run_dir).name
+            ok = row.get("status") != "failed"
+            j.end_run(api.result_line(name, row) if ok else f"[{name}] failed: {row.get('error')}")
 
 
 # ---------------------------------------------------------------- teachers and caches
@@ -552,6 +564,7 @@ class _Teachers:
     timeout_s: float
     jobs: dict[str, TeacherJob]
     data_cache: dict = field(default_factory=dict)
+    counted: set[str] = field(default_factory=set)  # teachers the progress job counts as runs of this process
 
     def lock(self, key: str) -> Path:
         """``OUT/teacher-s0.lock`` for a sweep teacher; ``OUT/teacher-cache-<hash>.lock`` for a
@@ -579,6 +592,11 @@ def _teacher_ready(key: str, points: list[Point], ctx: _Teachers, waited: bool) 
         d = ctx.out / key
         if waited and not (d / RESULTS_FILE).is_file() and (d / FAILED_FILE).is_file():
             return f"teacher {key} failed: {read_result(d / FAILED_FILE).get('error')}"
+        if key in ctx.counted and (d / RESULTS_FILE).is_file() and (d / "model.ckpt").is_file():
+            ctx.counted.discard(key)  # trained by another shard meanwhile: count it as done here
+            j = progress.current()
+            if j is not None:
+                j.end_run(f"[{key}] trained by another shard")
         err = _run_teacher(job, ctx.out, ctx.data_cache)
         if err:
             return f"teacher {key} failed: {err}"
@@ -614,7 +632,12 @@ def _prepare_teacher(key: str, points: list[Point], ctx: _Teachers, block: bool)
 
 
 def _run_points(
-    points: list[Point], broken: dict[str, str], out: Path, workers: int, devices: Sequence[str] | None
+    points: list[Point],
+    broken: dict[str, str],
+    out: Path,
+    workers: int,
+    devices: Sequence[str] | None,
+    j: progress.Job,
 ) -> int:
     """Run ``points`` (in a process pool when ``workers > 1``); a point whose teacher is in
     ``broken`` gets its failed.json instead. Returns how many were run."""
@@ -623,17 +646,18 @@ def _run_points(
         key = teacher_key(pt)
         if key in broken:
             _write_failure(pt.spec, out / pt.name, broken[key])
+            j.end_run(f"[{pt.name}] not run: {broken[key]}")
         else:
             jobs.append((pt.spec, str(out / pt.name)))
     if workers > 1 and len(jobs) > 1:
-        _run_parallel(jobs, workers, devices)
+        _run_parallel(jobs, workers, devices, j)
     else:
         for spec, run_dir in jobs:
             _run_point(spec, run_dir)
     return len(jobs)
 
 
-def _run_todo(todo: list[Point], ctx: _Teachers, workers: int, devices: Sequence[str] | None) -> int:
+def _run_todo(todo: list[Point], ctx: _Teachers, workers: int, devices: Sequence[str] | None, j: progress.Job) -> int:
     """Prepare the teachers no other shard is building, run the points that are then ready
     (student-alone points included), then wait for each teacher another shard was building and
     run its points. Shard I starts at its own teacher, so shards build different teachers at once."""
@@ -650,13 +674,13 @@ def _run_todo(todo: list[Point], ctx: _Teachers, workers: int, devices: Sequence
             busy.append(key)
         elif isinstance(state, str):
             broken[key] = state
-    n = _run_points([pt for pt in todo if teacher_key(pt) not in busy], broken, ctx.out, workers, devices)
+    n = _run_points([pt for pt in todo if teacher_key(pt) not in busy], broken, ctx.out, workers, devices, j)
     for key in busy:
         state = _prepare_teacher(key, groups[key], ctx, block=True)
         if isinstance(state, str):
             broken[key] = state
             logger.warning(f"sweep: {state}")
-        n += _run_points(groups[key], broken, ctx.out, workers, devices)
+        n += _run_points(groups[key], broken, ctx.out, workers, devices, j)
     return n
 
 
@@ -687,6 +711,12 @@ def _log_summary(out: Path, p: SweepPlan, shard: Shard, results: list[dict], ran
         others = [pt.name for pt in p.points if pt.name not in mine and not (out / pt.name / RESULTS_FILE).is_file()]
         text += f"\nsweep: shard {shard} is through; points of other shards without a result yet: {len(others)}"
     logger.info(text + f"\nsweep: results in {out}; write the report with: geodistill report {out}")
+
+
+def _teachers_to_train(todo: list[Point], out: Path) -> list[str]:
+    """The teacher folders the pending points need that hold no finished teacher yet."""
+    names = dict.fromkeys(pt.teacher for pt in todo if pt.teacher)
+    return [t for t in names if not ((out / t / RESULTS_FILE).is_file() and (out / t / "model.ckpt").is_file())]
 
 
 def run_sweep(
@@ -737,7 +767,10 @@ def run_sweep(
     share = "" if shard.whole else f"; shard {shard} runs {len(mine)} of them"
     logger.info(f"sweep: {len(p.points)} points{share}, {len(mine) - len(todo)} already done, {len(todo)} to run")
     t0 = time.perf_counter()
-    ran = _run_todo(todo, _Teachers(out, shard, teacher_timeout, {t.name: t for t in p.teachers}), workers, devices)
+    ctx = _Teachers(out, shard, teacher_timeout, {t.name: t for t in p.teachers})
+    ctx.counted = set(_teachers_to_train(todo, out))
+    with progress.job(len(ctx.counted) + len(todo)) as j:
+        ran = _run_todo(todo, ctx, workers, devices, j)
     results = [_result_of(out, pt.name) for pt in mine]
     _log_summary(out, p, shard, results, ran, time.perf_counter() - t0)
     return results

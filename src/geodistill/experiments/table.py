@@ -245,14 +245,25 @@ def _sig4(x: float) -> str:
 HYPER_COLUMNS = ("alpha", "beta", "T")
 
 
+def _metric_of(column: str) -> str:
+    """The metric a column shows: 'accuracy' of 'accuracy_mean' / 'accuracy_std'."""
+    for suffix in ("_mean", "_std"):
+        if column.endswith(suffix):
+            return column[: -len(suffix)]
+    return column
+
+
 def is_percent_column(column: str) -> bool:
-    """Accuracy columns (accuracy, accuracy_mean, accuracy_std) are shown in percent."""
-    return column == "accuracy" or column.startswith("accuracy_")
+    """Quality metrics are shown in percent: accuracy, macro precision / recall / F1, per-class
+    F1 (`f1[<class>]`), validation accuracy, and their `_mean` / `_std` columns."""
+    m = _metric_of(column)
+    return m in QUALITY_METRICS or m in ("val_accuracy", "val_acc", "val_f1") or m.startswith("f1[")
 
 
 def format_value(column: str, value: Any) -> str:
-    """Text for one cell: '–' for missing/nan, ints as is, floats to 4 significant digits,
-    accuracy columns multiplied by 100 and suffixed with ' %', α/β/T as given (0.1, 4)."""
+    """Text for one cell: '–' for missing/nan, ints as is; quality metrics (`is_percent_column`)
+    ×100 with 2 decimals and ' %' ('85.24 %'), standard deviations (`_std` columns) with 2
+    decimals, α/β/T as given (0.1, 4), other floats to 4 significant digits."""
     if _is_missing(value):
         return DASH
     if isinstance(value, bool):
@@ -263,20 +274,35 @@ def format_value(column: str, value: Any) -> str:
         if column in HYPER_COLUMNS:
             return f"{value:g}"
         if is_percent_column(column):
-            return f"{_sig4(100.0 * value)} %"
+            return f"{100.0 * value:.2f} %"
+        if column.endswith("_std"):
+            return f"{value:.2f}"
         if value.is_integer() and abs(value) < 1e15:
             return str(int(value))
         return _sig4(value)
     return str(value)
 
 
-def format_mean_std(metric: str, mean: Any, std: Any) -> str:
-    """'87.53 ± 1.204 %' for accuracy, '0.8612 ± 0.0120' otherwise; std '–' when nan."""
+def format_mean_std(metric: str, mean: Any, std: Any, *, unit: bool = True) -> str:
+    """'87.53 ± 1.20 %' for a quality metric (percent, 2 decimals), '0.3121 ± 0.01' otherwise;
+    the '± sd' part only where there is a standard deviation (n > 1), e.g. '85.24 %' for one
+    run. ``unit`` False leaves out ' %' (for a column whose header says it)."""
     if _is_missing(mean):
         return DASH
-    scale, unit = (100.0, " %") if is_percent_column(metric) else (1.0, "")
-    sd = DASH if _is_missing(std) else _sig4(scale * float(std))
-    return f"{_sig4(scale * float(mean))} ± {sd}{unit}"
+    percent = is_percent_column(metric)
+    scale = 100.0 if percent else 1.0
+    text = f"{scale * float(mean):.2f}" if percent else _sig4(float(mean))
+    if not _is_missing(std):
+        text += f" ± {scale * float(std):.2f}"
+    return text + (" %" if percent and unit else "")
+
+
+def format_points(mean: Any, sd: Any = None) -> str:
+    """A difference in percentage points: '+1.27 ± 0.63' (signed, 2 decimals; '± sd' only
+    where there is one), '–' when missing."""
+    if _is_missing(mean):
+        return DASH
+    return f"{float(mean):+.2f}" + ("" if _is_missing(sd) else f" ± {float(sd):.2f}")
 
 
 def display_rows(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
@@ -385,7 +411,7 @@ def write_rows_json(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
 
 
 def write_markdown(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """Markdown table (see `markdown_table`): 4 significant digits, accuracy in %."""
+    """Markdown table (see `markdown_table`): quality metrics in %, others to 4 significant digits."""
     return atomic_write_text(path, markdown_table(rows))
 
 
