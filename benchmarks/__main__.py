@@ -18,12 +18,8 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 ORDER = ["speed", "compression", "aid", "converged", "peers"]
-RUN_BY_DEFAULT = [
-    "speed",
-    "compression",
-    "aid",
-    "peers",
-]  # converged runs for hours, in lanes: python -m benchmarks.converged
+# converged runs for hours, in lanes: python -m benchmarks.converged
+RUN_BY_DEFAULT = ["speed", "compression", "aid", "peers"]
 
 
 def machine() -> str:
