@@ -17,8 +17,9 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["speed", "compression", "aid", "converged"]
-RUN_BY_DEFAULT = ORDER[:3]  # converged runs for hours, in lanes: python -m benchmarks.converged
+ORDER = ["speed", "compression", "aid", "converged", "peers"]
+# converged runs for hours, in lanes: python -m benchmarks.converged
+RUN_BY_DEFAULT = ["speed", "compression", "aid", "peers"]
 
 
 def machine() -> str:
@@ -64,8 +65,9 @@ def assemble(results: Path) -> None:
     """Rewrite BENCHMARKS.md from the sections in ``results`` (in ``ORDER``)."""
     parts = [
         "# geodistill benchmarks\n",
-        "Every section says the command that produced it; re-run one with `python -m benchmarks NAME` "
-        "(`make bench` runs all). Speed is measured as ratios within one run on one machine.\n",
+        "Every section says the command that produced it; re-run one with "
+        "`OMP_NUM_THREADS=1 python -m benchmarks NAME` (`make bench` runs all). Speed is measured as ratios "
+        "within one run on one machine.\n",
     ]
     parts += [(results / f"{n}.md").read_text() for n in ORDER if (results / f"{n}.md").is_file()]
     (HERE.parent / "BENCHMARKS.md").write_text("\n".join(parts))

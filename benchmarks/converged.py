@@ -125,16 +125,17 @@ def tuned(out: Path) -> tuple[float, float] | None:
 
 
 def student_plan(out: Path, cache: Path) -> list[tuple[str, dict]]:
-    """Alone on every seed, the (α, T) tuning on seed 0, then each method on every seed."""
+    """Alone on every seed, then the (α, T) tuning of KL on seed 0."""
     plan = [(f"alone_s{s}", student_run(out, cache, "alone", s)) for s in SEEDS]
-    twice = {**STUDENT, "seed": 0, "epochs": 2 * STUDENT["epochs"]}
-    plan.append(("alone2x_s0", base(out, cache, twice)))  # the budget check of the student
     plan += [(f"tune_a{a}_T{T:g}", student_run(out, cache, "kl", 0, a, T)) for a, T in TUNE]
     return plan
 
 
 def method_plan(out: Path, cache: Path, alpha: float, T: float) -> list[tuple[str, dict]]:
-    return [(f"{m}_s{s}", student_run(out, cache, m, s, alpha, T)) for m in METHODS for s in SEEDS]
+    """Each method on every seed at the tuned (α, T); the student's budget check after the first two."""
+    plan = [(f"{m}_s{s}", student_run(out, cache, m, s, alpha, T)) for m in METHODS for s in SEEDS]
+    twice = {**STUDENT, "seed": 0, "epochs": 2 * STUDENT["epochs"]}
+    return plan[: 2 * len(SEEDS)] + [("alone2x_s0", base(out, cache, twice))] + plan[2 * len(SEEDS) :]
 
 
 def lane_teachers(out: Path, cache: Path) -> None:

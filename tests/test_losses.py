@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from geodistill.errors import GeodistillError
-from geodistill.losses import PRESETS, LossInputs, Objective, ce, cosine, dist, dkd, kl, nuclear_norm, soft_ce
+from geodistill.losses import PRESETS, LossInputs, Objective, ce, cosine, dist, dkd, kl, mse, nuclear_norm, soft_ce
 from geodistill.losses.objective import list_presets
 
 S = np.array([[1.0, 2.0, 0.5], [0.2, -1.0, 3.0]])
@@ -267,6 +267,21 @@ def test_cos_feat_projector_is_learned_submodule():
     assert list(same.parameters()) == []
     with pytest.raises(GeodistillError, match="s_dim and t_dim"):
         Objective.parse("cos_feat:1")(inp)
+
+
+def test_mse_feat_by_hand():
+    s, t = torch.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True), torch.tensor([[1.0, 0.0], [3.0, 0.0]])
+    assert float(mse(s, t).detach()) == pytest.approx((0 + 4 + 0 + 16) / 4)  # mean over all B x D elements
+    obj = Objective.parse("ce:1 + mse_feat:0.5", s_dim=2, t_dim=2)  # equal widths: no projector
+    assert str(obj) == "L = 1·CE + 0.5·MSE(feat)" and list(obj.parameters()) == []
+    logits = torch.zeros(2, 3)
+    total, raw = obj(LossInputs(s_logits=logits, target=torch.tensor([0, 1]), s_feat=s, t_feat=t))
+    assert float(raw["mse_feat"]) == pytest.approx(5.0)
+    assert float(total.detach()) == pytest.approx(math.log(3) + 0.5 * 5.0)
+    total.backward()
+    torch.testing.assert_close(s.grad, 0.5 * 2 * (s - t).detach() / 4)  # no gradient reaches t
+    with pytest.raises(GeodistillError, match="loss 'mse': student shape"):
+        mse(s, torch.zeros(2, 3))
 
 
 def test_zero_weight_terms_are_inactive():

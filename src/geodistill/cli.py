@@ -25,7 +25,7 @@ from geodistill.engine.api import evaluate as evaluate_api
 from geodistill.engine.api import train as train_api
 from geodistill.errors import GeodistillError
 from geodistill.experiments import write_report
-from geodistill.experiments.sweep import load_sweep_file, parse_grid, run_sweep
+from geodistill.experiments.sweep import TEACHER_TIMEOUT_S, load_sweep_file, parse_grid, run_sweep
 from geodistill.losses import list_presets
 from geodistill.pipeline import run as run_api
 from geodistill.profile import compression, format_compression, format_profile, profile_models
@@ -303,11 +303,23 @@ def sweep(
     workers: Annotated[int, typer.Option(help="Points run in parallel processes.")] = 1,
     devices: Annotated[str | None, typer.Option(help="GPU ids for the workers, e.g. 0,1 (one per worker).")] = None,
     keep_failed: Annotated[bool, typer.Option(help="Do not retry points that failed before.")] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="Run one share of the points: I/N, 1-based (1/4 ... 4/4), or 'slurm' to read it from "
+            "SLURM_ARRAY_TASK_ID/_MIN/_COUNT (e.g. sbatch --array=1-4 or 0-3). Give every shard the same "
+            "arguments and --out; teachers are built once and shared through the folder."
+        ),
+    ] = None,
+    teacher_timeout: Annotated[
+        float, typer.Option(help="Seconds a shard waits for a teacher another shard is building.")
+    ] = TEACHER_TIMEOUT_S,
     out: Annotated[Path, typer.Option()] = Path("runs/sweep"),
     set_: Sets = None,
     verbose: Verbose = False,
 ) -> None:
-    """Run (or resume) an α/β grid and/or a loss ablation over seeds; then `geodistill report OUT`."""
+    """Run (or resume) an α/β grid and/or a loss ablation over seeds, or one shard of it; then
+    `geodistill report OUT`."""
     _verbosity(verbose)
 
     spec = load_sweep_file(file) if file else {}
@@ -330,6 +342,8 @@ def sweep(
         teacher_ckpt=teacher,
         retry_failed=not keep_failed,
         devices=devices.split(",") if devices else None,
+        shard=shard,
+        teacher_timeout=teacher_timeout,
     )
 
 

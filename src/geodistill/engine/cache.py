@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,7 +152,7 @@ def build_teacher_cache(
 
     t0 = time.perf_counter()
     teacher = teacher.eval()
-    tmp = final.with_name(f".{key}.tmp-{os.getpid()}")
+    tmp = final.with_name(f".{key}.tmp-{socket.gethostname()}-{os.getpid()}")  # unique across sweep shards
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
@@ -178,10 +179,12 @@ def build_teacher_cache(
         (tmp / "meta.json").write_text(
             json.dumps({"key": key, "views": n_views, "n": n, "classes": k, "feature_dim": d, "build_seconds": seconds})
         )
-        if final.exists():  # built concurrently by another process: keep theirs
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
+        try:
             os.replace(tmp, final)
+        except OSError:  # built concurrently by another process (rename onto a full folder fails)
+            if _open(final) is None:
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -15,6 +15,7 @@ import base64
 import datetime as _dt
 import html
 import json
+import logging
 import os
 import platform
 import re
@@ -50,6 +51,8 @@ from geodistill.experiments.table import (
     write_rows_json,
 )
 from geodistill.results import FAILED_FILE, RESULTS_FILE, SWEEP_FILE
+
+logger = logging.getLogger(__name__)
 
 COMPACT_COLUMNS = (
     "run_id",
@@ -668,6 +671,10 @@ def write_report(directory: str | Path, out_dir: str | Path | None = None) -> tu
     if pending:
         more = ", …" if len(pending) > 10 else ""
         summary.append(("not finished (no result yet)", f"{len(pending)}: {', '.join(pending[:10])}{more}"))
+        logger.warning(
+            f"{len(pending)} of the sweep's points have no result yet, so the report covers the others "
+            f"(a shard or run has not finished; re-run it to fill them in): {', '.join(pending)}"
+        )
 
     write_csv(rows, out / "table.csv")
     write_rows_json(rows, out / "table.json")

@@ -9,14 +9,18 @@ A sweep folder ``OUT`` holds::
 (with several datasets every folder name starts with the dataset's name). Rules:
 
 * The teacher is trained (or loaded with ``teacher_ckpt``) once per dataset and seed, and its
-  cache of logits/features is built once, before any student starts, so every student of the
-  sweep reads the same cache.
+  cache of logits/features is built once, before any of its students starts, so every student
+  of the sweep reads the same cache.
 * A point whose ``results.json`` exists is skipped: re-running a finished sweep trains nothing
   and writes nothing.
 * A point that fails is recorded in ``failed.json`` (with its role, objective, α, β, T, seed,
   error) and the sweep goes on; the next run retries it.
 * ``workers > 1`` runs points in a ``concurrent.futures.ProcessPoolExecutor`` (spawned
   processes, each with a fair share of the CPU threads and, optionally, its own device).
+* ``shard="I/N"`` (1-based, or ``"slurm"``) runs one round-robin share of the points, so N
+  processes on machines sharing ``OUT`` split a sweep; a teacher is trained and cached by the
+  first shard that needs it, under ``OUT/teacher-…lock``, while the others wait for the lock to
+  go (see :mod:`geodistill.experiments.shards`).
 
 The description (a dict, or a YAML file with the same keys) holds ``recipe`` (a named recipe
 under everything else; none if absent), ``base`` (config for teacher and students; its
@@ -27,6 +31,7 @@ Cartesian product), ``ablation`` (bool) and ``seeds``.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import logging
@@ -37,7 +42,7 @@ import traceback
 import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +58,10 @@ from geodistill.engine import api
 from geodistill.engine.api import data_for
 from geodistill.engine.teachers import load_teachers, teacher_source
 from geodistill.errors import GeodistillError, GeodistillWarning
+from geodistill.experiments.shards import Shard, describe_owner, parse_shard, release, try_lock, wait_lock
 from geodistill.losses import PRESETS, Objective, get_preset, loss_coords, loss_fragment, loss_needs_teacher, safe_name
 from geodistill.losses.presets import check_loss
-from geodistill.results import FAILED_FILE, RESULTS_FILE, SWEEP_FILE, RunResult, hyper
+from geodistill.results import FAILED_FILE, RESULTS_FILE, SWEEP_FILE, RunResult, hyper, read_result
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +69,7 @@ THESIS11 = [round(0.05 * i, 2) for i in range(11)]  # 0, 0.05, ..., 0.5
 THESIS5 = [0.1, 0.2, 0.3, 0.4, 0.5]
 NAMED_GRIDS = {"thesis11": THESIS11, "thesis5": THESIS5}
 SWEEPABLE = ("alpha", "beta", "T", "loss")
+TEACHER_TIMEOUT_S = 24 * 3600.0  # how long a shard waits for a teacher another shard builds
 SWEEP_KEYS = ("recipe", "base", "teacher", "student", "datasets", "grid", "ablation", "seeds")
 
 
@@ -540,47 +547,106 @@ def _result_of(out: Path, name: str) -> dict:
     return {"run_id": name, "status": "failed", "error": "not run"}
 
 
-def _prepare_teachers(jobs: list[TeacherJob], todo: list[Point], out: Path) -> dict[str, str]:
-    """Train (or find) the teachers the pending points need, then build each teacher's cache
-    once, up front, so parallel students only read it; returns {teacher folder: error} of the
-    teachers that failed."""
-    data_cache: dict = {}
-    teachers = {t.name: t for t in jobs}
-    broken: dict[str, str] = {}
-    for tname in dict.fromkeys(pt.teacher for pt in todo if pt.teacher):
-        err = _run_teacher(teachers[tname], out, data_cache)
+class _Busy:
+    """What :func:`_prepare_teacher` answers while another shard holds the teacher's lock."""
+
+
+BUSY = _Busy()
+
+
+@dataclass
+class _Teachers:
+    """What preparing a sweep's teachers needs: the folder, this shard, how long to wait for a
+    teacher another shard builds, the sweep's teacher jobs by folder name and a data memo."""
+
+    out: Path
+    shard: Shard
+    timeout_s: float
+    jobs: dict[str, TeacherJob]
+    data_cache: dict = field(default_factory=dict)
+    counted: set[str] = field(default_factory=set)  # teachers the progress job counts as runs of this process
+
+    def lock(self, key: str) -> Path:
+        """``OUT/teacher-s0.lock`` for a sweep teacher; ``OUT/teacher-cache-<hash>.lock`` for a
+        given checkpoint (its cache is built once too)."""
+        if key in self.jobs:
+            return self.out / f"{key}.lock"
+        return self.out / f"teacher-cache-{hashlib.sha256(key.encode()).hexdigest()[:12]}.lock"
+
+
+def teacher_key(pt: Point) -> str | None:
+    """What must be ready before point ``pt`` starts: its sweep teacher's folder name, or its
+    given teacher checkpoint(s) as JSON (whose cache is built first), or None."""
+    if pt.teacher:
+        return pt.teacher
+    given = pt.spec["distill"].get("teacher")
+    return json.dumps(given) if given and _needs_teacher(pt.spec["distill"].get("loss", "student")) else None
+
+
+def _teacher_ready(key: str, points: list[Point], ctx: _Teachers, waited: bool) -> str | None:
+    """Under the teacher's lock: train (or find) sweep teacher ``key``, then build the cache its
+    ``points`` read; None when ready, else why not. A teacher that another shard tried and
+    failed while this one ``waited`` is not tried again (the next run of the sweep retries it)."""
+    job = ctx.jobs.get(key)
+    if job is not None:
+        d = ctx.out / key
+        if waited and not (d / RESULTS_FILE).is_file() and (d / FAILED_FILE).is_file():
+            return f"teacher {key} failed: {read_result(d / FAILED_FILE).get('error')}"
+        if key in ctx.counted and (d / RESULTS_FILE).is_file() and (d / "model.ckpt").is_file():
+            ctx.counted.discard(key)  # trained by another shard meanwhile: count it as done here
+            j = progress.current()
+            if j is not None:
+                j.end_run(f"[{key}] trained by another shard")
+        err = _run_teacher(job, ctx.out, ctx.data_cache)
         if err:
-            broken[tname] = err
-    warmed: set[str] = set()
-    for pt in todo:
-        ckpt = json.dumps(pt.spec["distill"].get("teacher"))
-        if pt.spec["distill"].get("teacher") and ckpt not in warmed and pt.teacher not in broken:
-            warmed.add(ckpt)
-            try:
-                _warm_cache(pt.spec, data_cache)
-            except GeodistillError:
-                raise
-            except Exception as e:
-                logger.info(f"sweep: could not pre-build the teacher cache of {ckpt} ({type(e).__name__}: {e})")
-    return broken
+            return f"teacher {key} failed: {err}"
+    try:
+        _warm_cache(points[0].spec, ctx.data_cache)
+    except GeodistillError:
+        raise
+    except Exception as e:
+        logger.info(f"sweep: could not pre-build the teacher cache of {key} ({type(e).__name__}: {e})")
+    return None
 
 
-def _teachers_to_train(todo: list[Point], out: Path) -> list[str]:
-    """The teacher folders the pending points need that hold no finished teacher yet."""
-    names = dict.fromkeys(pt.teacher for pt in todo if pt.teacher)
-    return [t for t in names if not ((out / t / RESULTS_FILE).is_file() and (out / t / "model.ckpt").is_file())]
+def _prepare_teacher(key: str, points: list[Point], ctx: _Teachers, block: bool) -> str | _Busy | None:
+    """Make teacher ``key`` ready for ``points`` under its lock file, so that across shards it is
+    trained and cached once: None when ready, the error text when not, ``BUSY`` when another
+    shard holds the lock and ``block`` is False (with ``block``: wait up to the timeout)."""
+    lock = ctx.lock(key)
+    owner = try_lock(lock, ctx.shard)
+    if owner is not None:
+        if not block:
+            return BUSY
+        owner = wait_lock(lock, ctx.shard, ctx.timeout_s)
+        if owner is not None:
+            where = ctx.out / key if key in ctx.jobs else key
+            return (
+                f"teacher {where} was not ready after {ctx.timeout_s:g}s: {describe_owner(owner)} still holds "
+                f"{lock}; if that process is gone, delete the lock file and re-run (or raise --teacher-timeout)"
+            )
+    try:
+        return _teacher_ready(key, points, ctx, waited=block)
+    finally:
+        release(lock)
 
 
 def _run_points(
-    todo: list[Point], broken: dict[str, str], out: Path, workers: int, devices: Sequence[str] | None, j: progress.Job
-) -> list[tuple[dict, str]]:
-    """Run the pending points (in worker processes when ``workers > 1``); a point whose teacher
-    failed is recorded as failed without running. Returns the (spec, folder) pairs run."""
+    points: list[Point],
+    broken: dict[str, str],
+    out: Path,
+    workers: int,
+    devices: Sequence[str] | None,
+    j: progress.Job,
+) -> int:
+    """Run ``points`` (in a process pool when ``workers > 1``); a point whose teacher is in
+    ``broken`` gets its failed.json instead. Returns how many were run."""
     jobs = []
-    for pt in todo:
-        if pt.teacher in broken:
-            _write_failure(pt.spec, out / pt.name, f"teacher {pt.teacher} failed: {broken[pt.teacher]}")
-            j.end_run(f"[{pt.name}] not run: teacher {pt.teacher} failed")
+    for pt in points:
+        key = teacher_key(pt)
+        if key in broken:
+            _write_failure(pt.spec, out / pt.name, broken[key])
+            j.end_run(f"[{pt.name}] not run: {broken[key]}")
         else:
             jobs.append((pt.spec, str(out / pt.name)))
     if workers > 1 and len(jobs) > 1:
@@ -588,7 +654,69 @@ def _run_points(
     else:
         for spec, run_dir in jobs:
             _run_point(spec, run_dir)
-    return jobs
+    return len(jobs)
+
+
+def _run_todo(todo: list[Point], ctx: _Teachers, workers: int, devices: Sequence[str] | None, j: progress.Job) -> int:
+    """Prepare the teachers no other shard is building, run the points that are then ready
+    (student-alone points included), then wait for each teacher another shard was building and
+    run its points. Shard I starts at its own teacher, so shards build different teachers at once."""
+    groups: dict[str | None, list[Point]] = {}
+    for pt in todo:
+        groups.setdefault(teacher_key(pt), []).append(pt)
+    keys = [k for k in groups if k is not None]
+    turn = (ctx.shard.index - 1) % len(keys) if keys else 0
+    broken: dict[str, str] = {}
+    busy: list[str] = []
+    for key in keys[turn:] + keys[:turn]:
+        state = _prepare_teacher(key, groups[key], ctx, block=False)
+        if state is BUSY:
+            busy.append(key)
+        elif isinstance(state, str):
+            broken[key] = state
+    n = _run_points([pt for pt in todo if teacher_key(pt) not in busy], broken, ctx.out, workers, devices, j)
+    for key in busy:
+        state = _prepare_teacher(key, groups[key], ctx, block=True)
+        if isinstance(state, str):
+            broken[key] = state
+            logger.warning(f"sweep: {state}")
+        n += _run_points(groups[key], broken, ctx.out, workers, devices, j)
+    return n
+
+
+def _write_sweep_file(out: Path, sweep: Mapping[str, Any], p: SweepPlan) -> None:
+    """``OUT/sweep.json``: the same bytes from every shard (nothing shard-specific in it), written
+    atomically and only when changed, so shards started together never race on it."""
+    _write_if_changed(
+        out / SWEEP_FILE,
+        {
+            "sweep": dict(sweep),
+            "datasets": p.datasets,
+            "seeds": p.seeds,
+            "teachers": [t.name for t in p.teachers],
+            "points": [pt.name for pt in p.points],
+        },
+    )
+
+
+def _log_summary(out: Path, p: SweepPlan, shard: Shard, results: list[dict], ran: int, took: float) -> None:
+    """The closing lines: points run, done and failed (with errors); for a shard, how many points
+    of the other shards have no result yet."""
+    failed = [r for r in results if r.get("status") == "failed"]
+    text = f"sweep: {ran} points run in {took:.0f}s; {len(results) - len(failed)} done, {len(failed)} failed" + "".join(
+        f"\n  {r['run_id']}: {r.get('error')}" for r in failed
+    )
+    if not shard.whole:
+        mine = {r["run_id"] for r in results}
+        others = [pt.name for pt in p.points if pt.name not in mine and not (out / pt.name / RESULTS_FILE).is_file()]
+        text += f"\nsweep: shard {shard} is through; points of other shards without a result yet: {len(others)}"
+    logger.info(text + f"\nsweep: results in {out}; write the report with: geodistill report {out}")
+
+
+def _teachers_to_train(todo: list[Point], out: Path) -> list[str]:
+    """The teacher folders the pending points need that hold no finished teacher yet."""
+    names = dict.fromkeys(pt.teacher for pt in todo if pt.teacher)
+    return [t for t in names if not ((out / t / RESULTS_FILE).is_file() and (out / t / "model.ckpt").is_file())]
 
 
 def run_sweep(
@@ -599,15 +727,21 @@ def run_sweep(
     teacher_ckpt: str | None = None,
     devices: Sequence[str] | None = None,
     retry_failed: bool = True,
+    shard: Shard | str | None = None,
+    teacher_timeout: float = TEACHER_TIMEOUT_S,
 ) -> list[dict]:
-    """Run (or resume) a sweep under ``out``; returns one dict per student point (its
-    results.json, or its failed.json with ``status: failed``), in plan order.
+    """Run (or resume) a sweep, or one shard of it, under ``out``; returns one dict per student
+    point of the shard (its results.json, or its failed.json with ``status: failed``), in plan order.
 
     ``workers``: points run in that many spawned processes; ``devices``: e.g. ``["0", "1"]``,
     worker k sees only device ``devices[k % len(devices)]`` (CUDA_VISIBLE_DEVICES);
     ``teacher_ckpt``: distil every point from this checkpoint instead of training teachers;
-    ``retry_failed``: re-run points that failed before (else keep their failed.json).
+    ``retry_failed``: re-run points that failed before (else keep their failed.json);
+    ``shard``: ``"I/N"`` (1-based), ``"slurm"`` or a `Shard`: run only the points at plan positions
+    ``k ≡ I − 1 (mod N)`` (see `experiments.shards`); ``teacher_timeout``: seconds to wait for a
+    teacher another shard is building before failing the points that need it.
     """
+    shard = parse_shard(shard)
     if workers < 1:
         raise GeodistillError(f"--workers must be at least 1, not {workers}.")
     if teacher_ckpt and not Path(teacher_ckpt).is_file():
@@ -622,35 +756,23 @@ def run_sweep(
     for pt in p.points:
         if pt.teacher:
             pt.spec["distill"]["teacher"] = str(out_abs / pt.teacher / "model.ckpt")
-    _write_if_changed(
-        out / SWEEP_FILE,
-        {
-            "sweep": dict(sweep),
-            "datasets": p.datasets,
-            "seeds": p.seeds,
-            "teachers": [t.name for t in p.teachers],
-            "points": [pt.name for pt in p.points],
-        },
-    )
+    _write_sweep_file(out, sweep, p)
 
     def pending(pt: Point) -> bool:
         d = out / pt.name
         return not (d / RESULTS_FILE).is_file() and (retry_failed or not (d / FAILED_FILE).is_file())
 
-    todo = [pt for pt in p.points if pending(pt)]
-    logger.info(f"sweep: {len(p.points)} points, {len(p.points) - len(todo)} already done, {len(todo)} to run")
+    mine = shard.take(p.points)
+    todo = [pt for pt in mine if pending(pt)]
+    share = "" if shard.whole else f"; shard {shard} runs {len(mine)} of them"
+    logger.info(f"sweep: {len(p.points)} points{share}, {len(mine) - len(todo)} already done, {len(todo)} to run")
     t0 = time.perf_counter()
-    with progress.job(len(_teachers_to_train(todo, out)) + len(todo)) as j:
-        jobs = _run_points(todo, _prepare_teachers(p.teachers, todo, out), out, workers, devices, j)
-
-    results = [_result_of(out, pt.name) for pt in p.points]
-    failed = [r for r in results if r.get("status") == "failed"]
-    logger.info(
-        f"sweep: {len(jobs)} points run in {time.perf_counter() - t0:.0f}s; {len(results) - len(failed)} done, "
-        f"{len(failed)} failed"
-        + "".join(f"\n  {r['run_id']}: {r.get('error')}" for r in failed)
-        + f"\nsweep: results in {out}; write the report with: geodistill report {out}"
-    )
+    ctx = _Teachers(out, shard, teacher_timeout, {t.name: t for t in p.teachers})
+    ctx.counted = set(_teachers_to_train(todo, out))
+    with progress.job(len(ctx.counted) + len(todo)) as j:
+        ran = _run_todo(todo, ctx, workers, devices, j)
+    results = [_result_of(out, pt.name) for pt in mine]
+    _log_summary(out, p, shard, results, ran, time.perf_counter() - t0)
     return results
 
 
@@ -668,5 +790,6 @@ __all__ = [
     "plan",
     "point_label",
     "run_sweep",
+    "teacher_key",
     "worker_threads",
 ]

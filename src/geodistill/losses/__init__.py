@@ -6,6 +6,7 @@ from .functional import cosine as cosine
 from .functional import dist as dist
 from .functional import dkd as dkd
 from .functional import kl as kl
+from .functional import mse as mse
 from .functional import nuclear_norm as nuclear_norm
 from .functional import soft_ce as soft_ce
 from .objective import Objective

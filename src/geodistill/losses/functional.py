@@ -105,6 +105,24 @@ def _cos_feat_term(inp: LossInputs) -> Tensor:
     return cosine(inp.s_feat, inp.t_feat)
 
 
+def mse(a: Tensor, b: Tensor) -> Tensor:
+    """``1/(B·D) sum_ij (a_ij - b_ij)^2``, the mean squared difference over every element (as
+    ``F.mse_loss``); ``b`` (the teacher side) is detached. Not scale-invariant, unlike cosine."""
+    if a.shape != b.shape:
+        raise GeodistillError(
+            f"loss 'mse': student shape {tuple(a.shape)} and teacher shape {tuple(b.shape)} "
+            "differ; project the student features to the teacher's width first."
+        )
+    return F.mse_loss(a, _teacher(b, a))
+
+
+@term("mse_feat", label="MSE(feat)", needs=("s_feat", "t_feat"), projects_features=True, prose="feature MSE")
+def _mse_feat_term(inp: LossInputs) -> Tensor:
+    """``mean (P s_feat - t_feat)^2``: the FitNets L2 hint (Romero et al. 2015) on pooled
+    features, the objective of timm's FeatureDistillationTask; P is the objective's projector."""
+    return mse(inp.s_feat, inp.t_feat)
+
+
 def nuclear_norm(w: Tensor) -> Tensor:
     """``||W||_* = sum of singular values`` of ``w`` reshaped to out x (in*k*k); differentiable
     (subgradient ``U V^T``)."""
