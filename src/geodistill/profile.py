@@ -204,12 +204,13 @@ def job_cost(
     cost = torch_cost(model, size, batches, in_channels=c, timing=False)
     key = latency_key(arch, num_classes, size, c, batches)
     path = Path(cache_file) if cache_file is not None else None
-    timing = _LATENCIES.get(key) or _read_latencies(path).get(key)
+    stored = _read_latencies(path)
+    timing = _LATENCIES.get(key) or stored.get(key)
     if not isinstance(timing, dict) or not all(_is_number(timing.get(f)) for f in TIMING_FIELDS):
         measured = torch_cost(model, size, batches, in_channels=c, normalizer=normalizer, **JOB_TIMING)
         timing = {f: measured[f] for f in TIMING_FIELDS}
-        if path is not None:
-            write_json(path, dict(_read_latencies(path), **{key: timing}))
+    if path is not None and stored.get(key) != timing:  # a new job folder gets the memo's figures too
+        write_json(path, dict(stored, **{key: timing}))
     _LATENCIES[key] = timing
     return {**cost, **timing, "latency_key": key}
 
