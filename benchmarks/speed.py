@@ -22,7 +22,9 @@ import torch.nn.functional as F
 from geodistill.config import build_config
 from geodistill.data import load_dataset, make_split
 from geodistill.data.prepare import TrainData
+from geodistill.data.splits import Split
 from geodistill.data.transforms import NUM_VIEWS, Normalizer
+from geodistill.data.views import ViewSet
 from geodistill.engine.cache import OnTheFlyTeacher, build_teacher_cache
 from geodistill.engine.trainer import fit
 from geodistill.losses import Objective
@@ -35,9 +37,7 @@ def _data(n_train: int, cache: Path) -> TrainData:
     ds = load_dataset("folder", AID, size=64, cache_dir=cache / "images")
     split = make_split(ds.labels, seed=0)
     train = np.sort(split.train)[:: max(1, len(split.train) // n_train)][:n_train]
-    return TrainData(
-        ds.images, ds.labels, list(ds.classes), train, split.val[:64], split.test[:64], Normalizer.unit(3), ds.key, 64
-    )
+    return TrainData(ds, Split(train, split.val[:64], split.test[:64]), Normalizer.unit(3))
 
 
 def _epoch_times(cfg, data, objective_name: str, teacher_src, t_dim, run_dir: Path, repeats: int) -> list[float]:
@@ -48,7 +48,7 @@ def _epoch_times(cfg, data, objective_name: str, teacher_src, t_dim, run_dir: Pa
         else Objective.preset("student")
     )
     cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": repeats + 1})})
-    state = fit(cfg, data, student, obj, teacher_src, run_dir, meta={"arch": "mobilenet_v2"}, log=lambda *_: None)
+    state = fit(cfg, data, student, obj, teacher_src, run_dir, meta={"arch": "mobilenet_v2"})
     return [h["train_time_s"] for h in state["history"][1:]]  # first epoch is warm-up
 
 
@@ -111,9 +111,8 @@ def main(out_dir: Path, quick: bool = False) -> str:
         Normalizer.unit(3),
         data_key=data.key,
         size=64,
-        n_views=NUM_VIEWS,
+        views=ViewSet(),
         cache_root=cache,
-        log=lambda *_: None,
     )
     cache_s = time.perf_counter() - t0
     steps = n_train // batch
