@@ -171,3 +171,20 @@ def test_a_recipe_trains_the_teacher_sets_its_objectives_ask_for(tmp_path, monke
     ]
     oof = json.loads(next(job.glob("kl-a0.5-oof-s0")).joinpath("results.json").read_text())
     assert oof["teacher"] == [str(job / f"teacher-fold{k}" / "model.ckpt") for k in (0, 1)]
+
+
+def test_recipe_objectives_get_their_own_folders_or_a_clear_error(tmp_path, monkeypatch):
+    tiny = spec(tmp_path)
+    recipe = {"base": {"data": tiny["data"], "train": tiny["train"]}, "teacher": {}, "student": {}, "seeds": [0]}
+    same = [{"loss": "kl", "alpha": 0.5, "T": 2.0}, {"loss": "kl", "alpha": 0.5, "T": 4.0}]
+    monkeypatch.setitem(RECIPES, "tiny-clash", {**recipe, "objectives": same})
+    with pytest.raises(GeodistillError, match="'kl-a0.5'"):
+        run("tiny-clash", out=tmp_path / "clash", teacher=str(tmp_path / "unused.ckpt"))
+    assert not (tmp_path / "clash" / "kl-a0.5-s0").exists()  # refused before anything trained
+    both = [{"loss": "kl", "alpha": 0.5}, {"loss": "kl", "alpha": 0.5, "view_mean": True}]
+    monkeypatch.setitem(RECIPES, "tiny-tta", {**recipe, "objectives": both})
+    teacher = str(tmp_path / "t" / "model.ckpt")
+    train(build_config(spec(tmp_path)), tmp_path / "t", role="teacher")
+    summary = run("tiny-tta", out=tmp_path / "tta", teacher=teacher)
+    assert sorted(p.name for p in (tmp_path / "tta").glob("kl-*")) == ["kl-a0.5-s0", "kl-a0.5-view_mean-s0"]
+    assert [t["label"] for t in summary["table"]][-1] == "kl alpha=0.5 + teacher averaged over 8 views"

@@ -135,6 +135,15 @@ def _students(
 ) -> list[dict]:
     """Train the student alone and under each of the recipe's objectives, per seed; one table
     row (results.json + label) per run."""
+    names = [
+        _run_name({k: v for k, v in o.items() if k != "teachers"}, o.get("teachers", "one")) for o in r["objectives"]
+    ]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise GeodistillError(
+            f"Recipe {recipe!r} has objectives that would share the run folder {twice[0]!r} (they differ only in "
+            "β or T); give them different α or split them into two recipes."
+        )
     rows = []
     for o in r["objectives"]:
         o = dict(o)
@@ -144,7 +153,7 @@ def _students(
             if loss_needs_teacher(o["loss"]):
                 spec["distill"].update(sets.distill(kind))
             cfg = build_config(spec, where=f"recipe {recipe} ({o['loss']})")
-            name = f"{loss_fragment(o['loss'], o, keys=('alpha',))}{_KIND_SUFFIX[kind]}-s{seed}"
+            name = f"{_run_name(o, kind)}-s{seed}"
             t0 = time.perf_counter()
             res = train(cfg, out_dir / name, resume=resume, data=data_for(cfg, datas))
             timings[name + "_s"] = time.perf_counter() - t0
@@ -179,6 +188,15 @@ def planned_runs(r: dict, seeds: list[int], *, teacher_given: bool) -> int:
 
 
 _KIND_SUFFIX = {"one": "", "ensemble": "-ens", "out_of_fold": "-oof"}
+
+
+def _run_name(o: dict, kind: str) -> str:
+    """A recipe objective's folder name: its loss and α, its teacher set, and every distill field
+    it sets besides loss, α, β and T (``kl-a0.9-view_mean``)."""
+    extra = "".join(
+        f"-{k}" if v is True else f"-{k}{v}" for k, v in sorted(o.items()) if k not in ("loss", "alpha", "beta", "T")
+    )
+    return f"{loss_fragment(o['loss'], o, keys=('alpha',))}{_KIND_SUFFIX[kind]}{extra}"
 
 
 class _TeacherSets:
