@@ -105,6 +105,9 @@ def test_out_of_fold_needs_fold_teachers_covering_every_fold(work):
     data = prepare_data(cfg)
     with pytest.raises(GeodistillError, match="data.folds=K"):
         teacher_source(cfg, data, load_teachers(cfg, data), feats=False)
+    one = build_config(spec(work, distill={"teacher": seeds[0], "ensemble": "out_of_fold"}))
+    with pytest.raises(GeodistillError, match="K >= 2 fold teachers"):
+        teacher_source(one, data, load_teachers(one, data), feats=False)
     twice = [str(work / "fold0" / "model.ckpt")] * 2
     cfg = build_config(spec(work, distill={"teacher": twice, "ensemble": "out_of_fold"}))
     with pytest.raises(GeodistillError, match="once each"):

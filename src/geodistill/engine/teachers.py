@@ -254,7 +254,12 @@ def teacher_source(
         model, meta = teachers[0]
         device = "cpu" if fabric is None else fabric.device
         return OnTheFlyTeacher(model.to(device), Normalizer.from_dict(meta["normalizer"])), None
-    oof = cfg.distill.ensemble == "out_of_fold" and len(teachers) > 1
+    oof = cfg.distill.ensemble == "out_of_fold"
+    if oof and len(teachers) < 2:
+        raise GeodistillError(
+            "distill.ensemble=out_of_fold needs the K >= 2 fold teachers in distill.teacher (one per data.hold_out); "
+            f"got {len(teachers)}."
+        )
     if oof:
         fold_of, held = oof_assignment(cfg, data, [m for _, m in teachers])
         rows = [np.flatnonzero(fold_of == h) for h in held]
