@@ -135,7 +135,11 @@ def method_plan(out: Path, cache: Path, alpha: float, T: float) -> list[tuple[st
     """Each method on every seed at the tuned (α, T); the student's budget check after the first two."""
     plan = [(f"{m}_s{s}", student_run(out, cache, m, s, alpha, T)) for m in METHODS for s in SEEDS]
     twice = {**STUDENT, "seed": 0, "epochs": 2 * STUDENT["epochs"]}
-    return plan[: 2 * len(SEEDS)] + [("alone2x_s0", base(out, cache, twice))] + plan[2 * len(SEEDS) :]
+    checks = [("alone2x_s0", base(out, cache, twice))]
+    # does distillation need a longer budget than the student alone ("patient" distillation)?
+    checks += [("kl2x_s0", student_run(out, cache, "kl", 0, alpha, T, twice))]
+    checks += [("kl_tta2x_s0", student_run(out, cache, "kl_tta", 0, alpha, T, twice))]
+    return plan[: 2 * len(SEEDS)] + checks + plan[2 * len(SEEDS) :]
 
 
 def lane_teachers(out: Path, cache: Path) -> None:
@@ -265,7 +269,9 @@ def _teacher_lines(out: Path, rows: dict[str, dict]) -> list[str]:
 def _budget_lines(rows: dict[str, dict]) -> list[str]:
     """The budget checks (seed 0 at twice the epochs) that have finished, one sentence each."""
     out = []
-    for who, once, twice in (("student alone", "alone_s0", "alone2x_s0"), ("teacher", "t4_s0", "t4x2_s0")):
+    pairs = [("student alone", "alone_s0", "alone2x_s0"), ("teacher", "t4_s0", "t4x2_s0")]
+    pairs += [("KL student", "kl_s0", "kl2x_s0"), ("KL student, 8-view teacher", "kl_tta_s0", "kl_tta2x_s0")]
+    for who, once, twice in pairs:
         if once in rows and twice in rows:
             b = budget_check(rows[once]["val_accuracy"], rows[twice]["val_accuracy"], rows[once]["epochs"])
             out.append(
