@@ -11,7 +11,8 @@ Schedules (measured cheapest that converge, see BENCHMARKS.md): teachers 150 epo
 Methods (each a config of the product, fed by the exact teacher cache):
 ``alone`` (CE); ``kl`` (one teacher); ``kl_grid`` (8 dihedral x 3x3 crop views, cached);
 ``kl_tta`` (the teacher's answer averaged over the 8 views of each image: test-time
-augmentation read from the same cache); ``kl_feat`` (KL + feature cosine); ``ens3`` (mean
+augmentation read from the same cache); ``kl_feat`` (KL + feature cosine); ``dist`` (CE + DIST, Huang et al. 2022, built for a
+student far weaker than its teacher); ``ens3`` (mean
 logits of 3 teachers, seeds 0-2); ``oof3`` (3 fold teachers, each image labelled by the teacher
 that did not train on it).
 
@@ -52,7 +53,15 @@ FOLDS = 3
 TEACHER = {"model": "cnn4", "epochs": 150, "lr": 3e-3}
 STUDENT = {"model": "cnn3", "epochs": 150, "lr": 1e-2}
 STUDENT2 = {"model": "mobilenet_v2", "epochs": 150, "lr": 3e-3}  # the paper's student at CPU scale (32 px)
-METHODS = ["kl", "kl_tta", "kl_grid", "kl_feat", "ens3", "oof3"]  # the order they run: one-teacher methods first
+METHODS = [
+    "kl",
+    "kl_tta",
+    "kl_grid",
+    "kl_feat",
+    "dist",
+    "ens3",
+    "oof3",
+]  # the order they run: one-teacher methods first
 TUNE = [(0.5, 4.0), (0.9, 4.0), (0.5, 2.0), (0.9, 8.0)]  # (α, T) of KL, tried on seed 0 by validation
 
 
@@ -84,6 +93,7 @@ def method_distill(out: Path, method: str, alpha: float, T: float) -> tuple[dict
         "kl_grid": ({"augment": "dihedral+grid", "crop_grid": 3, "crop_pad": 4}, kl),
         "kl_tta": ({}, {**kl, "view_mean": True}),
         "kl_feat": ({}, {**kl, "loss": "kl+feat", "beta": 1.0}),
+        "dist": ({}, {**kl, "loss": "dist", "T": 1.0}),  # made for a large teacher-student gap (tau = 1)
         "ens3": ({}, {**kl, "teacher": [ckpt(f"t4_s{s}") for s in (0, 1, 2)], "ensemble": "logits"}),
         "oof3": ({}, {**kl, "teacher": [ckpt(f"t4_fold{k}") for k in range(FOLDS)], "ensemble": "out_of_fold"}),
     }[method]
