@@ -11,8 +11,8 @@ Schedules (measured cheapest that converge, see BENCHMARKS.md): teachers 150 epo
 Methods (each a config of the product, fed by the exact teacher cache):
 ``alone`` (CE); ``kl`` (one teacher); ``kl_grid`` (8 dihedral x 3x3 crop views, cached);
 ``kl_tta`` (the teacher's answer averaged over the 8 views of each image: test-time
-augmentation read from the same cache); ``kl_feat`` (KL + feature cosine); ``dist`` (CE + DIST, Huang et al. 2022, built for a
-student far weaker than its teacher); ``ens3`` (mean
+augmentation read from the same cache); ``kl_feat`` (KL + feature cosine); ``dist`` (CE +
+DIST, Huang et al. 2022, built for a student far weaker than its teacher); ``ens3`` (mean
 logits of 3 teachers, seeds 0-2); ``oof3`` (3 fold teachers, each image labelled by the teacher
 that did not train on it).
 
