@@ -191,3 +191,11 @@ def test_recipe_objectives_get_their_own_folders_or_a_clear_error(tmp_path, monk
     summary = run("tiny-tta", out=tmp_path / "tta", teacher=teacher)
     assert sorted(p.name for p in (tmp_path / "tta").glob("kl-*")) == ["kl-a0.5-s0", "kl-a0.5-view_mean-s0"]
     assert [t["label"] for t in summary["table"]][-1] == "kl alpha=0.5 + teacher averaged over 8 views"
+
+
+def test_an_unknown_teacher_set_in_a_recipe_is_one_sentence(tmp_path, monkeypatch):
+    tiny = spec(tmp_path)
+    recipe = {"base": {"data": tiny["data"], "train": tiny["train"]}, "teacher": {}, "student": {}, "seeds": [0]}
+    monkeypatch.setitem(RECIPES, "tiny-bad", {**recipe, "objectives": [{"loss": "kl", "teachers": "many"}]})
+    with pytest.raises(GeodistillError, match="'teachers' must be one, ensemble or out_of_fold, not 'many'"):
+        run("tiny-bad", out=tmp_path / "bad", teacher=str(tmp_path / "unused.ckpt"))

@@ -135,9 +135,7 @@ def _students(
 ) -> list[dict]:
     """Train the student alone and under each of the recipe's objectives, per seed; one table
     row (results.json + label) per run."""
-    names = [
-        _run_name({k: v for k, v in o.items() if k != "teachers"}, o.get("teachers", "one")) for o in r["objectives"]
-    ]
+    names = [_run_name(o) for o in r["objectives"]]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise GeodistillError(
@@ -145,7 +143,7 @@ def _students(
             "β or T); give them different α or split them into two recipes."
         )
     rows = []
-    for o in r["objectives"]:
+    for o, folder in zip(r["objectives"], names, strict=True):
         o = dict(o)
         kind = o.pop("teachers", "one")
         for seed in seeds:
@@ -153,7 +151,7 @@ def _students(
             if loss_needs_teacher(o["loss"]):
                 spec["distill"].update(sets.distill(kind))
             cfg = build_config(spec, where=f"recipe {recipe} ({o['loss']})")
-            name = f"{_run_name(o, kind)}-s{seed}"
+            name = f"{folder}-s{seed}"
             t0 = time.perf_counter()
             res = train(cfg, out_dir / name, resume=resume, data=data_for(cfg, datas))
             timings[name + "_s"] = time.perf_counter() - t0
@@ -188,14 +186,17 @@ def planned_runs(r: dict, seeds: list[int], *, teacher_given: bool) -> int:
 
 
 _KIND_SUFFIX = {"one": "", "ensemble": "-ens", "out_of_fold": "-oof"}
+_BAD_KIND = "A recipe objective's 'teachers' must be one, ensemble or out_of_fold, not {!r}."
 
 
-def _run_name(o: dict, kind: str) -> str:
+def _run_name(o: dict) -> str:
     """A recipe objective's folder name: its loss and α, its teacher set, and every distill field
     it sets besides loss, α, β and T (``kl-a0.9-view_mean``)."""
-    extra = "".join(
-        f"-{k}" if v is True else f"-{k}{v}" for k, v in sorted(o.items()) if k not in ("loss", "alpha", "beta", "T")
-    )
+    kind = o.get("teachers", "one")
+    if kind not in _KIND_SUFFIX:
+        raise GeodistillError(_BAD_KIND.format(kind))
+    skip = ("loss", "alpha", "beta", "T", "teachers")
+    extra = "".join(f"-{k}" if v is True else f"-{k}{v}" for k, v in sorted(o.items()) if k not in skip)
     return f"{loss_fragment(o['loss'], o, keys=('alpha',))}{_KIND_SUFFIX[kind]}{extra}"
 
 
@@ -228,7 +229,7 @@ class _TeacherSets:
             k = int(self.recipe.get("folds", 3))
             paths = [self._train(f"teacher-fold{j}", {"data": {"folds": k, "hold_out": j}}) for j in range(k)]
             return {"teacher": paths, "ensemble": "out_of_fold"}
-        raise GeodistillError(f"A recipe objective's 'teachers' must be one, ensemble or out_of_fold, not {kind!r}.")
+        raise GeodistillError(_BAD_KIND.format(kind))
 
 
 def summarise(rows: list[dict], teacher: dict | None) -> dict:
