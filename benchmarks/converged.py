@@ -187,16 +187,16 @@ def paper_plan(out: Path, cache: Path, method: str, alpha: float, T: float) -> l
 
 
 def lane_teachers(out: Path, cache: Path) -> None:
-    """Teachers; the out-of-fold screening run (it needs the fold teachers); the 600-epoch
-    check; the selected method's seeds 4 and 3; the teacher's own budget check."""
+    """Teachers; the out-of-fold screening run (it needs the fold teachers); the selected
+    method's seeds 4 and 3; the 600-epoch check; the teacher's own budget check."""
     for name, spec in teacher_runs(out, cache).items():
         run_one(name, spec, out, role="teacher")
     alpha, T = tuned(out)
     run_one("oof3_s0", student_run(out, cache, "oof3", 0, alpha, T), out)
-    run_one(*alone_check(out, cache), out)
     best = selected(out)
     for s in (4, 3):
         run_one(*long_run(out, cache, best, s, alpha, T), out)
+    run_one(*alone_check(out, cache), out)
     run_one(*teacher_check(out, cache), out, role="teacher")
 
 

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from geodistill.experiments.stats import paired_difference, verdict
+from geodistill.experiments.stats import paired_difference, setting_label, verdict
 from geodistill.experiments.sweep import ablation, plan, point_label
 from geodistill.experiments.table import aggregate, has_nuclear, tidy_rows
 from geodistill.losses import (
@@ -88,4 +88,15 @@ def test_toy_preset_through_sweep_table_and_statistics(toy):
     (diff,) = paired_difference(rows)
     assert diff["objective_name"] == "toy" and diff["mean_diff"] == pytest.approx(0.125)
     assert diff["wins"] == 2
-    assert verdict([diff]).startswith("The toy objective (α=0.25, T=4)")
+    assert verdict([diff]).startswith("The toy objective (α=0.25) ")  # only what the preset uses
+
+
+def test_a_run_records_only_the_hyperparameters_its_loss_uses():
+    """DIST ignores α and β (CE + DIST at the paper's weights): its rows and verdicts must not
+    claim an α; a spec string records all three; a teacher none."""
+    dist = hyper("dist", "distilled", 0.5, 0.01, 1.0)
+    assert dist == {"alpha": None, "beta": None, "T": 1.0}
+    assert setting_label({"objective_name": "dist", **dist}) == "DIST (T=1)"
+    assert hyper("kl", "distilled", 0.5, 0.01, 4.0) == {"alpha": 0.5, "beta": None, "T": 4.0}
+    assert hyper("ce:0.5 + kl:0.5@T=4", "distilled", 0.5, 0.01, 4.0) == {"alpha": 0.5, "beta": 0.01, "T": 4.0}
+    assert hyper("kl", "teacher", 0.5, 0.01, 4.0) == {"alpha": None, "beta": None, "T": None}

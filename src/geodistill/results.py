@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from geodistill.atomic import write_json
-from geodistill.losses.presets import loss_records_hyper
+from geodistill.losses.presets import loss_hyper_keys
 
 RESULTS_FILE = "results.json"  # a finished run
 FAILED_FILE = "failed.json"  # a run that crashed (a sweep point or teacher)
@@ -73,11 +73,11 @@ class RunResult:
 
 
 def hyper(loss: str, role: str, alpha: float | None, beta: float | None, T: float | None) -> dict[str, Any]:
-    """α/β/T as a run records them: for a distillation run whose loss uses them (see
-    `losses.loss_records_hyper`), even where α = 0 switches the teacher off, so such a run stays
-    on its α curve; None otherwise."""
-    keep = role != "teacher" and loss_records_hyper(loss)
-    return {"alpha": alpha if keep else None, "beta": beta if keep else None, "T": T if keep else None}
+    """α/β/T as a run records them: for a distillation run, those its loss uses (see
+    `losses.loss_hyper_keys`), even where α = 0 switches the teacher off, so such a run stays
+    on its α curve; None otherwise (a teacher, the student alone, DIST's unused α)."""
+    keys = () if role == "teacher" else loss_hyper_keys(loss)
+    return {k: v if k in keys else None for k, v in (("alpha", alpha), ("beta", beta), ("T", T))}
 
 
 def write_result(run_dir: str | Path, result: RunResult) -> Path:

@@ -141,10 +141,16 @@ def loss_coords(loss: str, combo: Mapping[str, Any]) -> dict[str, Any]:
     return preset.coords(combo) if preset else {k: combo[k] for k in HYPER if k in combo}
 
 
-def loss_records_hyper(loss: str) -> bool:
-    """Whether a distilled run of ``loss`` records α/β/T in its results (spec strings do)."""
+def loss_hyper_keys(loss: str) -> tuple[str, ...]:
+    """Which of α/β/T a distilled run of ``loss`` records in its results: those its preset uses
+    (DIST records T only), all three for a spec string."""
     preset = get_preset(loss)
-    return preset.records_hyper if preset else True
+    return preset.uses if preset else HYPER
+
+
+def loss_records_hyper(loss: str) -> bool:
+    """Whether a distilled run of ``loss`` records any of α/β/T in its results."""
+    return bool(loss_hyper_keys(loss))
 
 
 def loss_needs_teacher(loss: str) -> bool:
