@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["speed", "compression", "aid", "converged", "peers"]
+ORDER = ["speed", "compression", "aid", "thesis", "converged", "peers"]
 # converged runs for hours, in lanes: python -m benchmarks.converged
 RUN_BY_DEFAULT = ["speed", "compression", "aid", "peers"]
 
