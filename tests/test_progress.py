@@ -149,3 +149,27 @@ def test_captured_log_sees_debug_when_asked():
     with captured_log(logging.DEBUG) as lines:
         logging.getLogger("geodistill.x").debug("detail")
     assert lines == ["detail"]
+
+
+def test_time_left_comes_from_the_student_runs_not_the_teacher(records):
+    """A run job: a slow teacher first, then students. After the teacher there is no basis for
+    the students' time (no estimate); then runs left × the mean student run; a skipped run took
+    no time and a resumed run counts as the whole run it completes."""
+    clock = Clock()
+    j = Job(5, clock=clock)
+    j.start_run("[teacher] start", role="teacher")
+    clock.t += 300
+    j.end_run("[teacher] end")
+    j.start_run("[s0] start")
+    clock.t += 20
+    j.end_run("[s0] end")
+    j.end_run("[s1] skipped")  # already finished: no start, no time
+    j.start_run("[s2] start")
+    j.start_epochs("s2", epochs=10, done=5)  # resumed half-way: 20 s for half = 40 s a run
+    clock.t += 20
+    j.end_run("[s2] end")
+    info = [r.getMessage() for r in records if r.levelno == logging.INFO]
+    assert info[1] == "[teacher] end [1/5 runs done, 5m00s spent]"
+    assert info[3] == "[s0] end [2/5 runs done, 5m20s spent, about 1m00s left]"  # 3 left × 20 s
+    assert info[4] == "[s1] skipped [3/5 runs done, 5m20s spent, about 40s left]"
+    assert info[6] == "[s2] end [4/5 runs done, 5m40s spent, about 30s left]"  # 1 left × mean(20, 40)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -62,6 +63,9 @@ class Job:
         self.total, self.done, self.clock = max(int(total), 1), 0, clock
         self.t0 = self.last_line = clock()
         self.run_fraction = 0.0  # of the current run: epochs done / epochs
+        self.run_t0: float | None = None  # when the current run started training here
+        self.run_f0, self.run_role = 0.0, "student"  # its fraction done when it started (resumed); its role
+        self.durations: list[float] = []  # whole-run seconds of the non-teacher runs trained so far
         self.bars = _bars(console) if live else None
         self.job_task: TaskID | None = None
         self.run_task: TaskID | None = None
@@ -103,23 +107,25 @@ class Job:
         logger.log(level, text)
 
     def estimate(self) -> str:
-        """'1m05s spent, about 2m10s left' (the left part once some work is done)."""
-        spent = self.clock() - self.t0
-        done = self.done + self.run_fraction
-        text = f"{duration(spent)} spent"
-        if 0 < done < self.total:
-            text += f", about {duration(spent / done * (self.total - done))} left"
+        """'1m05s spent, about 2m10s left': the runs left times the mean duration of the student
+        runs trained so far (a teacher is slower and comes first, a skipped run took no time, a
+        resumed one counts as a whole run); no estimate before a student run has finished."""
+        text = f"{duration(self.clock() - self.t0)} spent"
+        left = self.total - self.done - self.run_fraction
+        if self.durations and left > 0:
+            text += f", about {duration(statistics.fmean(self.durations) * left)} left"
         return text
 
     # ------------------------------------------------------------ runs
-    def start_run(self, line: str) -> None:
-        """A run begins: log its line (what it trains, on what, how long)."""
-        self.run_fraction = 0.0
+    def start_run(self, line: str, role: str = "student") -> None:
+        """A run begins: log its line (what it trains, on what, how long); ``role``: teacher,
+        student or distilled (teachers do not set the time estimate)."""
+        self.run_fraction, self.run_f0, self.run_role, self.run_t0 = 0.0, 0.0, role, self.clock()
         self.say(line)
 
     def start_epochs(self, name: str, epochs: int, done: int, bar: bool = True) -> None:
         """The run trains ``epochs`` epochs, ``done`` of them already (resumed); ``bar``: show its bar."""
-        self.run_fraction = done / max(epochs, 1)
+        self.run_fraction = self.run_f0 = done / max(epochs, 1)
         if self.bars is not None and bar:
             self._drop(self.run_task)
             count = f"epoch {done}/{epochs}"
@@ -153,6 +159,9 @@ class Job:
     def end_run(self, line: str | None) -> None:
         """A run ended (finished, skipped as done, or failed): count it and log ``line`` with,
         in a job of several runs, the count and the time estimate."""
+        if line is not None and self.run_t0 is not None and self.run_role != "teacher" and self.run_f0 < 1:
+            self.durations.append((self.clock() - self.run_t0) / (1 - self.run_f0))
+        self.run_t0 = None
         self.done, self.run_fraction = min(self.done + 1, self.total), 0.0
         self._drop(self.step_task)
         self._drop(self.run_task)

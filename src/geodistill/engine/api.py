@@ -124,7 +124,8 @@ def _train(
     j.start_run(
         f"[{run_dir.name}] {cfg.train.model} on {cfg.data.dataset} ({len(data.train)} train / "
         f"{len(data.val)} val / {len(data.test)} test, {data.size}px): {objective}, "
-        f"{cfg.train.epochs} epochs{' (auto)' if epochs_auto else ''}"
+        f"{cfg.train.epochs} epochs{' (auto)' if epochs_auto else ''}",
+        role=role or "student",
     )
     state = fit(cfg, data, student, objective, teacher_source, run_dir, meta={"arch": cfg.train.model}, resume=resume)
 
