@@ -57,11 +57,6 @@ class Preset:
     def needs_first_weight(self) -> bool:
         return "first_weight" in self._needs()
 
-    @property
-    def records_hyper(self) -> bool:
-        """Whether a run records α/β/T in its results (every preset that uses any of them)."""
-        return bool(self.uses)
-
     def coords(self, combo: Mapping[str, Any]) -> dict[str, Any]:
         """The α/β/T entries of ``combo`` this preset uses."""
         return {k: combo[k] for k in HYPER if k in combo and k in self.uses}
@@ -146,11 +141,6 @@ def loss_hyper_keys(loss: str) -> tuple[str, ...]:
     (DIST records T only), all three for a spec string."""
     preset = get_preset(loss)
     return preset.uses if preset else HYPER
-
-
-def loss_records_hyper(loss: str) -> bool:
-    """Whether a distilled run of ``loss`` records any of α/β/T in its results."""
-    return bool(loss_hyper_keys(loss))
 
 
 def loss_needs_teacher(loss: str) -> bool:
