@@ -411,10 +411,10 @@ AdamW, 1 epoch warm-up, cosine to 0):
 150 epochs at lr 1e-2 matched 300 at 3e-3, but its budget check (300 epochs at 1e-2) gained
 1.35 validation points, so methods are compared at 300 epochs at lr 1e-2 (whose own budget
 check is 600 epochs: −0.05 validation points in the acceptance run, section above) and 150
-epochs serves only to screen them. The curves' late slopes (0.95,
-0.42, 0.77 points per 10% of the run) do not separate under-trained runs, hence the budget
-checks. Minutes are per run at 1 thread with two lanes (and at times the test suite) sharing the
-2 cores, so they are inflated and uneven (the same teacher job took 29 to 63 minutes).
+epochs serves only to screen them. The curves' late slopes (0.95, 0.42, 0.77 points per 10%
+of the run) do not separate under-trained runs, hence the budget checks. Minutes are per run
+at 1 thread with two lanes (and at times the test suite) sharing the 2 cores, so they are
+inflated and uneven (the same teacher job took 29 to 63 minutes).
 """
 
 
