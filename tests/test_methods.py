@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from geodistill.config import build_config
 from geodistill.data.folds import fold_split, make_folds
 from geodistill.data.transforms import apply_view
 from geodistill.data.views import ViewSet
@@ -115,6 +116,14 @@ def test_a_crop_view_id_maps_to_exactly_one_crop():
     assert len(ids) == 72  # every view id gives a different image here
     with pytest.raises(GeodistillError, match="outside this view set"):
         vs.decode(72)
+
+
+def test_a_crop_grid_wider_than_its_offsets_and_a_pad_beyond_the_image_are_refused():
+    assert ViewSet(crop_grid=5, crop_pad=2).crop_offset(4) == (0, 4)  # 5 offsets 0..4: each once
+    with pytest.raises(GeodistillError, match="crop_pad >= 4"):
+        ViewSet(crop_grid=9, crop_pad=1)  # offsets 0..2 only: 9 view ids, 3 crops
+    with pytest.raises(GeodistillError, match="below data.size"):
+        build_config({"data": {"size": 16, "augment": "dihedral+grid", "crop_pad": 16}}, where="test")
 
 
 def test_plain_dihedral_view_set_is_the_old_view_set():

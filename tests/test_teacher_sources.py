@@ -116,6 +116,12 @@ def test_out_of_fold_needs_fold_teachers_covering_every_fold(work):
     cfg = build_config(spec(work, data={"split_seed": 3}, distill={"teacher": folds, "ensemble": "out_of_fold"}))
     with pytest.raises(GeodistillError, match="split_seed"):
         teacher_source(cfg, prepare_data(cfg), load_teachers(cfg, prepare_data(cfg)), feats=False)
+    # a fold-reduced student would be folded differently: teacher k could label images it trained on
+    cfg = build_config(
+        spec(work, data={"folds": 2, "hold_out": 0}, distill={"teacher": folds, "ensemble": "out_of_fold"})
+    )
+    with pytest.raises(GeodistillError, match="unset data.folds"):
+        teacher_source(cfg, prepare_data(cfg), load_teachers(cfg, prepare_data(cfg)), feats=False)
 
 
 def test_a_student_distils_from_out_of_fold_teachers_and_records_them(work):

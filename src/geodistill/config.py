@@ -47,6 +47,8 @@ class DataConfig(_Strict):
             raise ValueError("data.folds and data.hold_out go together (e.g. folds=4 hold_out=0)")
         if self.folds is not None and self.hold_out >= self.folds:
             raise ValueError(f"data.hold_out must be in 0..{self.folds - 1} for data.folds={self.folds}")
+        if self.augment in ("dihedral+grid", "dihedral+crop") and self.crop_pad >= self.size:
+            raise ValueError(f"data.crop_pad ({self.crop_pad}) must be below data.size ({self.size}) to reflect-pad")
         return self
 
     @field_validator("fractions")

@@ -41,6 +41,12 @@ class ViewSet:
             raise GeodistillError(f"data.crop_grid must be at least 1, got {self.crop_grid}.")
         if self.crop_grid > 1 and self.crop_pad < 1:
             raise GeodistillError(f"data.crop_pad must be at least 1 when data.crop_grid > 1, got {self.crop_pad}.")
+        if self.crop_grid > 2 * self.crop_pad + 1:  # offsets round(linspace(0, 2 pad, g)) would repeat
+            raise GeodistillError(
+                f"data.crop_grid={self.crop_grid} needs data.crop_pad >= {self.crop_grid // 2} "
+                f"(got {self.crop_pad}): a {self.crop_grid}-wide grid has only {2 * self.crop_pad + 1} distinct "
+                "offsets, so some view ids would be the same crop."
+            )
 
     @property
     def n_dihedral(self) -> int:

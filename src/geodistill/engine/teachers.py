@@ -207,6 +207,11 @@ def oof_assignment(cfg: RunConfig, data: TrainData, metas: Sequence[dict]) -> tu
         raise GeodistillError(
             f"out-of-fold teachers must hold out folds 0..{k - 1} once each; they hold out {sorted(held)}."
         )
+    if cfg.data.folds is not None:
+        raise GeodistillError(
+            "distill.ensemble=out_of_fold needs the student trained on the whole training split: unset "
+            "data.folds and data.hold_out (on a fold-reduced split the folds would differ from the teachers')."
+        )
     mine = cfg.data.model_dump()
     for path, d in zip(teacher_paths(cfg), saved, strict=True):
         diff = [f for f in _SAME_SPLIT if d.get(f) != mine.get(f) and not (f == "fractions" and tuple(d[f]) == mine[f])]
