@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from geodistill.cli import app
 from geodistill.config import RECIPES, build_config
 from geodistill.data.prepare import prepare_data
+from geodistill.engine import convergence
 from geodistill.engine.api import train
 from geodistill.engine.convergence import LR_DECAYED, RULE, auto_epochs, budget_check, evidence, resolve_epochs
 from geodistill.errors import GeodistillError
@@ -220,6 +221,7 @@ def test_a_recipe_with_a_budget_check_trains_the_student_alone_twice_as_long(tmp
     recipe = {"base": {"data": d["data"], "train": d["train"]}, "teacher": {}, "student": {}}
     recipe.update(objectives=[{"loss": "student"}], seeds=[0], budget_check=True)
     monkeypatch.setitem(RECIPES, "tiny-budget", recipe)
+    monkeypatch.setattr(convergence, "BUDGET_GAIN", -100.0)  # any gain fails: the verdict must say so
     summary = run("tiny-budget", out=tmp_path / "job")
     b = summary["budget_check"]
     twice = json.loads((tmp_path / "job" / "student-2x-s0" / "results.json").read_text())
@@ -227,3 +229,5 @@ def test_a_recipe_with_a_budget_check_trains_the_student_alone_twice_as_long(tmp
     assert (b["epochs"], b["epochs_2x"], twice["epochs"]) == (3, 6, 6)
     assert b["val"] == once["val_accuracy"] and b["val_2x"] == twice["val_accuracy"]
     assert "Budget check: the student alone trained 6 instead of 3 epochs" in format_summary(summary)
+    # a failed check is part of the verdict (the one paragraph users read), a passed one is not
+    assert b["converged"] is False and "the budget check failed: twice the epochs gained" in summary["verdict"]

@@ -84,6 +84,16 @@ def run(
     summary = summarise(rows, tres)
     if check is not None:
         summary["budget_check"] = check
+        if not check["converged"]:  # the verdict itself says so, not only the line after it
+            lead = (
+                "The budget check also failed"
+                if "Not evidence" in summary["verdict"]
+                else "Not evidence of a converged comparison: the budget check failed"
+            )
+            summary["verdict"] += (
+                f" {lead}: twice the epochs gained {check['gain_pts']:+.2f} validation points (≥ {BUDGET_GAIN}); "
+                "raise train.auto_images (or train.epochs)."
+            )
     summary.update(
         {
             "recipe": recipe,

@@ -37,7 +37,8 @@ def _ce_term(inp: LossInputs, ls: float) -> Tensor:
 
 
 def kl(s_logits: Tensor, t_logits: Tensor, T: float = 4.0) -> Tensor:
-    """Hinton KD: ``T^2 * 1/B sum_i KL(p_t^T || p_s^T) = T^2/B sum_ik p_t log(p_t / p_s)``."""
+    """``T^2 * 1/B sum_i KL(p_t^T || p_s^T) = T^2/B sum_ik p_t log(p_t / p_s)`` (Hinton, Vinyals &
+    Dean 2015, "Distilling the Knowledge in a Neural Network")."""
     _check_T(T, "kl")
     t = _teacher(t_logits, s_logits)
     log_ps = F.log_softmax(s_logits / T, dim=1)
@@ -101,7 +102,8 @@ def _cos_prob_term(inp: LossInputs, T: float) -> Tensor:
 
 @term("cos_feat", label="cos(feat)", needs=("s_feat", "t_feat"), projects_features=True, prose="feature cosine")
 def _cos_feat_term(inp: LossInputs) -> Tensor:
-    """``1 - cos(P s_feat, t_feat)``; the objective applies its learned projector P first."""
+    """``1 - cos(P s_feat, t_feat)``; the objective applies its learned projector P first (a
+    cosine form of the hint loss of FitNets, Romero et al. 2015)."""
     return cosine(inp.s_feat, inp.t_feat)
 
 

@@ -212,7 +212,7 @@ register_preset(
         "kl",
         lambda a, b, T: [make_term("ce", 1 - a), make_term("kl", a, T=T)],
         ("alpha", "T"),
-        "(1−α)·CE + α·KL(T): Hinton distillation.",
+        "(1−α)·CE + α·KL(T): Hinton distillation (Hinton et al. 2015).",
         "KL",
     )
 )
