@@ -98,6 +98,8 @@ def test_thesis_alpha_sweep_end_to_end(alpha_sweep, work):
     assert sum(line.startswith("teacher cache built") for line in lines) == 2
     assert sum(line.startswith("teacher cache hit") for line in lines) == 10  # one per distilled student
     assert len(list((work / "cache" / "teacher").iterdir())) == 2
+    conv = sum(r["convergence"]["converged"] for r in results)  # 2-epoch points: the closing line counts them
+    assert any(f"\nsweep: {conv} of 12 finished points converged" in line for line in lines)
     meta = json.loads((out / "sweep.json").read_text())
     assert meta["points"] == names and meta["teachers"] == ["teacher-s0", "teacher-s1"] and meta["seeds"] == [0, 1]
 

@@ -56,6 +56,7 @@ from geodistill.config import build_config, deep_merge, get_recipe, load_yaml
 from geodistill.data.views import plan_of
 from geodistill.engine import api
 from geodistill.engine.api import data_for
+from geodistill.engine.convergence import NOT_CONVERGED
 from geodistill.engine.teachers import load_teachers, teacher_source
 from geodistill.errors import GeodistillError, GeodistillWarning
 from geodistill.experiments.shards import Shard, describe_owner, parse_shard, release, try_lock, wait_lock
@@ -700,12 +701,17 @@ def _write_sweep_file(out: Path, sweep: Mapping[str, Any], p: SweepPlan) -> None
 
 
 def _log_summary(out: Path, p: SweepPlan, shard: Shard, results: list[dict], ran: int, took: float) -> None:
-    """The closing lines: points run, done and failed (with errors); for a shard, how many points
-    of the other shards have no result yet."""
+    """The closing lines: points run, done and failed (with errors), how many finished points
+    converged (of those that record it); for a shard, how many points of the other shards have
+    no result yet."""
     failed = [r for r in results if r.get("status") == "failed"]
     text = f"sweep: {ran} points run in {took:.0f}s; {len(results) - len(failed)} done, {len(failed)} failed" + "".join(
         f"\n  {r['run_id']}: {r.get('error')}" for r in failed
     )
+    flags = [c["converged"] for r in results if isinstance(c := r.get("convergence"), dict) and "converged" in c]
+    if flags:
+        text += f"\nsweep: {sum(flags)} of {len(flags)} finished points converged"
+        text += "" if all(flags) else f" (the others: {NOT_CONVERGED}; train longer, train.epochs=auto)"
     if not shard.whole:
         mine = {r["run_id"] for r in results}
         others = [pt.name for pt in p.points if pt.name not in mine and not (out / pt.name / RESULTS_FILE).is_file()]
