@@ -198,7 +198,8 @@ RECIPES: dict[str, dict] = {
     },
     "thesis": {
         "about": "the thesis at convergence: 32 px, CNN4 teacher -> CNN3 student alone and distilled by DIST, "
-        "the method with the best validation accuracy on AID (benchmarks/converged.py)",
+        "the method that screened best by validation on AID (at 150 epochs; at the converged 300 it has not beaten "
+        "the student alone there: BENCHMARKS.md), so this run measures whether it helps on your data",
         # converged budgets (benchmarks/converged.py, AID, cosine to 0): the teacher 900k images
         # seen (150 epochs of 6000) at lr 3e-3; the student 1.8M (300 epochs) at lr 1e-2, since
         # 900k failed its budget check (+1.35 validation points at 2x)
