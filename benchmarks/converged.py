@@ -199,7 +199,8 @@ def paper_plan(out: Path, cache: Path, method: str, alpha: float, T: float) -> l
 def lane_teachers(out: Path, cache: Path) -> None:
     """Teachers; the out-of-fold screening run (it needs the fold teachers); the selected
     method's seeds 4 and 3; the teacher's own budget check; tier 2's runs the students lane has
-    not taken; the 600-epoch check (the acceptance run measured the same check)."""
+    not taken; KL at 300 epochs, seeds 1-4; the 600-epoch check (the acceptance run measured the
+    same check)."""
     for name, spec in teacher_runs(out, cache).items():
         run_one(name, spec, out, role="teacher")
     alpha, T = tuned(out)
@@ -210,6 +211,8 @@ def lane_teachers(out: Path, cache: Path) -> None:
     run_one(*teacher_check(out, cache), out, role="teacher")
     for name, spec in paper_plan(out, cache, best, alpha, T):
         run_one(name, spec, out)
+    for s in SEEDS[1:]:  # KL at the compared budget on every seed (seed 0 ran in the students lane)
+        run_one(*long_run(out, cache, "kl", s, alpha, T), out)
     run_one(*alone_check(out, cache), out)
 
 
