@@ -297,6 +297,23 @@ def _line(rows: dict[str, dict], prefix: str, student: str, m: str) -> str | Non
     return f"| {student} {m} | {len(acc)} | {v} | {_pm(list(acc.values()))} | {d} | {conv} | {mins:.1f} |"
 
 
+def _val_lines(rows: dict[str, dict], prefix: str, best: str | None) -> list[str]:
+    """The selected method's paired gain on the validation split beside the test split's: both are
+    one fixed 2000-image split shared by every seed, so a CI over seeds leaves out each split's
+    own sampling error, and two splits that disagree show its size."""
+    val = lambda m: {r["seed"]: r["val_accuracy"] for r in _rows_of(rows, prefix + m)}  # noqa: E731
+    if not best or not (pv := paired(val(best), val("alone")))["n"]:
+        return []
+    pt = paired(_by_seed(rows, prefix + best), _by_seed(rows, prefix + "alone"))
+    return [
+        "",
+        f"{best} − alone, paired by seed [95% CI over seeds] (wins): best validation accuracy {_ci(pv)}, "
+        f"test accuracy {_ci(pt)}. Both splits are fixed (2000 images each, shared by every seed), so "
+        "the CI over seeds does not include either split's own sampling error: a gap between the two "
+        "splits' gains is that error showing.",
+    ]
+
+
 def summarise(out: Path) -> tuple[str, list[dict]]:
     """The Markdown tables and converged.json's tier objects from the finished runs."""
     rows = _load(out)
@@ -316,6 +333,7 @@ def summarise(out: Path) -> tuple[str, list[dict]]:
             continue
         lines += ["", f"Compared budget ({student}, {train_over['epochs']} epochs):", "", *HEAD]
         lines += [x for m in ["alone", *METHODS] if (x := _line(rows, prefix, student, m))]
+        lines += _val_lines(rows, prefix, best)
         tiers.append(_tier(rows, prefix, student, train_over, best))
     chosen = best or "not yet (screening runs missing)"
     lines += ["", f"Selected by seed-0 validation accuracy at the screening budget: {chosen}."]
