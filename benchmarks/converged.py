@@ -502,8 +502,11 @@ def write_summary(out: Path) -> str:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "converged.json").write_text(json.dumps(tiers, indent=2) + "\n")
     head = "## Converged distillation on AID (32 px, CNN4 → CNN3 and → MobileNetV2, issue 11)\n\n"
-    if not tiers or any(t["partial"] for t in tiers):
-        head += "**Partial: not every run of the plan has finished; numbers below are for the finished runs.**\n\n"
+    if partial := [t["student"] for t in tiers if t["partial"]] or ([] if tiers else ["every tier"]):
+        head += (
+            f"**Partial ({', '.join(partial)}): not every run of the plan has finished; numbers below are for "
+            "the finished runs.**\n\n"
+        )
     cmd = "python -m benchmarks.converged --lane teachers & python -m benchmarks.converged --lane students; "
     cmd += "python -m benchmarks.converged --summarise (OMP_NUM_THREADS=1)"
     section = (
