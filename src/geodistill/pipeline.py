@@ -81,19 +81,9 @@ def run(
             spec = deep_merge(spec_for("student"), {"train": {"seed": seeds[0]}})
             check = _budget_check(spec, alone, out_dir, resume, datas, timings)
 
-    summary = summarise(rows, tres)
+    summary = summarise(rows, tres, check)
     if check is not None:
         summary["budget_check"] = check
-        if not check["converged"]:  # the verdict itself says so, not only the line after it
-            lead = (
-                "The budget check also failed"
-                if "Not evidence" in summary["verdict"]
-                else "Not evidence of a converged comparison: the budget check failed"
-            )
-            summary["verdict"] += (
-                f" {lead}: twice the epochs gained {check['gain_pts']:+.2f} validation points (≥ {BUDGET_GAIN}); "
-                "raise train.auto_images (or train.epochs)."
-            )
     summary.update(
         {
             "recipe": recipe,
@@ -242,7 +232,7 @@ class _TeacherSets:
         raise GeodistillError(_BAD_KIND.format(kind))
 
 
-def summarise(rows: list[dict], teacher: dict | None) -> dict:
+def summarise(rows: list[dict], teacher: dict | None, budget: dict | None = None) -> dict:
     """The comparison table, computed by `experiments`: per objective label (teacher first, then
     the recipe's order) mean ± sd over seeds of accuracy and macro-F1, the mean cost and how many
     runs converged (`aggregate`), the paired gain over the student alone (`paired_difference`: mean_diff,
@@ -257,7 +247,7 @@ def summarise(rows: list[dict], teacher: dict | None) -> dict:
     gains = {tuple(p[k] for k in GROUP_BY): p for p in paired}
     ref = groups[0] if teacher else None
     table = [_line(g, gains.get(tuple(g[k] for k in GROUP_BY)), ref) for g in groups]
-    return {"table": table, "verdict": verdict(paired)}
+    return {"table": table, "verdict": verdict(paired, budget)}
 
 
 def _line(g: dict[str, Any], gain: dict[str, Any] | None, ref: dict[str, Any] | None) -> dict[str, Any]:

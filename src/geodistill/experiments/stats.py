@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from geodistill.engine.convergence import NOT_CONVERGED
+from geodistill.engine.convergence import BUDGET_GAIN, NOT_CONVERGED
 from geodistill.errors import GeodistillWarning
 from geodistill.experiments.table import AGGREGATE_BY, check_columns, sort_key
 from geodistill.losses import loss_prose
@@ -284,18 +284,20 @@ def _capitalize(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def verdict(diff_rows: Sequence[dict[str, Any]]) -> str:
+def verdict(diff_rows: Sequence[dict[str, Any]], budget: dict[str, Any] | None = None) -> str:
     """One paragraph in plain words from `paired_difference` rows: per dataset and student
     model, the best setting (largest mean difference) judged by its 95% CI, then how many
     settings clearly beat, do not clearly differ from, or are clearly worse than the baseline;
-    last, when a compared run had not converged, that the comparison is not evidence
-    (`convergence_note`)."""
-    if not diff_rows:
-        return "There is nothing to compare: no finished distilled runs besides the baseline and the teachers."
+    last, when a compared run had not converged or the ``budget`` check failed, that the comparison
+    is not evidence (`convergence_note`)."""
     scopes: dict[tuple, list[dict[str, Any]]] = {}
     for r in diff_rows:
         scopes.setdefault((r.get("dataset"), r.get("model")), []).append(r)
-    parts = []
+    parts = (
+        []
+        if diff_rows
+        else ["There is nothing to compare: no finished distilled runs besides the baseline and the teachers."]
+    )
     for (ds, model), rows in scopes.items():
         prefix = f"On {ds} with the {model} student, " if len(scopes) > 1 else ""
         comparable = [r for r in rows if r["n"] > 0]
@@ -312,8 +314,15 @@ def verdict(diff_rows: Sequence[dict[str, Any]]) -> str:
         parts.append(_capitalize(prefix + _sentence(best, lead)))
         if len(rows) > 1:
             parts.append(_tally(rows))
-    note = convergence_note(diff_rows)
-    return " ".join([*parts, note] if note else parts)
+    notes = [n for n in (convergence_note(diff_rows),) if n]
+    if budget is not None and not budget["converged"]:  # `engine.convergence.budget_check`
+        lead = "The budget check also failed" if notes else "Not evidence of a converged comparison: the budget check"
+        lead += "" if notes else " failed"
+        notes.append(
+            f"{lead}: twice the epochs gained {budget['gain_pts']:+.2f} validation points (≥ {BUDGET_GAIN}); "
+            "raise train.auto_images (or train.epochs)."
+        )
+    return " ".join([*parts, *notes])
 
 
 def convergence_note(diff_rows: Sequence[dict[str, Any]]) -> str:
