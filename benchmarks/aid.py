@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from geodistill.config import build_config, deep_merge
-from geodistill.experiments.stats import paired_difference, t_quantile, verdict
+from geodistill.experiments.stats import pair_stats, paired_difference, t_quantile, verdict
 from geodistill.experiments.table import tidy_rows
 
 HERE = Path(__file__).resolve().parent
@@ -272,15 +272,19 @@ def _pm(xs: list[float], k: float = 100.0) -> str:
     return f"{m:.2f}" + (f" ± {statistics.stdev(xs) * k:.2f}" if len(xs) > 1 else "")
 
 
-def paired(a: dict[int, float], b: dict[int, float]) -> dict:
-    """d_i = a_i − b_i over shared seeds; mean, sd, 95% t-interval (nan when n < 2)."""
+def paired(a: dict[int, float], b: dict[int, float], images: float | None = None) -> dict:
+    """d_i = a_i − b_i over shared seeds: mean, sd, 95% t-interval (nan when n < 2), widened by
+    ``images`` (the test split's variance share, `stats.image_variance`) when given."""
     seeds = sorted(set(a) & set(b))
-    d = [a[s] - b[s] for s in seeds]
-    n = len(d)
-    mean = statistics.fmean(d) if n else math.nan
-    sd = statistics.stdev(d) if n > 1 else math.nan
-    half = t_quantile(0.975, n - 1) * sd / math.sqrt(n) if n > 1 else math.nan
-    return {"n": n, "mean": mean, "sd": sd, "lo": mean - half, "hi": mean + half, "wins": sum(x > 0 for x in d)}
+    p = pair_stats([(s, a[s], b[s]) for s in seeds], images)
+    return {
+        "n": p["n"],
+        "mean": p["mean_diff"],
+        "sd": p["sd_diff"],
+        "lo": p["ci_low"],
+        "hi": p["ci_high"],
+        "wins": p["wins"],
+    }
 
 
 def _judge(p: dict) -> str:

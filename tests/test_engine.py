@@ -186,6 +186,8 @@ def test_nan_loss_names_term_and_step(work):
 def test_evaluate_matches_training_test_metrics(teacher, work):
     m = evaluate(work / "teacher" / "model.ckpt", build_config(cfg_dict(work)), split="test")
     assert m["accuracy"] == pytest.approx(teacher["metrics"]["accuracy"])
+    assert m["correct"] == teacher["metrics"]["correct"] and set(m["correct"]) <= {"0", "1"}
+    assert len(m["correct"]) == m["n"] and m["correct"].count("1") / m["n"] == pytest.approx(m["accuracy"])
 
 
 def test_epoch_order_is_seeded_sharded_and_disjoint():
@@ -273,6 +275,8 @@ def test_ddp_two_cpu_processes_trains_and_checkpoints(work):
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((work / "runs" / "ddp" / "results.json").read_text())
     assert res["metrics"]["n"] == 120  # all test images counted once across both processes
+    one = evaluate(work / "runs" / "ddp" / "model.ckpt")  # one process: each image's hit in the same place
+    assert res["metrics"]["correct"] == one["correct"] and len(one["correct"]) == 120
     assert (work / "runs" / "ddp" / "model.ckpt").is_file()
     lines = r.stdout.splitlines()  # rank 0 alone prints: the run header and the result once each
     assert sum(line.startswith("[ddp] cnn3 on synthetic") for line in lines) == 1, r.stdout

@@ -33,7 +33,7 @@ from geodistill.experiments import (
     write_report,
     write_rows_json,
 )
-from geodistill.experiments.stats import t_cdf
+from geodistill.experiments.stats import image_variance, t_cdf
 from geodistill.experiments.table import format_mean_std, format_points, format_value
 
 CLASSES = ["farm", "forest", "urban"]
@@ -355,6 +355,43 @@ def test_paired_difference_duplicate_baseline_is_averaged_with_warning(rows):
     d = next(p for p in diffs if p["objective_name"] == "kl+cos" and p["alpha"] == 0.3)
     # seed-0 baseline becomes (0.80 + 0.78)/2 = 0.79, so d = 0.04, 0.02, 0.03
     assert d["mean_diff"] == pytest.approx(0.03) and d["sd_diff"] == pytest.approx(0.01)
+
+
+def test_image_variance_hand_computed():
+    # the same gain image by image under every seed: all of it is which images were drawn.
+    # c = (1, 0, 0, 0), mean 0.25: MS_img = 3·(0.75² + 3·0.25²)/3 = 0.75, MS_res = 0, σ² = 0.75/3, /m = 4
+    assert image_variance([[1, 0, 0, 0]] * 3) == pytest.approx(0.0625)
+    # d = (0.5, 0.25), c = (1, 0.5, 0, 0): MS_img = 1.375/3, MS_res = 0.375/3, σ² = (0.4583 − 0.125)/2
+    assert image_variance([[1, 1, 0, 0], [1, 0, 0, 0]]) == pytest.approx((1.375 / 3 - 0.125) / 2 / 4)
+    # more seed × image noise than image effect: clipped at 0
+    assert image_variance([[0, 1, 0, 0], [1, 0, 1, 0]]) == 0.0
+    assert image_variance([[1, 0]]) is None and image_variance([[1, 0], None]) is None
+    assert image_variance([[1, 0], [1, 0, 0]]) is None
+
+
+def test_paired_interval_counts_the_test_images_when_runs_record_them():
+    def run(run_id, obj, acc, seed, correct=None):
+        r = _result(
+            run_id, "distilled" if obj == "kl" else "student", obj, acc, seed, alpha=0.5 if obj == "kl" else None
+        )
+        if correct is not None:
+            r["metrics"]["correct"] = correct
+        return r
+
+    # every seed: the student alone gets images 2-3 right (0.50), KL images 1-3 (0.75)
+    results = [
+        run(f"{o}-s{s}", o, a, s, c) for s in range(3) for o, a, c in (("student", 0.5, "0110"), ("kl", 0.75, "1110"))
+    ]
+    d = paired_difference(tidy_rows(results))[0]
+    half = 4.302653 * math.sqrt(0 / 3 + 0.0625)  # sd over seeds 0; the image term of the test above
+    assert (d["mean_diff"], d["ci_over"]) == (pytest.approx(0.25), "seeds and test images")
+    assert d["ci_low"] == pytest.approx(0.25 - half, abs=1e-6) and d["ci_high"] == pytest.approx(0.25 + half, abs=1e-6)
+    assert "(mean ± sd over 3 seeds; the 95% CI −82.6 to 132.6 over seeds and test images contains 0)" in verdict([d])
+    # without the per-image record (older results), or for macro F1: the interval over seeds only
+    older = [dict(r, metrics={k: v for k, v in r["metrics"].items() if k != "correct"}) for r in results]
+    for d in (paired_difference(tidy_rows(older))[0], paired_difference(tidy_rows(results), metric="f1_macro")[0]):
+        assert d["ci_over"] == "seeds" and d["ci_low"] == pytest.approx(d["ci_high"])
+    assert "over seeds and test images" not in verdict([paired_difference(tidy_rows(older))[0]])
 
 
 def test_verdict_clear_win(rows):

@@ -101,21 +101,28 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
 def evaluate_split(
     fabric, model: nn.Module, data: TrainData, idx: np.ndarray, batch: int = 256, channels_last: bool = True
 ) -> dict:
-    """Metrics of ``model`` on the images ``idx``; sharded across processes, confusion summed."""
+    """Metrics of ``model`` on the images ``idx`` (sharded across processes, confusion summed),
+    with ``correct``: '1' or '0' per image of ``idx`` in its order, whether the model got it
+    right (what `experiments.stats` needs to count the test split's own sampling error)."""
     model.eval()
     shard = idx[fabric.global_rank :: fabric.world_size]
     k = len(data.classes)
     cm = torch.zeros(k, k, dtype=torch.long)
+    hits = torch.zeros(len(idx), dtype=torch.long)  # this process fills its positions only
     for s in range(0, len(shard), batch):
         b = shard[s : s + batch]
         x = data.normalizer(torch.from_numpy(np.asarray(data.images[b])))
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         preds = model(x.to(fabric.device)).argmax(1).cpu()
-        cm += confusion(preds, torch.from_numpy(data.labels[b]), k)
+        target = torch.from_numpy(data.labels[b])
+        cm += confusion(preds, target, k)
+        where = fabric.global_rank + fabric.world_size * torch.arange(s, s + len(b))
+        hits[where] = (preds == target).long()
     if fabric.world_size > 1:
         cm = fabric.all_reduce(cm.to(fabric.device), reduce_op="sum").cpu().long()
-    return metrics_from_confusion(cm, data.classes)
+        hits = fabric.all_reduce(hits.to(fabric.device), reduce_op="sum").cpu().long()
+    return {**metrics_from_confusion(cm, data.classes), "correct": "".join(map(str, hits.tolist()))}
 
 
 @dataclass

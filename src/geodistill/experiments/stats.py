@@ -8,6 +8,19 @@ student model and seed, d_i = x_i − base_i over the n seeds both have. Then
 
 Pairing by seed removes the seed-to-seed variance both runs share (same split, same init
 stream), so a small but consistent gain shows up with few seeds.
+
+That interval is about *this* test split: every seed is scored on the same images, so it leaves
+out how the gain would move on another sample of images. When the runs record which test images
+they got right (``metrics.correct``), accuracy gets the two-way random-effects interval instead.
+With D_ij = the gain on image j under seed i (n seeds, m images; −1, 0 or 1), c_j its mean over
+seeds, and the mean squares MS_img = n Σ_j (c_j − mean d)² / (m − 1) and
+MS_res = Σ_ij (D_ij − d_i − c_j + mean d)² / ((n − 1)(m − 1)), the image variance is
+σ²_img = max(0, (MS_img − MS_res) / n) and
+
+    95% CI = mean d ± t_{0.975, n−1} · sqrt(sd² / n + σ²_img / m)
+
+(sd² / n already holds the seed × image noise; see Bouthillier et al. 2021, "Accounting for
+variance in machine learning benchmarks", for why both sources matter).
 """
 
 from __future__ import annotations
@@ -25,6 +38,7 @@ from geodistill.losses import loss_prose
 
 GROUP_BY = AGGREGATE_BY
 FRACTION_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
+IMAGES = "seeds and test images"  # `ci_over` of an interval that counts the test split's sampling
 
 
 # ---------------------------------------------------------------- Student's t
@@ -145,7 +159,7 @@ def paired_difference(
         by_seed: dict[Any, list[dict[str, Any]]] = {}
         for r in members:
             by_seed.setdefault(r.get("seed"), []).append(r)
-        pairs, missing, flags = [], [], {}
+        pairs, missing, flags, gains = [], [], {}, []
         for seed in sorted(by_seed, key=lambda s: (str(type(s)), s)):
             b = base.get((key[0], key[1], seed))
             if b is None:
@@ -153,8 +167,9 @@ def paired_difference(
                 continue
             pairs.append((seed, _mean(by_seed[seed], metric), _mean(b, metric)))
             flags.update({_run_key(r): _flag(r) for r in [*by_seed[seed], *b]})
+            gains.append(_image_gains(by_seed[seed], b) if metric == "accuracy" else None)
         row = dict(zip(GROUP_BY, key), objective=members[0].get("objective"), metric=metric, baseline=baseline)
-        row.update(_pair_stats(pairs), seeds_without_baseline=missing, _converged_by_run=flags)
+        row.update(pair_stats(pairs, image_variance(gains)), seeds_without_baseline=missing, _converged_by_run=flags)
         out.append(row)
     out.sort(key=lambda r: tuple(sort_key(r.get(k)) for k in GROUP_BY))
     return out
@@ -164,14 +179,43 @@ def _mean(runs: Sequence[dict[str, Any]], metric: str) -> float:
     return statistics.fmean(float(r[metric]) for r in runs)
 
 
-def _pair_stats(pairs: Sequence[tuple[Any, float, float]]) -> dict[str, Any]:
+def _image_gains(runs: Sequence[dict[str, Any]], base: Sequence[dict[str, Any]]) -> list[float] | None:
+    """Per test image, the runs' mean hit (1 right, 0 wrong) minus the baseline runs'; None when
+    a run records no `_correct` or the runs were scored on different numbers of images."""
+    vecs = [r.get("_correct") for r in [*runs, *base]]
+    if not all(isinstance(v, str) and v for v in vecs) or len({len(v) for v in vecs}) != 1:
+        return None
+    mean = lambda rs: [statistics.fmean(h) for h in zip(*([c == "1" for c in r["_correct"]] for r in rs))]  # noqa: E731
+    return [x - b for x, b in zip(mean(runs), mean(base), strict=True)]
+
+
+def image_variance(gains: Sequence[Sequence[float] | None]) -> float | None:
+    """σ²_img / m of the module docstring: the variance the mean gain owes to which m test images
+    were drawn, from the n × m gains D_ij (one list per seed); None when a seed lacks them, the
+    seeds' lists differ in length, or n or m is below 2."""
+    if len(gains) < 2 or any(g is None for g in gains) or len({len(g) for g in gains}) != 1 or len(gains[0]) < 2:
+        return None
+    n, m = len(gains), len(gains[0])
+    d = [statistics.fmean(g) for g in gains]
+    c = [statistics.fmean(col) for col in zip(*gains)]
+    grand = statistics.fmean(d)
+    ms_img = n * sum((cj - grand) ** 2 for cj in c) / (m - 1)
+    ss_res = sum((x - d[i] - c[j] + grand) ** 2 for i, g in enumerate(gains) for j, x in enumerate(g))
+    ms_res = ss_res / ((n - 1) * (m - 1))
+    return max(0.0, (ms_img - ms_res) / n) / m
+
+
+def pair_stats(pairs: Sequence[tuple[Any, float, float]], images: float | None = None) -> dict[str, Any]:
     """Over (seed, x, base) pairs, d = x − base: n, the means, mean_diff, sd_diff (n − 1),
-    the 95% t interval ci_low/ci_high (nan when n < 2), wins, losses and the paired seeds."""
+    the 95% t interval ci_low/ci_high (nan when n < 2; widened by ``images``, the test split's
+    share of the variance, when known: `image_variance`), ci_over ('seeds' or 'seeds and test
+    images'), wins, losses and the paired seeds."""
     d = [x - b for _, x, b in pairs]
     n = len(d)
     mean_d = statistics.fmean(d) if n else math.nan
     sd = statistics.stdev(d) if n > 1 else math.nan
-    half = t_quantile(0.975, n - 1) * sd / math.sqrt(n) if n > 1 else math.nan
+    se = math.sqrt(sd**2 / n + (images or 0.0)) if n > 1 else math.nan
+    half = t_quantile(0.975, n - 1) * se if n > 1 else math.nan
     return {
         "n": n,
         "mean": statistics.fmean([x for _, x, _ in pairs]) if n else math.nan,
@@ -180,6 +224,7 @@ def _pair_stats(pairs: Sequence[tuple[Any, float, float]]) -> dict[str, Any]:
         "sd_diff": sd,
         "ci_low": mean_d - half,
         "ci_high": mean_d + half,
+        "ci_over": "seeds" if images is None else IMAGES,
         "wins": sum(1 for v in d if v > 0),
         "losses": sum(1 for v in d if v < 0),
         "seeds": [s for s, _, _ in pairs],
@@ -263,7 +308,7 @@ def _sentence(row: dict[str, Any], lead: str = "") -> str:
             f"{who} is {amount}{direction} {base} in {metric} on a single seed; with one "
             "seed there is no confidence interval, so this is one observation, not evidence."
         )
-    ci = f"95% CI {_num(lo)} to {_num(hi)}"
+    ci = f"95% CI {_num(lo)} to {_num(hi)}" + (f" over {row['ci_over']}" if row.get("ci_over") == IMAGES else "")
     if kind == "better":
         return (
             f"{who} beats {base} in {metric} by {_num(m)} ± {_num(sd)}{unit_s} "

@@ -150,6 +150,8 @@ def tidy_rows(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         row["wall_time_s"] = _num(r.get("wall_time_s"))
         row["status"] = r.get("status", "ok")
         row["error"] = r.get("error")
+        if isinstance(m.get("correct"), str):  # per test image, for `stats.image_variance`
+            row["_correct"] = m["correct"]
         rows.append(row)
     return rows
 
