@@ -369,7 +369,7 @@ def test_image_variance_hand_computed():
     assert image_variance([[1, 0], [1, 0, 0]]) is None
 
 
-def test_paired_interval_counts_the_test_images_when_runs_record_them():
+def test_paired_interval_counts_the_test_images_when_runs_record_them(tmp_path):
     def run(run_id, obj, acc, seed, correct=None):
         r = _result(
             run_id, "distilled" if obj == "kl" else "student", obj, acc, seed, alpha=0.5 if obj == "kl" else None
@@ -392,6 +392,12 @@ def test_paired_interval_counts_the_test_images_when_runs_record_them():
     for d in (paired_difference(tidy_rows(older))[0], paired_difference(tidy_rows(results), metric="f1_macro")[0]):
         assert d["ci_over"] == "seeds" and d["ci_low"] == pytest.approx(d["ci_high"])
     assert "over seeds and test images" not in verdict([paired_difference(tidy_rows(older))[0]])
+    for r in results:  # the report says which interval each row has
+        (tmp_path / r["run_id"]).mkdir()
+        (tmp_path / r["run_id"] / "results.json").write_text(json.dumps(r))
+    md = write_report(tmp_path, out_dir=tmp_path / "report")[1].read_text(encoding="utf-8")
+    assert "| 3 | 75.00 % | 50.00 % | +25.00 | 0.00 | -82.57 to +132.57 | seeds and test images | 3/3 |" in md
+    assert "over seeds and test images contains 0" in md
 
 
 def test_verdict_clear_win(rows):

@@ -82,6 +82,12 @@ _AGG_NOTE = (
     "Sample standard deviation (n − 1); – where a setting has a single seed. converged: how many runs met "
     f"the convergence rule, of those that record it (– where none does). The rule: {RULE}."
 )
+_PAIRED_NOTE = (
+    "Δ = setting − student alone, paired by dataset, student model and seed, in percentage points; "
+    "95% CI = mean Δ ± t(0.975, n−1)·√(sd²/n + v), where v is the part of the variance owed to which "
+    "test images were drawn (for accuracy, when every paired run records its per-image hits: CI over "
+    "'seeds and test images'; else v = 0: CI over 'seeds'); wins = seeds with Δ > 0."
+)
 _NO_ALPHA = "No α sweep among these runs: an α table needs one objective run at two or more α values."
 
 _CSS = """
@@ -331,6 +337,7 @@ def _paired_display(paired: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
                 "Δ mean (pts)": format_points(k * p["mean_diff"]),
                 "Δ sd (pts)": format_value("Δ_std", k * p["sd_diff"]) if p["n"] > 1 else "–",
                 "95% CI (pts)": ci,
+                "CI over": p.get("ci_over", "seeds") if p["n"] > 1 else "–",
                 "wins": f"{p['wins']}/{p['n']}",
                 "no baseline": str(len(p["seeds_without_baseline"])),
             }
@@ -545,8 +552,7 @@ def _render_html(ctx: dict[str, Any]) -> str:
     parts += [
         "</section>",
         '<section id="paired"><h2>Paired differences against the student alone</h2>',
-        '<p class="muted">Δ = setting − student alone, paired by dataset, student model and seed, in '
-        "percentage points; 95% CI = mean Δ ± t<sub>0.975, n−1</sub>·sd/√n; wins = seeds with Δ &gt; 0.</p>",
+        f'<p class="muted">{e(_PAIRED_NOTE)}</p>',
     ]
     for metric, rows in ctx["paired"]:
         parts += [f"<h3>{e(metric)}</h3>", _html_table(rows, "paired", data_metric=metric)]
@@ -627,8 +633,7 @@ def _render_md(ctx: dict[str, Any], out_dir: Path) -> str:
     lines += [
         "## Paired differences against the student alone",
         "",
-        "Δ = setting − student alone, paired by dataset, student model and seed, in percentage "
-        "points; 95% CI = mean Δ ± t(0.975, n−1)·sd/√n; wins = seeds with Δ > 0.",
+        _PAIRED_NOTE,
         "",
     ]
     for metric, rows in ctx["paired"]:
