@@ -231,3 +231,6 @@ def test_a_recipe_with_a_budget_check_trains_the_student_alone_twice_as_long(tmp
     assert "Budget check: the student alone trained 6 instead of 3 epochs" in format_summary(summary)
     # a failed check is part of the verdict (the one paragraph users read), a passed one is not
     assert b["converged"] is False and "the budget check failed: twice the epochs gained" in summary["verdict"]
+    # `run --no-budget-check` skips a recipe's check (and `--budget-check` adds one to any recipe)
+    skipped = run("tiny-budget", out=tmp_path / "job2", budget_check=False)
+    assert "budget_check" not in skipped and not (tmp_path / "job2" / "student-2x-s0").exists()

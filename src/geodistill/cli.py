@@ -260,6 +260,14 @@ def run(
     seeds: Annotated[str | None, typer.Option(help="Comma-separated, e.g. 0,1,2.")] = None,
     out: Annotated[str | None, typer.Option()] = None,
     fresh: Annotated[bool, typer.Option(help="Retrain runs that already finished.")] = False,
+    budget_check: Annotated[
+        bool | None,
+        typer.Option(
+            "--budget-check/--no-budget-check",
+            help="Also train the student alone at twice the epochs, to see whether the budget converged "
+            "(default: the recipe's choice; thesis and paper do).",
+        ),
+    ] = None,
     set_: Sets = None,
     verbose: Verbose = False,
 ) -> None:
@@ -278,6 +286,7 @@ def run(
         out=out,
         resume=not fresh,
         seeds=[int(s) for s in seeds.split(",")] if seeds else None,
+        budget_check=budget_check,
     )
 
 

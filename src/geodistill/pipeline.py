@@ -42,9 +42,13 @@ def run(
     seeds: list[int] | None = None,
     out: str | Path | None = None,
     resume: bool = True,
+    budget_check: bool | None = None,
 ) -> dict:
-    """Run a recipe end to end; returns the summary (also written to ``summary.json``/``.md``)."""
+    """Run a recipe end to end; returns the summary (also written to ``summary.json``/``.md``).
+    ``budget_check`` overrides the recipe's (train the student alone again at twice the epochs)."""
     r = get_recipe(recipe)
+    if budget_check is not None:
+        r = {**r, "budget_check": budget_check}
     overrides = overrides or {}
     user = {k: v for k, v in overrides.items() if k not in ("teacher", "student")}
 
