@@ -18,7 +18,7 @@ from geodistill.data.prepare import prepare_data
 from geodistill.engine import convergence
 from geodistill.engine.api import train
 from geodistill.engine.convergence import LR_DECAYED, RULE, auto_epochs, budget_check, evidence, resolve_epochs
-from geodistill.errors import GeodistillError
+from geodistill.errors import GeodistillError, GeodistillWarning
 from geodistill.experiments import write_report
 from geodistill.experiments.stats import paired_difference, verdict
 from geodistill.experiments.table import aggregate
@@ -231,6 +231,12 @@ def test_a_recipe_with_a_budget_check_trains_the_student_alone_twice_as_long(tmp
     assert "Budget check: the student alone trained 6 instead of 3 epochs" in format_summary(summary)
     # a failed check is part of the verdict (the one paragraph users read), a passed one is not
     assert b["converged"] is False and "the budget check failed: twice the epochs gained" in summary["verdict"]
-    # `run --no-budget-check` skips a recipe's check (and `--budget-check` adds one to any recipe)
-    skipped = run("tiny-budget", out=tmp_path / "job2", budget_check=False)
+    # `run --no-budget-check` skips a recipe's check; asked of a recipe without the student alone, one sentence
+    teacher = str(tmp_path / "job" / "teacher" / "model.ckpt")
+    skipped = run("tiny-budget", out=tmp_path / "job2", teacher=teacher, budget_check=False)
     assert "budget_check" not in skipped and not (tmp_path / "job2" / "student-2x-s0").exists()
+    monkeypatch.setitem(
+        RECIPES, "tiny-kl", {**recipe, "objectives": [{"loss": "kl", "alpha": 0.5}], "budget_check": False}
+    )
+    with pytest.warns(GeodistillWarning, match="Recipe tiny-kl has no student-alone objective .* add one"):
+        run("tiny-kl", out=tmp_path / "job3", teacher=teacher, budget_check=True)

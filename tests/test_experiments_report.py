@@ -33,7 +33,7 @@ from geodistill.experiments import (
     write_report,
     write_rows_json,
 )
-from geodistill.experiments.stats import image_variance, t_cdf
+from geodistill.experiments.stats import image_variance, pair_stats, t_cdf
 from geodistill.experiments.table import format_mean_std, format_points, format_value
 
 CLASSES = ["farm", "forest", "urban"]
@@ -367,6 +367,10 @@ def test_image_variance_hand_computed():
     assert image_variance([[0, 1, 0, 0], [1, 0, 1, 0]]) == 0.0
     assert image_variance([[1, 0]]) is None and image_variance([[1, 0], None]) is None
     assert image_variance([[1, 0], [1, 0, 0]]) is None
+    # the widened interval: d = (0.5, 0.25), sd² = 0.03125, so √(0.03125/2 + 0.0416667) = 0.239357
+    p = pair_stats([(0, 0.5, 0.0), (1, 0.25, 0.0)], (1.375 / 3 - 0.125) / 2 / 4)
+    assert p["ci_high"] == pytest.approx(0.375 + 12.706205 * 0.239357, abs=1e-5)
+    assert p["ci_over"] == "seeds and test images" and pair_stats([(0, 0.5, 0.0)], 0.04)["ci_over"] == "seeds"
 
 
 def test_paired_interval_counts_the_test_images_when_runs_record_them(tmp_path):
@@ -392,6 +396,8 @@ def test_paired_interval_counts_the_test_images_when_runs_record_them(tmp_path):
     for d in (paired_difference(tidy_rows(older))[0], paired_difference(tidy_rows(results), metric="f1_macro")[0]):
         assert d["ci_over"] == "seeds" and d["ci_low"] == pytest.approx(d["ci_high"])
     assert "over seeds and test images" not in verdict([paired_difference(tidy_rows(older))[0]])
+    moved = [dict(r, metrics={**r["metrics"], "correct_of": "a" if r["seed"] else "b"}) for r in results]
+    assert paired_difference(tidy_rows(moved))[0]["ci_over"] == "seeds"  # scored on other images: not paired by image
     for r in results:  # the report says which interval each row has
         (tmp_path / r["run_id"]).mkdir()
         (tmp_path / r["run_id"] / "results.json").write_text(json.dumps(r))

@@ -247,7 +247,9 @@ def evaluate(
     """
     given = dataset is not None or root is not None or config is not None or bool(set_)
     m = evaluate_api(ckpt, _build(config, set_, dataset=dataset, root=root) if given else None, split=split)
-    typer.echo(json.dumps({k: v for k, v in m.items() if k not in ("confusion_matrix", "correct")}, indent=2))
+    typer.echo(
+        json.dumps({k: v for k, v in m.items() if k not in ("confusion_matrix", "correct", "correct_of")}, indent=2)
+    )
 
 
 @app.command()

@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from geodistill.atomic import write_json, write_text
 from geodistill.config import RunConfig, build_config, deep_merge, get_recipe
 from geodistill.engine.api import data_for, train
 from geodistill.engine.convergence import BUDGET_GAIN, RULE, budget_check
-from geodistill.errors import GeodistillError
+from geodistill.errors import GeodistillError, GeodistillWarning
 from geodistill.experiments.stats import GROUP_BY, paired_difference, verdict
 from geodistill.experiments.table import (
     AGGREGATE_METRICS,
@@ -49,6 +50,13 @@ def run(
     r = get_recipe(recipe)
     if budget_check is not None:
         r = {**r, "budget_check": budget_check}
+    if r.get("budget_check") and not any(o["loss"] == "student" for o in r["objectives"]):
+        warnings.warn(
+            f"Recipe {recipe} has no student-alone objective (loss 'student'), so there is no budget check "
+            "to run: add one to its objectives to check the student budget.",
+            GeodistillWarning,
+            stacklevel=2,
+        )
     overrides = overrides or {}
     user = {k: v for k, v in overrides.items() if k not in ("teacher", "student")}
 

@@ -11,6 +11,7 @@ so a run resumed from a mid-epoch checkpoint is bit-identical to an uninterrupte
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -103,7 +104,8 @@ def evaluate_split(
 ) -> dict:
     """Metrics of ``model`` on the images ``idx`` (sharded across processes, confusion summed),
     with ``correct``: '1' or '0' per image of ``idx`` in its order, whether the model got it
-    right (what `experiments.stats` needs to count the test split's own sampling error)."""
+    right (what `experiments.stats` needs to count the test split's own sampling error), and
+    ``correct_of``: a hash of ``idx``, so only runs scored on the same images are compared."""
     model.eval()
     shard = idx[fabric.global_rank :: fabric.world_size]
     k = len(data.classes)
@@ -122,7 +124,8 @@ def evaluate_split(
     if fabric.world_size > 1:
         cm = fabric.all_reduce(cm.to(fabric.device), reduce_op="sum").cpu().long()
         hits = fabric.all_reduce(hits.to(fabric.device), reduce_op="sum").cpu().long()
-    return {**metrics_from_confusion(cm, data.classes), "correct": "".join(map(str, hits.tolist()))}
+    of = hashlib.sha1(np.asarray(idx, dtype=np.int64).tobytes()).hexdigest()[:12]
+    return {**metrics_from_confusion(cm, data.classes), "correct": "".join(map(str, hits.tolist())), "correct_of": of}
 
 
 @dataclass

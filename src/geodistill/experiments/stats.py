@@ -12,7 +12,8 @@ stream), so a small but consistent gain shows up with few seeds.
 That interval is about *this* test split: every seed is scored on the same images, so it leaves
 out how the gain would move on another sample of images. When the runs record which test images
 they got right (``metrics.correct``), accuracy gets the two-way random-effects interval instead.
-With D_ij = the gain on image j under seed i (n seeds, m images; −1, 0 or 1), c_j its mean over
+With D_ij = the gain on image j under seed i (n seeds, m images; −1, 0 or 1, a fraction when
+several runs share a seed), c_j its mean over
 seeds, and the mean squares MS_img = n Σ_j (c_j − mean d)² / (m − 1) and
 MS_res = Σ_ij (D_ij − d_i − c_j + mean d)² / ((n − 1)(m − 1)), the image variance is
 σ²_img = max(0, (MS_img − MS_res) / n) and
@@ -20,7 +21,10 @@ MS_res = Σ_ij (D_ij − d_i − c_j + mean d)² / ((n − 1)(m − 1)), the ima
     95% CI = mean d ± t_{0.975, n−1} · sqrt(sd² / n + σ²_img / m)
 
 (sd² / n already holds the seed × image noise; see Bouthillier et al. 2021, "Accounting for
-variance in machine learning benchmarks", for why both sources matter).
+variance in machine learning benchmarks", for why both sources matter). Keeping n − 1 degrees of
+freedom where the image term has about m − 1 makes the interval conservative (wider than 95%)
+when that term dominates. Runs are paired image by image only when they record the same test
+images (``metrics.correct_of``, a hash of the split's indices).
 """
 
 from __future__ import annotations
@@ -159,7 +163,7 @@ def paired_difference(
         by_seed: dict[Any, list[dict[str, Any]]] = {}
         for r in members:
             by_seed.setdefault(r.get("seed"), []).append(r)
-        pairs, missing, flags, gains = [], [], {}, []
+        pairs, missing, flags, gains, images = [], [], {}, [], set()
         for seed in sorted(by_seed, key=lambda s: (str(type(s)), s)):
             b = base.get((key[0], key[1], seed))
             if b is None:
@@ -168,8 +172,10 @@ def paired_difference(
             pairs.append((seed, _mean(by_seed[seed], metric), _mean(b, metric)))
             flags.update({_run_key(r): _flag(r) for r in [*by_seed[seed], *b]})
             gains.append(_image_gains(by_seed[seed], b) if metric == "accuracy" else None)
+            images.update(r.get("_correct_of") for r in [*by_seed[seed], *b])
         row = dict(zip(GROUP_BY, key), objective=members[0].get("objective"), metric=metric, baseline=baseline)
-        row.update(pair_stats(pairs, image_variance(gains)), seeds_without_baseline=missing, _converged_by_run=flags)
+        v = image_variance(gains) if len(images) == 1 else None  # every run scored on the same images
+        row.update(pair_stats(pairs, v), seeds_without_baseline=missing, _converged_by_run=flags)
         out.append(row)
     out.sort(key=lambda r: tuple(sort_key(r.get(k)) for k in GROUP_BY))
     return out
@@ -224,7 +230,7 @@ def pair_stats(pairs: Sequence[tuple[Any, float, float]], images: float | None =
         "sd_diff": sd,
         "ci_low": mean_d - half,
         "ci_high": mean_d + half,
-        "ci_over": "seeds" if images is None else IMAGES,
+        "ci_over": IMAGES if images is not None and n > 1 else "seeds",
         "wins": sum(1 for v in d if v > 0),
         "losses": sum(1 for v in d if v < 0),
         "seeds": [s for s, _, _ in pairs],

@@ -151,7 +151,7 @@ def tidy_rows(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         row["status"] = r.get("status", "ok")
         row["error"] = r.get("error")
         if isinstance(m.get("correct"), str):  # per test image, for `stats.image_variance`
-            row["_correct"] = m["correct"]
+            row["_correct"], row["_correct_of"] = m["correct"], m.get("correct_of")
         rows.append(row)
     return rows
 
