@@ -592,9 +592,9 @@ epochs (~27 minutes a run) failed too (+5.6 points at 240, where the training ac
 120 epochs 78.20 vs 74.70 (seed-0 table below), but 120 epochs at 1e-2 still end 2.1 points
 below 240 at 3e-3 (80.30), so they would fail a budget check too. Tier 2 is therefore compared at
 240 epochs at lr 3e-3 (~55 minutes a run; its seed-0 student alone was already trained as the
-120-epoch check) and checked at 480; 240 epochs at lr 1e-2 is the untried alternative. At 64 px MobileNetV2
-costs 4x the FLOPs (49.0 vs 12.3 MFLOPs), so no tier-2 setting converges within the issue's ~20
-minutes per student run on this machine; 32 px is the cheaper of the two.
+120-epoch check) and checked at 480; 240 epochs at lr 1e-2 is the untried alternative. At 64 px
+MobileNetV2 costs 4x the FLOPs (49.0 vs 12.3 MFLOPs), so no tier-2 setting converges within the
+issue's ~20 minutes per student run on this machine; 32 px is the cheaper of the two.
 """
 
 
