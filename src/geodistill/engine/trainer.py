@@ -100,12 +100,18 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
 
 @torch.no_grad()
 def evaluate_split(
-    fabric, model: nn.Module, data: TrainData, idx: np.ndarray, batch: int = 256, channels_last: bool = True
+    fabric,
+    model: nn.Module,
+    data: TrainData,
+    idx: np.ndarray,
+    batch: int = 256,
+    channels_last: bool = True,
+    per_image: bool = True,
 ) -> dict:
     """Metrics of ``model`` on the images ``idx`` (sharded across processes, confusion summed),
-    with ``correct``: '1' or '0' per image of ``idx`` in its order, whether the model got it
-    right (what `experiments.stats` needs to count the test split's own sampling error), and
-    ``correct_of``: a hash of ``idx``, so only runs scored on the same images are compared."""
+    with (``per_image``) ``correct``: '1' or '0' per image of ``idx`` in its order, whether the
+    model got it right (what `experiments.stats` needs to count the test split's own sampling
+    error), and ``correct_of``: a hash of ``idx``, so only runs scored on the same images are compared."""
     model.eval()
     shard = idx[fabric.global_rank :: fabric.world_size]
     k = len(data.classes)
@@ -123,6 +129,9 @@ def evaluate_split(
         hits[where] = (preds == target).long()
     if fabric.world_size > 1:
         cm = fabric.all_reduce(cm.to(fabric.device), reduce_op="sum").cpu().long()
+    if not per_image:
+        return metrics_from_confusion(cm, data.classes)
+    if fabric.world_size > 1:
         hits = fabric.all_reduce(hits.to(fabric.device), reduce_op="sum").cpu().long()
     of = hashlib.sha1(np.asarray(idx, dtype=np.int64).tobytes()).hexdigest()[:12]
     return {**metrics_from_confusion(cm, data.classes), "correct": "".join(map(str, hits.tolist())), "correct_of": of}
@@ -338,9 +347,8 @@ class Trainer:
 
     def validate(self) -> dict:
         """Metrics of the student on the validation split."""
-        return evaluate_split(
-            self.fabric, self.step_module.student, self.data, self.data.val, channels_last=self.cfg.train.channels_last
-        )
+        student, data, last = self.step_module.student, self.data, self.cfg.train.channels_last
+        return evaluate_split(self.fabric, student, data, data.val, channels_last=last, per_image=False)
 
     def end_epoch(self, val: dict, train_took: float, took: float) -> bool:
         """Record the epoch, keep the best model, checkpoint, report; returns whether to stop."""
