@@ -52,7 +52,7 @@ from geodistill.engine.api import train
 from geodistill.engine.checkpoint import load_classifier
 from geodistill.engine.convergence import BUDGET_GAIN, budget_check, evidence
 from geodistill.experiments.shards import Shard, describe_owner, release, try_lock
-from geodistill.experiments.stats import image_variance
+from geodistill.experiments.stats import image_gains, image_variance
 
 HERE = Path(__file__).resolve().parent
 AID = Path(os.environ.get("GEODISTILL_AID", HERE.parents[1] / "shared" / "data" / "aid150"))
@@ -63,8 +63,8 @@ TEACHER = {"model": "cnn4", "epochs": 150, "lr": 3e-3}
 SCREEN = {"model": "cnn3", "epochs": 150, "lr": 1e-2}  # screening budget: fails the budget check (+1.35 val at 2x)
 STUDENT = {**SCREEN, "epochs": 300}  # the compared budget (its own budget check: e600_alone_s0)
 # the paper's student at CPU scale, 32 px: 60 epochs (~15 min a run at 1 thread) failed its budget
-# check (+7.7 validation points at 120), 120 failed too (+5.6 at 240; train accuracy 98% there), so
-# 240 (~55 min a run) failed too (+1.45 at 480), so only its seed-0 pair ran. lr 1e-2, which halved
+# check (+7.7 validation points at 120), 120 failed too (+5.6 at 240; train accuracy 98% there), and
+# so did 240 (~55 min a run; +1.45 at 480), where only the seed-0 pair ran. lr 1e-2, which halved
 # CNN3's budget, learns faster (run names f"{FAST}{epochs}_alone_s0"): its 240 -> 480 check decides
 # tier 2's schedule; the seeds wait for a budget that passes
 SCREEN2 = {"model": "mobilenet_v2", "epochs": 60, "lr": 3e-3}
@@ -438,10 +438,7 @@ def _images(rows: dict[str, dict], prefix: str, m: str) -> float | None:
     alone (`stats.image_variance`), from the paired runs' per-image hits."""
     hits = lambda name: {r["seed"]: r["metrics"].get("correct") for r in _rows_of(rows, name)}  # noqa: E731
     a, b = hits(prefix + m), hits(prefix + "alone")
-    pairs = [(a[s], b[s]) for s in sorted(set(a) & set(b))]
-    if not pairs or not all(x and y for x, y in pairs):
-        return None
-    return image_variance([[int(i) - int(j) for i, j in zip(x, y, strict=True)] for x, y in pairs])
+    return image_variance([image_gains([a[s]], [b[s]]) for s in sorted(set(a) & set(b))])
 
 
 def _teacher_lines(out: Path, rows: dict[str, dict]) -> list[str]:

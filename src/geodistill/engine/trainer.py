@@ -125,8 +125,8 @@ def evaluate_split(
         preds = model(x.to(fabric.device)).argmax(1).cpu()
         target = torch.from_numpy(data.labels[b])
         cm += confusion(preds, target, k)
-        where = fabric.global_rank + fabric.world_size * torch.arange(s, s + len(b))
-        hits[where] = (preds == target).long()
+        if per_image:
+            hits[fabric.global_rank + fabric.world_size * torch.arange(s, s + len(b))] = (preds == target).long()
     if fabric.world_size > 1:
         cm = fabric.all_reduce(cm.to(fabric.device), reduce_op="sum").cpu().long()
     if not per_image:

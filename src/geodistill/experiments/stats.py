@@ -164,6 +164,7 @@ def paired_difference(
         for r in members:
             by_seed.setdefault(r.get("seed"), []).append(r)
         pairs, missing, flags, gains, images = [], [], {}, [], set()
+        hits = lambda runs: [r.get("_correct") for r in runs]  # noqa: E731
         for seed in sorted(by_seed, key=lambda s: (str(type(s)), s)):
             b = base.get((key[0], key[1], seed))
             if b is None:
@@ -171,7 +172,7 @@ def paired_difference(
                 continue
             pairs.append((seed, _mean(by_seed[seed], metric), _mean(b, metric)))
             flags.update({_run_key(r): _flag(r) for r in [*by_seed[seed], *b]})
-            gains.append(_image_gains(by_seed[seed], b) if metric == "accuracy" else None)
+            gains.append(image_gains(hits(by_seed[seed]), hits(b)) if metric == "accuracy" else None)
             images.update(r.get("_correct_of") for r in [*by_seed[seed], *b])
         row = dict(zip(GROUP_BY, key), objective=members[0].get("objective"), metric=metric, baseline=baseline)
         v = image_variance(gains) if len(images) == 1 else None  # every run scored on the same images
@@ -185,14 +186,14 @@ def _mean(runs: Sequence[dict[str, Any]], metric: str) -> float:
     return statistics.fmean(float(r[metric]) for r in runs)
 
 
-def _image_gains(runs: Sequence[dict[str, Any]], base: Sequence[dict[str, Any]]) -> list[float] | None:
-    """Per test image, the runs' mean hit (1 right, 0 wrong) minus the baseline runs'; None when
-    a run records no `_correct` or the runs were scored on different numbers of images."""
-    vecs = [r.get("_correct") for r in [*runs, *base]]
+def image_gains(hits: Sequence[str | None], base: Sequence[str | None]) -> list[float] | None:
+    """Per test image, the mean hit (1 right, 0 wrong) of the runs' ``metrics.correct`` strings
+    minus the baseline runs'; None when one is missing or they differ in length."""
+    vecs = [*hits, *base]
     if not all(isinstance(v, str) and v for v in vecs) or len({len(v) for v in vecs}) != 1:
         return None
-    mean = lambda rs: [statistics.fmean(h) for h in zip(*([c == "1" for c in r["_correct"]] for r in rs))]  # noqa: E731
-    return [x - b for x, b in zip(mean(runs), mean(base), strict=True)]
+    mean = lambda vs: [statistics.fmean(h) for h in zip(*([c == "1" for c in v] for v in vs))]  # noqa: E731
+    return [x - b for x, b in zip(mean(hits), mean(base), strict=True)]
 
 
 def image_variance(gains: Sequence[Sequence[float] | None]) -> float | None:
