@@ -190,6 +190,23 @@ def long_run(out: Path, cache: Path, method: str, seed: int, alpha: float, T: fl
     return f"{LONG}{method}_s{seed}", student_run(out, cache, method, seed, alpha, T, STUDENT)
 
 
+def methods_plan(out: Path, cache: Path, alpha: float, T: float) -> list[tuple[str, dict]]:
+    """Every method at the compared budget, seed by seed (so a stopped plan still has pairs on
+    the first seeds); runs already finished (alone, KL, DIST) are skipped by ``run_one``."""
+    return [long_run(out, cache, m, s, alpha, T) for s in SEEDS for m in METHODS]
+
+
+def converged_best(out: Path) -> tuple[str | None, list[int]]:
+    """The method with the best mean validation accuracy at the compared budget, over the seeds
+    every method has finished there (None while a method has none), and those seeds."""
+    seeds = {m: {s for s in SEEDS if _val(out, f"{LONG}{m}_s{s}") is not None} for m in METHODS}
+    common = sorted(set.intersection(*seeds.values()))
+    if not common:
+        return None, []
+    mean = {m: statistics.fmean(_val(out, f"{LONG}{m}_s{s}") for s in common) for m in METHODS}
+    return max(mean, key=lambda m: mean[m]), common
+
+
 def alone_check(out: Path, cache: Path) -> tuple[str, dict]:
     """The compared budget's own budget check: the student alone, seed 0, at twice its epochs."""
     return "e600_alone_s0", base(out, cache, {**STUDENT, "seed": 0, "epochs": 2 * STUDENT["epochs"]})
@@ -241,8 +258,9 @@ def lane_teachers(out: Path, cache: Path) -> None:
     """Teachers; the out-of-fold screening run (it needs the fold teachers); the selected
     method's seeds 4 and 3; the teacher's own budget check; tier 2's seed-0 pair; KL at 300
     epochs, seeds 1-4 (tier 1's table asks for KL on every seed); tier 2 at lr 1e-2 for 480 epochs
-    (the check of 240); the 600-epoch check (the acceptance run measured the same check). Tier 2's
-    seeds 1-4 wait for a schedule that passes its check (240 epochs at 3e-3 failed)."""
+    (the check of 240); every other method at 300 epochs (shared with the students lane); the
+    600-epoch check (the acceptance run measured the same check). Tier 2's seeds 1-4 wait for a
+    schedule that passes its check (240 epochs at 3e-3 failed)."""
     for name, spec in teacher_runs(out, cache).items():
         run_one(name, spec, out, role="teacher")
     alpha, T = tuned(out)
@@ -257,12 +275,14 @@ def lane_teachers(out: Path, cache: Path) -> None:
     for s in SEEDS[1:]:  # KL at the compared budget on every seed (seed 0 ran in the students lane)
         run_one(*long_run(out, cache, "kl", s, alpha, T), out)
     run_plan(ladder_plan(out, cache)[3:], out)
+    run_plan(methods_plan(out, cache, alpha, T), out)
     run_one(*alone_check(out, cache), out)
 
 
 def lane_students(out: Path, cache: Path) -> None:
     """Tuning and screening (150 epochs, but out-of-fold), the student alone at 300, the
-    selected method at 300 (seeds 0-2), tier 2's schedule search and checks."""
+    selected method at 300 (seeds 0-2), tier 2's schedule search and checks, every other method
+    at 300 (the screening budget was not converged, so its ranking is only an order)."""
     for s in SEEDS:
         run_one(f"alone_s{s}", student_run(out, cache, "alone", s), out)
     for a, T in TUNE:
@@ -280,6 +300,7 @@ def lane_students(out: Path, cache: Path) -> None:
     run_plan(ladder_plan(out, cache)[1:2], out)
     run_one(*paper_check(out, cache), out)
     run_plan(ladder_plan(out, cache)[2:3], out)
+    run_plan(methods_plan(out, cache, alpha, T), out)
     run_one(*alone_check(out, cache), out)
 
 
@@ -377,19 +398,29 @@ def summarise(out: Path) -> tuple[str, list[dict]]:
         )
     lines += ["", "Screening budget (CNN3, 150 epochs; the budget check below shows it is not converged):", "", *HEAD]
     lines += [x for m in ["alone", *METHODS] if (x := _line(rows, "", "cnn3", m))]
-    best = selected(out, wait=False)
+    screened = selected(out, wait=False)
     lines += _search_lines(rows)
     tiers = []
     for prefix, (student, train_over) in TIERS.items():
         if not _by_seed(rows, prefix + "alone"):
             continue
+        best, why = _choice(out, prefix, screened)
         lines += ["", f"Compared budget ({student}, {train_over['epochs']} epochs):", "", *HEAD]
         lines += [x for m in ["alone", *METHODS] if (x := _line(rows, prefix, student, m))]
         lines += _val_lines(rows, prefix, best)
-        tiers.append(_tier(rows, prefix, student, train_over, best))
-    chosen = best or "not yet (screening runs missing)"
-    lines += ["", f"Selected by seed-0 validation accuracy at the screening budget: {chosen}."]
+        lines += ["", f"Best method of this tier: {best or 'not yet'}, {why}."]
+        tiers.append({**_tier(rows, prefix, student, train_over, best), "selected_by": why})
     return "\n".join(lines + _budget_lines(rows) + _teacher_lines(out, rows)), tiers
+
+
+def _choice(out: Path, prefix: str, screened: str | None) -> tuple[str | None, str]:
+    """A tier's best method and how it was chosen: for CNN3, by mean validation accuracy at the
+    compared budget once every method has run there; otherwise (and for tier 2, which runs only
+    the screening's pick) by seed-0 validation accuracy at the 150-epoch screening budget."""
+    if prefix == LONG and (found := converged_best(out))[0]:
+        seeds = ", ".join(map(str, found[1]))
+        return found[0], f"the best mean validation accuracy at {STUDENT['epochs']} epochs over seeds {seeds}"
+    return screened, "the best seed-0 validation accuracy at the 150-epoch screening budget"
 
 
 def _test_data(out: Path):
@@ -462,6 +493,11 @@ def _tier2_runs(rows: dict[str, dict]) -> list[tuple[float, int, str, str]]:
     return sorted((*k, n) for k, n in found.items())
 
 
+def _alone2(rows: dict[str, dict]) -> dict[tuple[float, int], str]:
+    """Tier 2's seed-0 student-alone runs by (lr, epochs)."""
+    return {(lr, e): n for lr, e, m, n in _tier2_runs(rows) if m == "alone"}
+
+
 def _search_lines(rows: dict[str, dict]) -> list[str]:
     """Tier 2's schedule search (MobileNetV2, seed 0): one row per run."""
     found = _tier2_runs(rows)
@@ -484,7 +520,7 @@ def _budget_lines(rows: dict[str, dict]) -> list[str]:
     out = []
     pairs = [("student alone", "alone_s0", f"{LONG}alone_s0"), ("student alone", f"{LONG}alone_s0", "e600_alone_s0")]
     pairs += [("KL student", "kl_s0", f"{LONG}kl_s0"), ("teacher", "t4_s0", "t4x2_s0")]
-    alone2 = {(lr, e): n for lr, e, m, n in _tier2_runs(rows) if m == "alone"}
+    alone2 = _alone2(rows)
     pairs += [
         (f"MobileNetV2 alone, lr {lr:g}", n, alone2[lr, 2 * e])
         for (lr, e), n in alone2.items()
@@ -519,7 +555,10 @@ def _tier(rows: dict[str, dict], prefix: str, student: str, train_over: dict, be
     )
     spent = sum(_train_minutes(r) for n, r in rows.items() if mine(n))
     teacher_min = sum(_train_minutes(r) for n, r in rows.items() if n.startswith("t4")) if prefix == LONG else 0.0
-    twice = "e600_alone_s0" if prefix == LONG else f"{prefix}alone2x_s0"
+    if prefix == LONG:
+        twice = "e600_alone_s0"
+    else:  # tier 2's check: the seed-0 student alone at the same lr and twice the epochs, whatever its name
+        twice = _alone2(rows).get((train_over["lr"], 2 * train_over["epochs"]), "")
     check = None
     if prefix + "alone_s0" in rows and twice in rows:
         once = rows[prefix + "alone_s0"]
@@ -552,7 +591,6 @@ def _tier(rows: dict[str, dict], prefix: str, student: str, train_over: dict, be
         "total_runs": len(students),
         "minutes_total": round(spent, 1),
         "minutes_teachers": round(teacher_min, 1),
-        "selected_by": "seed-0 validation accuracy at the 150-epoch screening budget",
         "budget_check": check,  # the student alone, seed 0, at twice the tier's epochs
         "partial": len(students) < 2 * len(SEEDS) or check is None,
     }
