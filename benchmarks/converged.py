@@ -190,10 +190,20 @@ def long_run(out: Path, cache: Path, method: str, seed: int, alpha: float, T: fl
     return f"{LONG}{method}_s{seed}", student_run(out, cache, method, seed, alpha, T, STUDENT)
 
 
+def retune_plan(out: Path, cache: Path) -> list[tuple[str, dict]]:
+    """KL's (α, T) grid and DIST's τ = 4 (its CIFAR setting) again at the compared budget, seed 0:
+    the screening budget they were tuned at was not converged."""
+    plan = [(f"{LONG}tune_a{a}_T{T:g}_s0", student_run(out, cache, "kl", 0, a, T, STUDENT)) for a, T in TUNE]
+    dist = student_run(out, cache, "dist", 0, student=STUDENT)
+    return plan + [(f"{LONG}tune_dist_T4_s0", {**dist, "distill": {**dist["distill"], "T": 4.0}})]
+
+
 def methods_plan(out: Path, cache: Path, alpha: float, T: float) -> list[tuple[str, dict]]:
     """Every method at the compared budget, seed by seed (so a stopped plan still has pairs on
-    the first seeds); runs already finished (alone, KL, DIST) are skipped by ``run_one``."""
-    return [long_run(out, cache, m, s, alpha, T) for s in SEEDS for m in METHODS]
+    the first seeds), the re-tuning after seed 1; runs already finished (alone, KL, DIST) are
+    skipped by ``run_one``, and the re-tuning run equal to KL's seed 0 is copied from it."""
+    runs = [long_run(out, cache, m, s, alpha, T) for s in SEEDS for m in METHODS]
+    return runs[: 2 * len(METHODS)] + retune_plan(out, cache) + runs[2 * len(METHODS) :]
 
 
 def converged_best(out: Path) -> tuple[str | None, list[int]]:
@@ -410,6 +420,7 @@ def summarise(out: Path) -> tuple[str, list[dict]]:
         lines += _val_lines(rows, prefix, best)
         lines += ["", f"Best method of this tier: {best or 'not yet'}, {why}."]
         tiers.append({**_tier(rows, prefix, student, train_over, best), "selected_by": why})
+    lines += _retune_lines(rows)
     return "\n".join(lines + _budget_lines(rows) + _teacher_lines(out, rows)), tiers
 
 
@@ -498,6 +509,17 @@ def _alone2(rows: dict[str, dict]) -> dict[tuple[float, int], str]:
     return {(lr, e): n for lr, e, m, n in _tier2_runs(rows) if m == "alone"}
 
 
+def _retune_lines(rows: dict[str, dict]) -> list[str]:
+    """The re-tuning at the compared budget (seed 0, validation accuracy), one sentence."""
+    found = [
+        (n.removeprefix(f"{LONG}tune_").removesuffix("_s0"), r) for n, r in rows.items() if n.startswith(f"{LONG}tune_")
+    ]
+    if not found:
+        return []
+    vals = "; ".join(f"{k} {100 * r['val_accuracy']:.2f} (test {100 * r['metrics']['accuracy']:.2f})" for k, r in found)
+    return ["", f"Re-tuned at {STUDENT['epochs']} epochs (seed 0, best validation %): {vals}."]
+
+
 def _search_lines(rows: dict[str, dict]) -> list[str]:
     """Tier 2's schedule search (MobileNetV2, seed 0): one row per run."""
     found = _tier2_runs(rows)
@@ -555,10 +577,9 @@ def _tier(rows: dict[str, dict], prefix: str, student: str, train_over: dict, be
     )
     spent = sum(_train_minutes(r) for n, r in rows.items() if mine(n))
     teacher_min = sum(_train_minutes(r) for n, r in rows.items() if n.startswith("t4")) if prefix == LONG else 0.0
-    if prefix == LONG:
-        twice = "e600_alone_s0"
-    else:  # tier 2's check: the seed-0 student alone at the same lr and twice the epochs, whatever its name
-        twice = _alone2(rows).get((train_over["lr"], 2 * train_over["epochs"]), "")
+    # tier 2's check: the seed-0 student alone at the same lr and twice the epochs, whatever its name
+    twice2 = _alone2(rows).get((train_over["lr"], 2 * train_over["epochs"]), "")
+    twice = "e600_alone_s0" if prefix == LONG else twice2
     check = None
     if prefix + "alone_s0" in rows and twice in rows:
         once = rows[prefix + "alone_s0"]
