@@ -19,8 +19,10 @@ logits of 3 teachers, seeds 0-2); ``oof3`` (3 fold teachers, each image labelled
 that did not train on it).
 
 Plan: KL's (α, T) tuned on seed 0 by validation; every method screened on seed 0 at 150
-epochs; the one with the best validation accuracy and the student alone compared over 5 seeds
-at 300 epochs (the tier's object in ``results/converged.json``).
+epochs (an order only: that budget is not converged); every method and the student alone over
+5 seeds at 300 epochs, KL's (α, T) and DIST's τ re-tuned there on seed 0; the tier's best
+method is the one with the best mean validation accuracy at 300 epochs (its object in
+``results/converged.json``). Tier 2 (MobileNetV2) runs the screening's pick, DIST.
 
 Resumable and parallel by lanes: ``python -m benchmarks.converged --lane teachers`` and
 ``--lane students`` in two shells (one torch thread each); a run whose teachers or whose
@@ -420,7 +422,7 @@ def summarise(out: Path) -> tuple[str, list[dict]]:
         lines += _val_lines(rows, prefix, best)
         lines += ["", f"Best method of this tier: {best or 'not yet'}, {why}."]
         tiers.append({**_tier(rows, prefix, student, train_over, best), "selected_by": why})
-    lines += _retune_lines(rows)
+    lines += _retune_lines(rows) + _cost_lines(rows)
     return "\n".join(lines + _budget_lines(rows) + _teacher_lines(out, rows)), tiers
 
 
@@ -507,6 +509,37 @@ def _tier2_runs(rows: dict[str, dict]) -> list[tuple[float, int, str, str]]:
 def _alone2(rows: dict[str, dict]) -> dict[tuple[float, int], str]:
     """Tier 2's seed-0 student-alone runs by (lr, epochs)."""
     return {(lr, e): n for lr, e, m, n in _tier2_runs(rows) if m == "alone"}
+
+
+def _cost_lines(rows: dict[str, dict]) -> list[str]:
+    """What each method costs on top of the student: its teachers' training minutes, the cache
+    build (recorded by the run that built it; the ensemble's three dihedral caches were built
+    before the engine recorded it, so they are estimated as 3x the single teacher's), and the
+    mean student minutes per run at the compared budget."""
+    views = lambda r: r["config"]["data"].get("augment")  # noqa: E731
+    built = {
+        (json.dumps(r["config"]["distill"]["teacher"]), views(r)): r["teacher_cache_s"]
+        for r in rows.values()
+        if r.get("teacher_cache_s") and r["config"].get("distill")
+    }
+    lines = ["", "Cost of each method (CNN3 tier; minutes at 1 thread, two lanes sharing 2 cores):", ""]
+    lines += ["| method | teachers | teacher minutes | cache build s | student minutes per run (300 epochs) |"]
+    lines += ["|---|---|---:|---:|---:|"]
+    for m in ["alone", *METHODS]:
+        runs = _rows_of(rows, LONG + m)
+        if not runs:
+            continue
+        paths = _teachers_of(runs[0]["config"])
+        teachers = [Path(t).parent.name for t in paths]
+        t_min = sum(_train_minutes(rows[t]) for t in teachers if t in rows)
+        cache = "–"
+        if paths:
+            one = built.get((json.dumps(paths[0]), "dihedral"))
+            cache = built.get((json.dumps(runs[0]["config"]["distill"]["teacher"]), views(runs[0])))
+            cache = f"{cache:.0f}" if cache else f"≈{len(paths) * one:.0f}" if one else "?"
+        student = statistics.fmean(_train_minutes(r) for r in runs)
+        lines.append(f"| {m} | {', '.join(teachers) or '–'} | {t_min:.1f} | {cache} | {student:.1f} |")
+    return lines
 
 
 def _retune_lines(rows: dict[str, dict]) -> list[str]:
