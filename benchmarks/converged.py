@@ -244,7 +244,8 @@ def paper_plan(out: Path, cache: Path, method: str, alpha: float, T: float) -> l
 def paper_check(out: Path, cache: Path) -> tuple[str, dict]:
     """Tier 2's budget check: the student alone, seed 0, at twice its epochs."""
     twice = {**STUDENT2, "epochs": 2 * STUDENT2["epochs"]}
-    return f"{PAPER}alone2x_s0", student_run(out, cache, "alone", 0, student=twice)
+    name = f"{FAST}{twice['epochs']}_alone_s0" if STUDENT2["lr"] == FAST2["lr"] else f"{PAPER}alone2x_s0"
+    return name, student_run(out, cache, "alone", 0, student=twice)  # at lr 1e-2: the ladder's run
 
 
 def ladder_plan(out: Path, cache: Path) -> list[tuple[str, dict]]:
