@@ -64,15 +64,15 @@ FOLDS = 3
 TEACHER = {"model": "cnn4", "epochs": 150, "lr": 3e-3}
 SCREEN = {"model": "cnn3", "epochs": 150, "lr": 1e-2}  # screening budget: fails the budget check (+1.35 val at 2x)
 STUDENT = {**SCREEN, "epochs": 300}  # the compared budget (its own budget check: e600_alone_s0)
-# the paper's student at CPU scale, 32 px: 60 epochs (~15 min a run at 1 thread) failed its budget
-# check (+7.7 validation points at 120), 120 failed too (+5.6 at 240; train accuracy 98% there), and
-# so did 240 (~55 min a run; +1.45 at 480), where only the seed-0 pair ran. lr 1e-2, which halved
-# CNN3's budget, learns faster (run names f"{FAST}{epochs}_alone_s0"): its 240 -> 480 check decides
-# tier 2's schedule; the seeds wait for a budget that passes
+# the paper's student at CPU scale, 32 px, never passed a budget check: at lr 3e-3 60, 120 and 240
+# epochs gained +7.7, +5.6 and +1.45 validation points at twice the epochs, at lr 1e-2 (run names
+# f"{FAST}{epochs}_alone_s0") 60 and 240 gained +10.05 and > +2. Its 960-epoch check (~3.7 h a run
+# at 1 thread) does not fit this machine, so tier 2 is reported at its longest budget, 480 epochs
+# at lr 1e-2 (~112 min a run), seed 0 only, labelled not shown converged
 SCREEN2 = {"model": "mobilenet_v2", "epochs": 60, "lr": 3e-3}
-STUDENT2 = {**SCREEN2, "epochs": 240}
-PROBE2, PAPER = "mnv2_", "mnv2e240_"  # run-name prefixes of tier 2's probe (60 epochs) and compared budget
 FAST2, FAST = {**SCREEN2, "lr": 1e-2}, "mnv2f"
+STUDENT2 = {**FAST2, "epochs": 480}
+PROBE2, PAPER = "mnv2_", "mnv2f480_"  # run-name prefixes of tier 2's probe (60 epochs) and compared budget
 METHODS = [
     "kl",
     "kl_tta",
@@ -225,10 +225,10 @@ def alone_check(out: Path, cache: Path) -> tuple[str, dict]:
 
 
 def paper_plan(out: Path, cache: Path, method: str, alpha: float, T: float) -> list[tuple[str, dict]]:
-    """Tier 2: the probe (60 epochs: the MobileNetV2 student alone and with tier 1's selected
-    method, seed 0, and the budget checks at 120 and 240 epochs), then at 240 epochs both, seed by
-    seed (so a stopped plan still has pairs). Seed 0's student alone at 240 is the 120-epoch
-    check's run (same spec), copied."""
+    """Tier 2: the probe (60 epochs at lr 3e-3: the MobileNetV2 student alone and with tier 1's
+    selected method, seed 0, and the budget checks at 120 and 240 epochs), then at ``STUDENT2``
+    both, seed by seed (so a stopped plan still has pairs); seed 0's student alone there is the
+    lr-1e-2 ladder's run of the same name."""
     at = lambda e: {**SCREEN2, "epochs": e}  # noqa: E731
     probe = [(f"{PROBE2}alone_s0", student_run(out, cache, "alone", 0, student=SCREEN2))]
     probe += [(f"{PROBE2}{method}_s0", student_run(out, cache, method, 0, alpha, T, SCREEN2))]
@@ -239,13 +239,6 @@ def paper_plan(out: Path, cache: Path, method: str, alpha: float, T: float) -> l
         plan += [(f"{PAPER}alone_s{s}", student_run(out, cache, "alone", s, student=STUDENT2))]
         plan += [(f"{PAPER}{method}_s{s}", student_run(out, cache, method, s, alpha, T, STUDENT2))]
     return probe + plan
-
-
-def paper_check(out: Path, cache: Path) -> tuple[str, dict]:
-    """Tier 2's budget check: the student alone, seed 0, at twice its epochs."""
-    twice = {**STUDENT2, "epochs": 2 * STUDENT2["epochs"]}
-    name = f"{FAST}{twice['epochs']}_alone_s0" if STUDENT2["lr"] == FAST2["lr"] else f"{PAPER}alone2x_s0"
-    return name, student_run(out, cache, "alone", 0, student=twice)  # at lr 1e-2: the ladder's run
 
 
 def ladder_plan(out: Path, cache: Path) -> list[tuple[str, dict]]:
@@ -269,11 +262,11 @@ def run_plan(plan: list[tuple[str, dict]], out: Path) -> None:
 
 def lane_teachers(out: Path, cache: Path) -> None:
     """Teachers; the out-of-fold screening run (it needs the fold teachers); the selected
-    method's seeds 4 and 3; the teacher's own budget check; tier 2's seed-0 pair; KL at 300
-    epochs, seeds 1-4 (tier 1's table asks for KL on every seed); tier 2 at lr 1e-2 for 480 epochs
-    (the check of 240); every other method at 300 epochs (shared with the students lane); the
-    600-epoch check (the acceptance run measured the same check). Tier 2's seeds 1-4 wait for a
-    schedule that passes its check (240 epochs at 3e-3 failed)."""
+    method's seeds 4 and 3; the teacher's own budget check; tier 2's probe and its seed-0 pair at
+    ``STUDENT2`` (480 epochs at lr 1e-2, the ladder's last rung); KL at 300 epochs, seeds 1-4
+    (tier 1's table asks for KL on every seed); every other method at 300 epochs (shared with the
+    students lane); the 600-epoch check (the acceptance run measured the same check). Tier 2's
+    seeds 1-4 are not planned: no budget that fits this machine passed its check."""
     for name, spec in teacher_runs(out, cache).items():
         run_one(name, spec, out, role="teacher")
     alpha, T = tuned(out)
@@ -310,9 +303,7 @@ def lane_students(out: Path, cache: Path) -> None:
     best = selected(out)
     for s in (0, 1, 2):
         run_one(*long_run(out, cache, best, s, alpha, T), out)
-    run_plan(ladder_plan(out, cache)[1:2], out)
-    run_one(*paper_check(out, cache), out)
-    run_plan(ladder_plan(out, cache)[2:3], out)
+    run_plan(ladder_plan(out, cache)[1:3], out)
     run_plan(methods_plan(out, cache, alpha, T), out)
     run_one(*alone_check(out, cache), out)
 
