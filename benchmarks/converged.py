@@ -611,6 +611,7 @@ def _tier(rows: dict[str, dict], prefix: str, student: str, train_over: dict, be
         check = {**budget_check(once["val_accuracy"], rows[twice]["val_accuracy"], once["epochs"]), "run": twice}
     elif prefix == LONG:
         check = ACCEPTANCE_CHECK
+    needed = ["alone", *(METHODS if prefix == LONG else [best])]  # on every seed: CNN3's choice sees all methods
     pct = lambda xs: (100 * statistics.fmean(xs), 100 * statistics.stdev(xs)) if len(xs) > 1 else (None, None)  # noqa: E731
     (am, asd), (bm, bsd) = pct(list(alone.values())), pct(list(b.values()))
     t0 = rows.get("t4_s0")
@@ -638,7 +639,7 @@ def _tier(rows: dict[str, dict], prefix: str, student: str, train_over: dict, be
         "minutes_total": round(spent, 1),
         "minutes_teachers": round(teacher_min, 1),
         "budget_check": check,  # the student alone, seed 0, at twice the tier's epochs
-        "partial": len(students) < 2 * len(SEEDS) or check is None,
+        "partial": check is None or any(len(_by_seed(rows, prefix + m)) < len(SEEDS) for m in needed),
     }
 
 
@@ -684,17 +685,21 @@ px, which is one reason it learns slowly from scratch at this size.
 """
 
 
+def _why_partial(tier: dict) -> str:
+    """Why a tier is labelled partial: its budget check has not passed, or runs are missing."""
+    return "runs missing" if (tier["budget_check"] or {}).get("converged") else "its budget is not shown converged"
+
+
 def write_summary(out: Path) -> str:
     """converged.json, results/converged.md and BENCHMARKS.md from the finished runs."""
     table, tiers = summarise(out)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "converged.json").write_text(json.dumps(tiers, indent=2) + "\n")
     head = "## Converged distillation on AID (32 px, CNN4 → CNN3 and → MobileNetV2, issue 11)\n\n"
-    if partial := [t["student"] for t in tiers if t["partial"]] or ([] if tiers else ["every tier"]):
-        head += (
-            f"**Partial ({', '.join(partial)}): not every run of the plan has finished; numbers below are for "
-            "the finished runs.**\n\n"
-        )
+    if partial := [f"{t['student']}: {_why_partial(t)}" for t in tiers if t["partial"]] or (
+        [] if tiers else ["no runs yet"]
+    ):
+        head += f"**Partial ({'; '.join(partial)}): numbers below are for the finished runs.**\n\n"
     cmd = "python -m benchmarks.converged --lane teachers & python -m benchmarks.converged --lane students; "
     cmd += "python -m benchmarks.converged --summarise (OMP_NUM_THREADS=1)"
     section = (
