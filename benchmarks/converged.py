@@ -194,7 +194,8 @@ def long_run(out: Path, cache: Path, method: str, seed: int, alpha: float, T: fl
 
 def retune_plan(out: Path, cache: Path) -> list[tuple[str, dict]]:
     """KL's (α, T) grid and DIST's τ = 4 (its CIFAR setting) again at the compared budget, seed 0:
-    the screening budget they were tuned at was not converged."""
+    the screening budget they were tuned at was not converged. A check, not applied: the compared
+    runs keep the screening's settings, and the summary says if another one validates higher."""
     plan = [(f"{LONG}tune_a{a}_T{T:g}_s0", student_run(out, cache, "kl", 0, a, T, STUDENT)) for a, T in TUNE]
     dist = student_run(out, cache, "dist", 0, student=STUDENT)
     return plan + [(f"{LONG}tune_dist_T4_s0", {**dist, "distill": {**dist["distill"], "T": 4.0}})]
@@ -202,7 +203,7 @@ def retune_plan(out: Path, cache: Path) -> list[tuple[str, dict]]:
 
 def methods_plan(out: Path, cache: Path, alpha: float, T: float) -> list[tuple[str, dict]]:
     """Every method at the compared budget, seed by seed (so a stopped plan still has pairs on
-    the first seeds), the re-tuning after seed 1; runs already finished (alone, KL, DIST) are
+    the first seeds), the re-tuning check after seed 1; runs already finished (KL, DIST) are
     skipped by ``run_one``, and the re-tuning run equal to KL's seed 0 is copied from it."""
     runs = [long_run(out, cache, m, s, alpha, T) for s in SEEDS for m in METHODS]
     return runs[: 2 * len(METHODS)] + retune_plan(out, cache) + runs[2 * len(METHODS) :]
@@ -248,14 +249,26 @@ def ladder_plan(out: Path, cache: Path) -> list[tuple[str, dict]]:
     return [(f"{FAST}{e}_alone_s0", student_run(out, cache, "alone", 0, student=at(e))) for e in (60, 120, 240, 480)]
 
 
+def _copy_run(out: Path, src: str, name: str) -> None:
+    """Copy finished run ``src`` to ``name`` unless it exists, under ``name``'s lock (both lanes
+    may reach the same copy)."""
+    if (out / name).exists() or try_lock(out / f"{name}.lock", Shard()) is not None:
+        return
+    try:
+        if not (out / name).exists():
+            shutil.copytree(out / src, out / name)
+            logging.info(f"[{name}] the same run as {src}: copied")
+    finally:
+        release(out / f"{name}.lock")
+
+
 def run_plan(plan: list[tuple[str, dict]], out: Path) -> None:
     """``run_one`` over ``plan``, a run whose spec equals an earlier finished run's copied from it."""
     done: dict[str, str] = {}
     for name, spec in plan:
         key = json.dumps(build_config(spec, where=name).model_dump(), sort_keys=True, default=str)
-        if key in done and (out / done[key] / "results.json").is_file() and not (out / name).exists():
-            shutil.copytree(out / done[key], out / name)
-            logging.info(f"[{name}] the same run as {done[key]}: copied")
+        if key in done and (out / done[key] / "results.json").is_file():
+            _copy_run(out, done[key], name)
         run_one(name, spec, out)
         done.setdefault(key, name)
 
@@ -542,7 +555,13 @@ def _retune_lines(rows: dict[str, dict]) -> list[str]:
     if not found:
         return []
     vals = "; ".join(f"{k} {100 * r['val_accuracy']:.2f} (test {100 * r['metrics']['accuracy']:.2f})" for k, r in found)
-    return ["", f"Re-tuned at {STUDENT['epochs']} epochs (seed 0, best validation %): {vals}."]
+    used = {"KL": rows.get(f"{LONG}kl_s0"), "DIST": rows.get(f"{LONG}dist_s0")}
+    best = "; ".join(f"{k} in use {100 * r['val_accuracy']:.2f}" for k, r in used.items() if r)
+    return [
+        "",
+        f"Settings checked again at {STUDENT['epochs']} epochs (seed 0, best validation %; not applied: the "
+        f"compared runs keep the screening's KL α 0.9, T 4 and DIST τ 1): {vals}. For reference, {best}.",
+    ]
 
 
 def _search_lines(rows: dict[str, dict]) -> list[str]:
@@ -611,7 +630,8 @@ def _tier(rows: dict[str, dict], prefix: str, student: str, train_over: dict, be
         check = {**budget_check(once["val_accuracy"], rows[twice]["val_accuracy"], once["epochs"]), "run": twice}
     elif prefix == LONG:
         check = ACCEPTANCE_CHECK
-    needed = ["alone", *(METHODS if prefix == LONG else [best])]  # on every seed: CNN3's choice sees all methods
+    needed = ["alone", *(METHODS if prefix == LONG else [best] if best else [])]  # CNN3's choice sees every method
+    why = _why_partial(check, [m for m in needed if len(_by_seed(rows, prefix + m)) < len(SEEDS)])
     pct = lambda xs: (100 * statistics.fmean(xs), 100 * statistics.stdev(xs)) if len(xs) > 1 else (None, None)  # noqa: E731
     (am, asd), (bm, bsd) = pct(list(alone.values())), pct(list(b.values()))
     t0 = rows.get("t4_s0")
@@ -639,7 +659,8 @@ def _tier(rows: dict[str, dict], prefix: str, student: str, train_over: dict, be
         "minutes_total": round(spent, 1),
         "minutes_teachers": round(teacher_min, 1),
         "budget_check": check,  # the student alone, seed 0, at twice the tier's epochs
-        "partial": check is None or any(len(_by_seed(rows, prefix + m)) < len(SEEDS) for m in needed),
+        "partial": bool(why),
+        "partial_why": why or None,
     }
 
 
@@ -685,9 +706,11 @@ px, which is one reason it learns slowly from scratch at this size.
 """
 
 
-def _why_partial(tier: dict) -> str:
-    """Why a tier is labelled partial: its budget check has not passed, or runs are missing."""
-    return "runs missing" if (tier["budget_check"] or {}).get("converged") else "its budget is not shown converged"
+def _why_partial(check: dict | None, short: list[str]) -> str:
+    """Why a tier is partial ('' when it is not): its budget check is missing or failed, and which
+    of its methods lack seeds."""
+    why = [] if check and check["converged"] else ["its budget is not shown converged"]
+    return "; ".join(why + ([f"seeds missing for {', '.join(short)}"] if short else []))
 
 
 def write_summary(out: Path) -> str:
@@ -696,7 +719,7 @@ def write_summary(out: Path) -> str:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "converged.json").write_text(json.dumps(tiers, indent=2) + "\n")
     head = "## Converged distillation on AID (32 px, CNN4 → CNN3 and → MobileNetV2, issue 11)\n\n"
-    if partial := [f"{t['student']}: {_why_partial(t)}" for t in tiers if t["partial"]] or (
+    if partial := [f"{t['student']}: {t['partial_why']}" for t in tiers if t["partial"]] or (
         [] if tiers else ["no runs yet"]
     ):
         head += f"**Partial ({'; '.join(partial)}): numbers below are for the finished runs.**\n\n"

@@ -18,7 +18,7 @@ seeds, and the mean squares MS_img = n Σ_j (c_j − mean d)² / (m − 1) and
 MS_res = Σ_ij (D_ij − d_i − c_j + mean d)² / ((n − 1)(m − 1)), the image variance is
 σ²_img = max(0, (MS_img − MS_res) / n) and
 
-    95% CI = mean d ± t_{0.975, n−1} · sqrt(sd² / n + σ²_img / m)
+    95% CI = mean d ± t_{0.975, ν} · sqrt(sd² / n + σ²_img / m)
 
 (sd² / n already holds the seed × image noise; see Bouthillier et al. 2021, "Accounting for
 variance in machine learning benchmarks", for why both sources matter). With MS_seed = m·sd² the
