@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from geodistill.config import build_config, deep_merge
-from geodistill.experiments.stats import ImageVariance, pair_stats, paired_difference, t_quantile, verdict
+from geodistill.experiments.stats import pair_stats, paired_difference, t_quantile, verdict
 from geodistill.experiments.table import tidy_rows
 
 HERE = Path(__file__).resolve().parent
@@ -272,9 +272,9 @@ def _pm(xs: list[float], k: float = 100.0) -> str:
     return f"{m:.2f}" + (f" ± {statistics.stdev(xs) * k:.2f}" if len(xs) > 1 else "")
 
 
-def paired(a: dict[int, float], b: dict[int, float], images: ImageVariance | None = None) -> dict:
+def paired(a: dict[int, float], b: dict[int, float], images: float | None = None) -> dict:
     """d_i = a_i − b_i over shared seeds: mean, sd, 95% t-interval (nan when n < 2), widened by
-    ``images`` (the test split's variance share and ν, `stats.image_variance`) when given."""
+    ``images`` (the test split's variance share, `stats.image_variance`) when given."""
     seeds = sorted(set(a) & set(b))
     p = pair_stats([(s, a[s], b[s]) for s in seeds], images)
     return {

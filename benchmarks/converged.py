@@ -54,7 +54,7 @@ from geodistill.engine.api import train
 from geodistill.engine.checkpoint import load_classifier
 from geodistill.engine.convergence import BUDGET_GAIN, budget_check, evidence
 from geodistill.experiments.shards import Shard, describe_owner, release, try_lock
-from geodistill.experiments.stats import ImageVariance, image_gains, image_variance
+from geodistill.experiments.stats import image_gains, image_variance
 
 HERE = Path(__file__).resolve().parent
 AID = Path(os.environ.get("GEODISTILL_AID", HERE.parents[1] / "shared" / "data" / "aid150"))
@@ -482,7 +482,7 @@ def _fill_correct(out: Path, rows: dict[str, dict]) -> None:
         rows[n]["metrics"]["correct"] = (out / n / "correct.txt").read_text().strip()
 
 
-def _images(rows: dict[str, dict], prefix: str, m: str) -> ImageVariance | None:
+def _images(rows: dict[str, dict], prefix: str, m: str) -> float | None:
     """The test split's share of the variance of ``prefix + m``'s mean gain over the student
     alone (`stats.image_variance`), from the paired runs' per-image hits."""
     hits = lambda name: {r["seed"]: r["metrics"].get("correct") for r in _rows_of(rows, name)}  # noqa: E731

@@ -359,21 +359,18 @@ def test_paired_difference_duplicate_baseline_is_averaged_with_warning(rows):
 
 def test_image_variance_hand_computed():
     # the same gain image by image under every seed: all of it is which images were drawn.
-    # c = (1, 0, 0, 0), mean 0.25: MS_img = 3·(0.75² + 3·0.25²)/3 = 0.75, MS_res = 0, σ² = 0.75/3, /m = 4;
-    # MS_seed = 0, so ν = 0.75² / (0.75²/3) = 3 = m − 1 (not n − 1 = 2)
-    assert image_variance([[1, 0, 0, 0]] * 3) == pytest.approx((0.0625, 3))
-    # d = (0.5, 0.25), c = (1, 0.5, 0, 0): MS_img = 1.375/3, MS_res = 0.375/3, σ² = (0.4583 − 0.125)/2;
-    # MS_seed = 4·0.03125 = 0.125: ν = 0.458333² / (0.125² + 0.458333²/3 + 0.125²/3) = 2.31, rounded down
-    assert image_variance([[1, 1, 0, 0], [1, 0, 0, 0]]) == pytest.approx(((1.375 / 3 - 0.125) / 2 / 4, 2))
-    # more seed × image noise than image effect: clipped at 0, the seeds' own n − 1
-    assert image_variance([[0, 1, 0, 0], [1, 0, 1, 0]]) == (0.0, 1)
+    # c = (1, 0, 0, 0), mean 0.25: MS_img = 3·(0.75² + 3·0.25²)/3 = 0.75, MS_res = 0, σ² = 0.75/3, /m = 4
+    assert image_variance([[1, 0, 0, 0]] * 3) == pytest.approx(0.0625)
+    # d = (0.5, 0.25), c = (1, 0.5, 0, 0): MS_img = 1.375/3, MS_res = 0.375/3, σ² = (0.4583 − 0.125)/2
+    assert image_variance([[1, 1, 0, 0], [1, 0, 0, 0]]) == pytest.approx((1.375 / 3 - 0.125) / 2 / 4)
+    # more seed × image noise than image effect: clipped at 0
+    assert image_variance([[0, 1, 0, 0], [1, 0, 1, 0]]) == 0.0
     assert image_variance([[1, 0]]) is None and image_variance([[1, 0], None]) is None
     assert image_variance([[1, 0], [1, 0, 0]]) is None
-    # the widened interval: d = (0.5, 0.25), sd² = 0.03125, so √(0.03125/2 + 0.0416667) = 0.239357, t(0.975, 2)
-    p = pair_stats([(0, 0.5, 0.0), (1, 0.25, 0.0)], image_variance([[1, 1, 0, 0], [1, 0, 0, 0]]))
-    assert p["ci_high"] == pytest.approx(0.375 + 4.302653 * 0.239357, abs=1e-5)
-    assert p["ci_over"] == "seeds and test images"
-    assert pair_stats([(0, 0.5, 0.0)], image_variance([[1, 0]] * 2))["ci_over"] == "seeds"
+    # the widened interval: d = (0.5, 0.25), sd² = 0.03125, so √(0.03125/2 + 0.0416667) = 0.239357
+    p = pair_stats([(0, 0.5, 0.0), (1, 0.25, 0.0)], (1.375 / 3 - 0.125) / 2 / 4)
+    assert p["ci_high"] == pytest.approx(0.375 + 12.706205 * 0.239357, abs=1e-5)
+    assert p["ci_over"] == "seeds and test images" and pair_stats([(0, 0.5, 0.0)], 0.04)["ci_over"] == "seeds"
 
 
 def test_paired_interval_counts_the_test_images_when_runs_record_them(tmp_path):
@@ -390,11 +387,10 @@ def test_paired_interval_counts_the_test_images_when_runs_record_them(tmp_path):
         run(f"{o}-s{s}", o, a, s, c) for s in range(3) for o, a, c in (("student", 0.5, "0110"), ("kl", 0.75, "1110"))
     ]
     d = paired_difference(tidy_rows(results))[0]
-    # sd over seeds 0; the image term of the test above, with its ν = 3 (n − 1 would be 2: t 4.303)
-    half = 3.182446 * math.sqrt(0 / 3 + 0.0625)
+    half = 4.302653 * math.sqrt(0 / 3 + 0.0625)  # sd over seeds 0; the image term of the test above
     assert (d["mean_diff"], d["ci_over"]) == (pytest.approx(0.25), "seeds and test images")
     assert d["ci_low"] == pytest.approx(0.25 - half, abs=1e-6) and d["ci_high"] == pytest.approx(0.25 + half, abs=1e-6)
-    assert "(mean ± sd over 3 seeds; the 95% CI −54.6 to 104.6 over seeds and test images contains 0)" in verdict([d])
+    assert "(mean ± sd over 3 seeds; the 95% CI −82.6 to 132.6 over seeds and test images contains 0)" in verdict([d])
     # without the per-image record (older results), or for macro F1: the interval over seeds only
     older = [dict(r, metrics={k: v for k, v in r["metrics"].items() if k != "correct"}) for r in results]
     for d in (paired_difference(tidy_rows(older))[0], paired_difference(tidy_rows(results), metric="f1_macro")[0]):
@@ -406,7 +402,7 @@ def test_paired_interval_counts_the_test_images_when_runs_record_them(tmp_path):
         (tmp_path / r["run_id"]).mkdir()
         (tmp_path / r["run_id"] / "results.json").write_text(json.dumps(r))
     md = write_report(tmp_path, out_dir=tmp_path / "report")[1].read_text(encoding="utf-8")
-    assert "| 3 | 75.00 % | 50.00 % | +25.00 | 0.00 | -54.56 to +104.56 | seeds and test images | 3/3 |" in md
+    assert "| 3 | 75.00 % | 50.00 % | +25.00 | 0.00 | -82.57 to +132.57 | seeds and test images | 3/3 |" in md
     assert "over seeds and test images contains 0" in md
 
 

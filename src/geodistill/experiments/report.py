@@ -84,10 +84,9 @@ _AGG_NOTE = (
 )
 _PAIRED_NOTE = (
     "Δ = setting − student alone, paired by dataset, student model and seed, in percentage points; "
-    "95% CI = mean Δ ± t(0.975, ν)·√(sd²/n + v), where v is the part of the variance owed to which "
+    "95% CI = mean Δ ± t(0.975, n−1)·√(sd²/n + v), where v is the part of the variance owed to which "
     "test images were drawn (for accuracy, when every paired run records its per-image hits: CI over "
-    "'seeds and test images', ν by Satterthwaite; else v = 0 and ν = n−1: CI over 'seeds'); "
-    "wins = seeds with Δ > 0."
+    "'seeds and test images'; else v = 0: CI over 'seeds'); wins = seeds with Δ > 0."
 )
 _NO_ALPHA = "No α sweep among these runs: an α table needs one objective run at two or more α values."
 
