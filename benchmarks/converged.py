@@ -20,7 +20,7 @@ that did not train on it).
 
 Plan: KL's (α, T) tuned on seed 0 by validation; every method screened on seed 0 at 150
 epochs (an order only: that budget is not converged); every method and the student alone over
-5 seeds at 300 epochs, KL's (α, T) and DIST's τ re-tuned there on seed 0; the tier's best
+5 seeds at 300 epochs, KL's (α, T) and DIST's τ checked again there on seed 0; the tier's best
 method is the one with the best mean validation accuracy at 300 epochs (its object in
 ``results/converged.json``). Tier 2 (MobileNetV2) runs the screening's pick, DIST.
 
@@ -209,14 +209,14 @@ def methods_plan(out: Path, cache: Path, alpha: float, T: float) -> list[tuple[s
     return runs[: 2 * len(METHODS)] + retune_plan(out, cache) + runs[2 * len(METHODS) :]
 
 
-def converged_best(out: Path) -> tuple[str | None, list[int]]:
+def converged_best(rows: dict[str, dict]) -> tuple[str | None, list[int]]:
     """The method with the best mean validation accuracy at the compared budget, over the seeds
     every method has finished there (None while a method has none), and those seeds."""
-    seeds = {m: {s for s in SEEDS if _val(out, f"{LONG}{m}_s{s}") is not None} for m in METHODS}
-    common = sorted(set.intersection(*seeds.values()))
+    val = {m: {r["seed"]: r["val_accuracy"] for r in _rows_of(rows, LONG + m)} for m in METHODS}
+    common = sorted(set.intersection(*(set(v) for v in val.values())))
     if not common:
         return None, []
-    mean = {m: statistics.fmean(_val(out, f"{LONG}{m}_s{s}") for s in common) for m in METHODS}
+    mean = {m: statistics.fmean(val[m][s] for s in common) for m in METHODS}
     return max(mean, key=lambda m: mean[m]), common
 
 
@@ -421,21 +421,21 @@ def summarise(out: Path) -> tuple[str, list[dict]]:
     for prefix, (student, train_over) in TIERS.items():
         if not _by_seed(rows, prefix + "alone"):
             continue
-        best, why = _choice(out, prefix, screened)
+        best, why = _choice(rows, prefix, screened)
         lines += ["", f"Compared budget ({student}, {train_over['epochs']} epochs):", "", *HEAD]
         lines += [x for m in ["alone", *METHODS] if (x := _line(rows, prefix, student, m))]
         lines += _val_lines(rows, prefix, best)
         lines += ["", f"Best method of this tier: {best or 'not yet'}, {why}."]
-        tiers.append({**_tier(rows, prefix, student, train_over, best), "selected_by": why})
+        tiers.append(_tier(rows, prefix, student, train_over, best, why))
     lines += _retune_lines(rows) + _cost_lines(rows)
     return "\n".join(lines + _budget_lines(rows) + _teacher_lines(out, rows)), tiers
 
 
-def _choice(out: Path, prefix: str, screened: str | None) -> tuple[str | None, str]:
+def _choice(rows: dict[str, dict], prefix: str, screened: str | None) -> tuple[str | None, str]:
     """A tier's best method and how it was chosen: for CNN3, by mean validation accuracy at the
     compared budget once every method has run there; otherwise (and for tier 2, which runs only
     the screening's pick) by seed-0 validation accuracy at the 150-epoch screening budget."""
-    if prefix == LONG and (found := converged_best(out))[0]:
+    if prefix == LONG and (found := converged_best(rows))[0]:
         seeds = ", ".join(map(str, found[1]))
         return found[0], f"the best mean validation accuracy at {STUDENT['epochs']} epochs over seeds {seeds}"
     return screened, "the best seed-0 validation accuracy at the 150-epoch screening budget"
@@ -555,12 +555,13 @@ def _retune_lines(rows: dict[str, dict]) -> list[str]:
     if not found:
         return []
     vals = "; ".join(f"{k} {100 * r['val_accuracy']:.2f} (test {100 * r['metrics']['accuracy']:.2f})" for k, r in found)
-    used = {"KL": rows.get(f"{LONG}kl_s0"), "DIST": rows.get(f"{LONG}dist_s0")}
-    best = "; ".join(f"{k} in use {100 * r['val_accuracy']:.2f}" for k, r in used.items() if r)
+    used = [(m, r) for m in ("kl", "dist") if (r := rows.get(f"{LONG}{m}_s0"))]
+    at = lambda r: ", ".join(f"{k} {r['config']['distill'][k]:g}" for k in ("alpha", "T"))  # noqa: E731
+    ref = "; ".join(f"{m} in use ({at(r)}) {100 * r['val_accuracy']:.2f}" for m, r in used)
     return [
         "",
-        f"Settings checked again at {STUDENT['epochs']} epochs (seed 0, best validation %; not applied: the "
-        f"compared runs keep the screening's KL α 0.9, T 4 and DIST τ 1): {vals}. For reference, {best}.",
+        f"Settings checked again at {STUDENT['epochs']} epochs (seed 0, best validation %; not applied, the "
+        f"compared runs keep the screening's): {vals}. For reference, {ref} (DIST ignores alpha).",
     ]
 
 
@@ -605,8 +606,8 @@ def _budget_lines(rows: dict[str, dict]) -> list[str]:
     return out
 
 
-def _tier(rows: dict[str, dict], prefix: str, student: str, train_over: dict, best: str | None) -> dict:
-    """The converged.json object of one tier (its best method chosen by validation accuracy)."""
+def _tier(rows: dict[str, dict], prefix: str, student: str, train_over: dict, best: str | None, why: str) -> dict:
+    """The converged.json object of one tier (its best method ``best``, chosen as ``why`` says)."""
     alone = _by_seed(rows, prefix + "alone")
     b = _by_seed(rows, prefix + best) if best else {}
     p = paired(b, alone) if b else None
@@ -631,7 +632,7 @@ def _tier(rows: dict[str, dict], prefix: str, student: str, train_over: dict, be
     elif prefix == LONG:
         check = ACCEPTANCE_CHECK
     needed = ["alone", *(METHODS if prefix == LONG else [best] if best else [])]  # CNN3's choice sees every method
-    why = _why_partial(check, [m for m in needed if len(_by_seed(rows, prefix + m)) < len(SEEDS)])
+    partial_why = _why_partial(check, [m for m in needed if len(_by_seed(rows, prefix + m)) < len(SEEDS)])
     pct = lambda xs: (100 * statistics.fmean(xs), 100 * statistics.stdev(xs)) if len(xs) > 1 else (None, None)  # noqa: E731
     (am, asd), (bm, bsd) = pct(list(alone.values())), pct(list(b.values()))
     t0 = rows.get("t4_s0")
@@ -658,9 +659,10 @@ def _tier(rows: dict[str, dict], prefix: str, student: str, train_over: dict, be
         "total_runs": len(students),
         "minutes_total": round(spent, 1),
         "minutes_teachers": round(teacher_min, 1),
+        "selected_by": why,
         "budget_check": check,  # the student alone, seed 0, at twice the tier's epochs
-        "partial": bool(why),
-        "partial_why": why or None,
+        "partial": bool(partial_why),
+        "partial_why": partial_why or None,
     }
 
 
