@@ -660,8 +660,11 @@ def _tier(rows: dict[str, dict], prefix: str, student: str, train_over: dict, be
     # (tier 2 with its schedule search and the one teacher it shares with tier 1; a run the plan
     # copied under a second name counted once)
     copies = {f"{PROBE2}alone2x_s0", "mnv2e120_alone2x_s0"}
+    doubled = {n for n, _ in double_plan(Path(), Path(), 0.5, 4.0)} - {f"e600_alone_s{s}" for s in CHECK_SEEDS}
     mine = (
-        (lambda n: not n.startswith("mnv2")) if prefix == LONG else (lambda n: n.startswith("mnv2") and n not in copies)
+        (lambda n: not n.startswith("mnv2") and n not in doubled)
+        if prefix == LONG
+        else (lambda n: n.startswith("mnv2") and n not in copies)
     )
     teacher_min = sum(_train_minutes(r) for n, r in rows.items() if n.startswith("t4" if prefix == LONG else "t4_s0"))
     spent = sum(_train_minutes(r) for n, r in rows.items() if mine(n)) + (0.0 if prefix == LONG else teacher_min)
