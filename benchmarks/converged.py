@@ -90,6 +90,7 @@ METHODS = [
 ]  # the order they run: one-teacher methods first
 TUNE = [(0.5, 4.0), (0.9, 4.0), (0.5, 2.0), (0.9, 8.0)]  # (α, T) of KL, tried on seed 0 by validation
 LONG = "e300_"  # run-name prefix of the compared (converged) budget
+DOUBLE = "e600_"  # twice it: the student alone there is its budget check, the methods its next tier
 
 
 def base(out: Path, cache: Path, train_over: dict, data_over: dict | None = None) -> dict:
@@ -228,7 +229,7 @@ def converged_best(rows: dict[str, dict]) -> tuple[str | None, list[int]]:
 
 def alone_check(out: Path, cache: Path, seed: int) -> tuple[str, dict]:
     """The compared budget's own budget check on ``seed``: the student alone at twice its epochs."""
-    return f"e600_alone_s{seed}", base(out, cache, {**STUDENT, "seed": seed, "epochs": 2 * STUDENT["epochs"]})
+    return f"{DOUBLE}alone_s{seed}", base(out, cache, {**STUDENT, "seed": seed, "epochs": 2 * STUDENT["epochs"]})
 
 
 def double_plan(out: Path, cache: Path, alpha: float, T: float) -> list[tuple[str, dict]]:
@@ -236,7 +237,7 @@ def double_plan(out: Path, cache: Path, alpha: float, T: float) -> list[tuple[st
     student alone and the methods that validated best at 300 epochs run at 600, seed by seed,
     then the 600-epoch budget's own check (1200 epochs, seeds 0-2). Not yet in the summary."""
     runs = [
-        (f"e600_{m}_s{s}", student_run(out, cache, m, s, alpha, T, {**STUDENT, "epochs": 600}))
+        (f"{DOUBLE}{m}_s{s}", student_run(out, cache, m, s, alpha, T, {**STUDENT, "epochs": 600}))
         for s in SEEDS
         for m in ("alone", "dist", "kl_tta", "ens3", "kl")
     ]
@@ -608,22 +609,21 @@ def _budget_lines(rows: dict[str, dict]) -> list[str]:
     """The budget checks (twice the epochs) that have finished, one sentence each, and the
     compared CNN3 budget's mean over its check seeds."""
     out = []
-    pairs = [("student alone", "alone_s0", f"{LONG}alone_s0")]
-    pairs += [("student alone", f"{LONG}alone_s{s}", f"e600_alone_s{s}", s) for s in CHECK_SEEDS]
-    pairs += [("KL student", "kl_s0", f"{LONG}kl_s0"), ("teacher", "t4_s0", "t4x2_s0")]
+    pairs = [("student alone", "alone_s0", f"{LONG}alone_s0", 0)]
+    pairs += [("student alone", f"{LONG}alone_s{s}", f"{DOUBLE}alone_s{s}", s) for s in CHECK_SEEDS]
+    pairs += [("KL student", "kl_s0", f"{LONG}kl_s0", 0), ("teacher", "t4_s0", "t4x2_s0", 0)]
     alone2 = _alone2(rows)
     pairs += [
-        (f"MobileNetV2 alone, lr {lr:g}", n, alone2[lr, 2 * e])
+        (f"MobileNetV2 alone, lr {lr:g}", n, alone2[lr, 2 * e], 0)
         for (lr, e), n in alone2.items()
         if (lr, 2 * e) in alone2
     ]
-    for who, once, twice, *seed in pairs:
+    for who, once, twice, seed in pairs:
         if once in rows and twice in rows:
             b = budget_check(rows[once]["val_accuracy"], rows[twice]["val_accuracy"], rows[once]["epochs"])
-            on = (seed or [0])[0]
             out.append(
-                f"\nBudget check, {who} (seed {on}): {b['epochs']} → {b['epochs_2x']} epochs, best validation accuracy "
-                f"{100 * b['val']:.2f}% → {100 * b['val_2x']:.2f}% ({b['gain_pts']:+.2f} points): "
+                f"\nBudget check, {who} (seed {seed}): {b['epochs']} → {b['epochs_2x']} epochs, best validation "
+                f"accuracy {100 * b['val']:.2f}% → {100 * b['val_2x']:.2f}% ({b['gain_pts']:+.2f} points): "
                 f"{'converged' if b['converged'] else 'NOT converged'} (rule: < {BUDGET_GAIN} points). "
                 f"Test accuracy {100 * rows[once]['metrics']['accuracy']:.2f}% → "
                 f"{100 * rows[twice]['metrics']['accuracy']:.2f}%."
@@ -640,12 +640,12 @@ def _budget_lines(rows: dict[str, dict]) -> list[str]:
 def _long_check(rows: dict[str, dict]) -> dict | None:
     """The compared CNN3 budget's check: the student alone's mean best validation accuracy at
     300 and at 600 epochs over the ``CHECK_SEEDS`` that have both (None before any has)."""
-    seeds = [s for s in CHECK_SEEDS if f"{LONG}alone_s{s}" in rows and f"e600_alone_s{s}" in rows]
+    seeds = [s for s in CHECK_SEEDS if f"{LONG}alone_s{s}" in rows and f"{DOUBLE}alone_s{s}" in rows]
     if not seeds:
         return None
     mean = lambda name: statistics.fmean(rows[f"{name}_s{s}"]["val_accuracy"] for s in seeds)  # noqa: E731
-    run = ", ".join(f"e600_alone_s{s}" for s in seeds)
-    return {**budget_check(mean(f"{LONG}alone"), mean("e600_alone"), STUDENT["epochs"]), "seeds": seeds, "run": run}
+    run = ", ".join(f"{DOUBLE}alone_s{s}" for s in seeds)
+    return {**budget_check(mean(f"{LONG}alone"), mean(f"{DOUBLE}alone"), STUDENT["epochs"]), "seeds": seeds, "run": run}
 
 
 def _tier(rows: dict[str, dict], prefix: str, student: str, train_over: dict, best: str | None, why: str) -> dict:
@@ -660,9 +660,9 @@ def _tier(rows: dict[str, dict], prefix: str, student: str, train_over: dict, be
     # (tier 2 with its schedule search and the one teacher it shares with tier 1; a run the plan
     # copied under a second name counted once)
     copies = {f"{PROBE2}alone2x_s0", "mnv2e120_alone2x_s0"}
-    doubled = {n for n, _ in double_plan(Path(), Path(), 0.5, 4.0)} - {f"e600_alone_s{s}" for s in CHECK_SEEDS}
+    checks = {f"{DOUBLE}alone_s{s}" for s in CHECK_SEEDS}  # tier 1's budget check; other DOUBLE runs are not tier 1
     mine = (
-        (lambda n: not n.startswith("mnv2") and n not in doubled)
+        (lambda n: not n.startswith(("mnv2", DOUBLE, "e1200_")) or n in checks)
         if prefix == LONG
         else (lambda n: n.startswith("mnv2") and n not in copies)
     )
