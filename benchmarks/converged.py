@@ -24,8 +24,8 @@ epochs (an order only: that budget is not converged); every method and the stude
 method is the one with the best mean validation accuracy at 300 epochs (its object in
 ``results/converged.json``). Tier 2 (MobileNetV2) runs the screening's pick, DIST. The 300-epoch
 budget then failed its check over seeds 0-2, so the student alone and the four methods that
-validated best there run at 600 epochs over 5 seeds, with a 1200-epoch check (``double_plan``;
-its runs are not in the summary yet).
+validated best there run at 600 epochs over 5 seeds, with a 1200-epoch check (``double_plan``),
+summarised as a tier of their own (``TIERS``).
 
 Resumable and parallel by lanes: ``python -m benchmarks.converged --lane teachers`` and
 ``--lane students`` in two shells (one torch thread each); a run whose teachers or whose
@@ -43,6 +43,7 @@ import os
 import shutil
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +92,9 @@ METHODS = [
 TUNE = [(0.5, 4.0), (0.9, 4.0), (0.5, 2.0), (0.9, 8.0)]  # (α, T) of KL, tried on seed 0 by validation
 LONG = "e300_"  # run-name prefix of the compared (converged) budget
 DOUBLE = "e600_"  # twice it: the student alone there is its budget check, the methods its next tier
+QUAD = "e1200_"  # twice that: the 600-epoch tier's budget check
+DOUBLE_METHODS = ("dist", "kl_tta", "ens3", "kl")  # the best-validating methods at 300 epochs, run at 600
+STUDENT_X2 = {**STUDENT, "epochs": 2 * STUDENT["epochs"]}  # the students of the DOUBLE runs
 
 
 def base(out: Path, cache: Path, train_over: dict, data_over: dict | None = None) -> dict:
@@ -216,32 +220,37 @@ def methods_plan(out: Path, cache: Path, alpha: float, T: float) -> list[tuple[s
     return runs[: 2 * len(METHODS)] + retune_plan(out, cache) + runs[2 * len(METHODS) :]
 
 
-def converged_best(rows: dict[str, dict]) -> tuple[str | None, list[int]]:
-    """The method with the best mean validation accuracy at the compared budget, over the seeds
-    every method has finished there (None while a method has none), and those seeds."""
-    val = {m: {r["seed"]: r["val_accuracy"] for r in _rows_of(rows, LONG + m)} for m in METHODS}
+def converged_best(
+    rows: dict[str, dict], prefix: str = LONG, methods: tuple[str, ...] = tuple(METHODS)
+) -> tuple[str | None, list[int]]:
+    """The method with the best mean validation accuracy at budget ``prefix``, over the seeds
+    every one of ``methods`` has finished there (None while one has none), and those seeds."""
+    val = {m: {r["seed"]: r["val_accuracy"] for r in _rows_of(rows, prefix + m)} for m in methods}
     common = sorted(set.intersection(*(set(v) for v in val.values())))
     if not common:
         return None, []
-    mean = {m: statistics.fmean(val[m][s] for s in common) for m in METHODS}
+    mean = {m: statistics.fmean(val[m][s] for s in common) for m in methods}
     return max(mean, key=lambda m: mean[m]), common
 
 
 def alone_check(out: Path, cache: Path, seed: int) -> tuple[str, dict]:
     """The compared budget's own budget check on ``seed``: the student alone at twice its epochs."""
-    return f"{DOUBLE}alone_s{seed}", base(out, cache, {**STUDENT, "seed": seed, "epochs": 2 * STUDENT["epochs"]})
+    return f"{DOUBLE}alone_s{seed}", base(out, cache, {**STUDENT_X2, "seed": seed})
 
 
 def double_plan(out: Path, cache: Path, alpha: float, T: float) -> list[tuple[str, dict]]:
     """The compared budget failed its 3-seed check (+1.57 validation points at 600 epochs), so the
-    student alone and the methods that validated best at 300 epochs run at 600, seed by seed,
-    then the 600-epoch budget's own check (1200 epochs, seeds 0-2). Not yet in the summary."""
+    student alone and the methods that validated best at 300 epochs run at 600, seed by seed;
+    the 600-epoch budget's own check (1200 epochs, seeds 0-2) runs right after seed 0, since
+    whether 600 converges decides what the other seeds are worth."""
     runs = [
-        (f"{DOUBLE}{m}_s{s}", student_run(out, cache, m, s, alpha, T, {**STUDENT, "epochs": 600}))
+        (f"{DOUBLE}{m}_s{s}", student_run(out, cache, m, s, alpha, T, STUDENT_X2))
         for s in SEEDS
-        for m in ("alone", "dist", "kl_tta", "ens3", "kl")
+        for m in ("alone", *DOUBLE_METHODS)
     ]
-    return runs + [(f"e1200_alone_s{s}", base(out, cache, {**STUDENT, "seed": s, "epochs": 1200})) for s in CHECK_SEEDS]
+    twice = {**STUDENT_X2, "epochs": 2 * STUDENT_X2["epochs"]}
+    check = [(f"{QUAD}alone_s{s}", base(out, cache, {**twice, "seed": s})) for s in CHECK_SEEDS]
+    return runs[: 1 + len(DOUBLE_METHODS)] + check + runs[1 + len(DOUBLE_METHODS) :]
 
 
 def paper_plan(out: Path, cache: Path, method: str, alpha: float, T: float) -> list[tuple[str, dict]]:
@@ -380,7 +389,26 @@ ACCEPTANCE_CHECK = {
     **budget_check(0.799, 0.7985, STUDENT["epochs"]),
     "run": "student-2x-s0 of `geodistill run --recipe thesis` (benchmarks/results/thesis.md)",
 }
-TIERS = {LONG: ("cnn3", STUDENT), PAPER: ("mobilenet_v2", STUDENT2)}  # run-name prefix -> student
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One compared budget: run-name ``prefix``, the ``student`` and its train section, the
+    ``methods`` compared with the student alone there (empty: the screening's pick only), and
+    the prefix of the student alone at twice its epochs (``check``, mean over ``CHECK_SEEDS``)."""
+
+    prefix: str
+    student: str
+    train: dict
+    methods: tuple[str, ...] = ()
+    check: str | None = None
+
+
+TIERS = (
+    Tier(LONG, "cnn3", STUDENT, tuple(METHODS), DOUBLE),
+    Tier(DOUBLE, "cnn3", STUDENT_X2, DOUBLE_METHODS, QUAD),
+    Tier(PAPER, "mobilenet_v2", STUDENT2),
+)
 HEAD = [
     "| run | n | best val % | test % (mean ± sd) | Δ vs alone [95% CI over seeds] (wins) | "
     "[95% CI over seeds and test images] | converged | minutes per run |",
@@ -440,28 +468,38 @@ def summarise(out: Path) -> tuple[str, list[dict]]:
     lines += [x for m in ["alone", *METHODS] if (x := _line(rows, "", "cnn3", m))]
     screened = selected(out, wait=False)
     lines += _search_lines(rows)
-    tiers = []
-    for prefix, (student, train_over) in TIERS.items():
-        if not _by_seed(rows, prefix + "alone"):
+    tiers: list[dict] = []
+    for tier in TIERS:
+        if not _by_seed(rows, tier.prefix + "alone"):
             continue
-        best, why = _choice(rows, prefix, screened)
-        lines += ["", f"Compared budget ({student}, {train_over['epochs']} epochs):", "", *HEAD]
-        lines += [x for m in ["alone", *METHODS] if (x := _line(rows, prefix, student, m))]
-        lines += _val_lines(rows, prefix, best)
+        # until each of its methods has a seed, the 600-epoch tier shows the 300-epoch tier's choice
+        before = [t for t in tiers if t["student"] == tier.student]
+        fallback = (
+            (
+                before[-1]["best_method"],
+                f"the {before[-1]['epochs']['student']}-epoch tier's choice (not every method has a seed here yet)",
+            )
+            if before
+            else (screened, "the best seed-0 validation accuracy at the 150-epoch screening budget")
+        )
+        best, why = _choice(rows, tier, fallback)
+        lines += ["", f"Compared budget ({tier.student}, {tier.train['epochs']} epochs):", "", *HEAD]
+        lines += [x for m in ["alone", *METHODS] if (x := _line(rows, tier.prefix, tier.student, m))]
+        lines += _val_lines(rows, tier.prefix, best)
         lines += ["", f"Best method of this tier: {best or 'not yet'}, {why}."]
-        tiers.append(_tier(rows, prefix, student, train_over, best, why))
+        tiers.append(_tier(rows, tier, best, why))
     lines += _retune_lines(rows) + _cost_lines(rows)
     return "\n".join(lines + _budget_lines(rows) + _teacher_lines(out, rows)), tiers
 
 
-def _choice(rows: dict[str, dict], prefix: str, screened: str | None) -> tuple[str | None, str]:
-    """A tier's best method and how it was chosen: for CNN3, by mean validation accuracy at the
-    compared budget once every method has run there; otherwise (and for tier 2, which runs only
-    the screening's pick) by seed-0 validation accuracy at the 150-epoch screening budget."""
-    if prefix == LONG and (found := converged_best(rows))[0]:
+def _choice(rows: dict[str, dict], tier: Tier, fallback: tuple[str | None, str]) -> tuple[str | None, str]:
+    """A tier's best method and how it was chosen: by mean validation accuracy at the tier's
+    budget once each of its methods has run there; otherwise (and for tier 2, which runs only
+    the screening's pick) ``fallback``, a (method, reason)."""
+    if tier.methods and (found := converged_best(rows, tier.prefix, tier.methods))[0]:
         seeds = ", ".join(map(str, found[1]))
-        return found[0], f"the best mean validation accuracy at {STUDENT['epochs']} epochs over seeds {seeds}"
-    return screened, "the best seed-0 validation accuracy at the 150-epoch screening budget"
+        return found[0], f"the best mean validation accuracy at {tier.train['epochs']} epochs over seeds {seeds}"
+    return fallback
 
 
 def _test_data(out: Path):
@@ -493,7 +531,7 @@ def teacher_accuracy(out: Path, names: list[str], views: int = 1, split: str = "
 def _fill_correct(out: Path, rows: dict[str, dict]) -> None:
     """Every compared run's per-test-image hits (``metrics.correct``, what the engine records
     now): runs trained before it did get them from their checkpoint, kept in ``correct.txt``."""
-    need = [n for n in rows if n.startswith(tuple(TIERS)) and "correct" not in rows[n]["metrics"]]
+    need = [n for n in rows if n.startswith(tuple(t.prefix for t in TIERS)) and "correct" not in rows[n]["metrics"]]
     todo = [n for n in need if not (out / n / "correct.txt").is_file()]
     if todo:
         data = _test_data(out)
@@ -551,7 +589,7 @@ def _cost_lines(rows: dict[str, dict]) -> list[str]:
         if r.get("teacher_cache_s") and r["config"].get("distill")
     }
     lines = ["", "Cost of each method (CNN3 tier; minutes at 1 thread, two lanes sharing 2 cores):", ""]
-    lines += ["| method | teachers | teacher minutes | cache build s | student minutes per run (300 epochs) |"]
+    lines += ["| method | teachers | teacher minutes | cache build s | student minutes per run (300 / 600 epochs) |"]
     lines += ["|---|---|---:|---:|---:|"]
     for m in ["alone", *METHODS]:
         runs = _rows_of(rows, LONG + m)
@@ -565,8 +603,11 @@ def _cost_lines(rows: dict[str, dict]) -> list[str]:
             one = built.get((json.dumps(paths[0]), "dihedral"))
             cache = built.get((json.dumps(runs[0]["config"]["distill"]["teacher"]), views(runs[0])))
             cache = f"{cache:.0f}" if cache else f"≈{len(paths) * one:.0f}" if one else "?"
-        student = statistics.fmean(_train_minutes(r) for r in runs)
-        lines.append(f"| {m} | {', '.join(teachers) or '–'} | {t_min:.1f} | {cache} | {student:.1f} |")
+        student = " / ".join(
+            f"{statistics.fmean(_train_minutes(r) for r in rs):.1f}" if (rs := _rows_of(rows, p + m)) else "–"
+            for p in (LONG, DOUBLE)
+        )
+        lines.append(f"| {m} | {', '.join(teachers) or '–'} | {t_min:.1f} | {cache} | {student} |")
     return lines
 
 
@@ -610,7 +651,8 @@ def _budget_lines(rows: dict[str, dict]) -> list[str]:
     compared CNN3 budget's mean over its check seeds."""
     out = []
     pairs = [("student alone", "alone_s0", f"{LONG}alone_s0", 0)]
-    pairs += [("student alone", f"{LONG}alone_s{s}", f"{DOUBLE}alone_s{s}", s) for s in CHECK_SEEDS]
+    checked = [(t.prefix, t.check) for t in TIERS if t.check]
+    pairs += [("student alone", f"{a}alone_s{s}", f"{b}alone_s{s}", s) for a, b in checked for s in CHECK_SEEDS]
     pairs += [("KL student", "kl_s0", f"{LONG}kl_s0", 0), ("teacher", "t4_s0", "t4x2_s0", 0)]
     alone2 = _alone2(rows)
     pairs += [
@@ -628,55 +670,66 @@ def _budget_lines(rows: dict[str, dict]) -> list[str]:
                 f"Test accuracy {100 * rows[once]['metrics']['accuracy']:.2f}% → "
                 f"{100 * rows[twice]['metrics']['accuracy']:.2f}%."
             )
-    if (c := _long_check(rows)) and len(c["seeds"]) > 1:
-        out.append(
-            f"\nBudget check of the compared CNN3 budget, mean over seeds {', '.join(map(str, c['seeds']))}: "
-            f"{100 * c['val']:.2f}% → {100 * c['val_2x']:.2f}% ({c['gain_pts']:+.2f} points): "
-            f"{'converged' if c['converged'] else 'NOT converged'} (rule: < {BUDGET_GAIN} points)."
-        )
+    for tier in TIERS:
+        if tier.check and (c := _mean_check(rows, tier)) and len(c["seeds"]) > 1:
+            out.append(
+                f"\nBudget check of the {tier.train['epochs']}-epoch CNN3 budget, mean over seeds "
+                f"{', '.join(map(str, c['seeds']))}: {100 * c['val']:.2f}% → {100 * c['val_2x']:.2f}% "
+                f"({c['gain_pts']:+.2f} points): {'converged' if c['converged'] else 'NOT converged'} "
+                f"(rule: < {BUDGET_GAIN} points)."
+            )
     return out
 
 
-def _long_check(rows: dict[str, dict]) -> dict | None:
-    """The compared CNN3 budget's check: the student alone's mean best validation accuracy at
-    300 and at 600 epochs over the ``CHECK_SEEDS`` that have both (None before any has)."""
-    seeds = [s for s in CHECK_SEEDS if f"{LONG}alone_s{s}" in rows and f"{DOUBLE}alone_s{s}" in rows]
+def _mean_check(rows: dict[str, dict], tier: Tier) -> dict | None:
+    """A CNN3 budget's check: the student alone's mean best validation accuracy at the tier's
+    epochs and at twice them over the ``CHECK_SEEDS`` that have both (None before any has)."""
+    once, twice = f"{tier.prefix}alone", f"{tier.check}alone"
+    seeds = [s for s in CHECK_SEEDS if f"{once}_s{s}" in rows and f"{twice}_s{s}" in rows]
     if not seeds:
         return None
     mean = lambda name: statistics.fmean(rows[f"{name}_s{s}"]["val_accuracy"] for s in seeds)  # noqa: E731
-    run = ", ".join(f"{DOUBLE}alone_s{s}" for s in seeds)
-    return {**budget_check(mean(f"{LONG}alone"), mean(f"{DOUBLE}alone"), STUDENT["epochs"]), "seeds": seeds, "run": run}
+    run = ", ".join(f"{twice}_s{s}" for s in seeds)
+    return {**budget_check(mean(once), mean(twice), tier.train["epochs"]), "seeds": seeds, "run": run}
 
 
-def _tier(rows: dict[str, dict], prefix: str, student: str, train_over: dict, best: str | None, why: str) -> dict:
+def _tier_minutes(rows: dict[str, dict], prefix: str) -> tuple[float, float]:
+    """(all minutes, teacher minutes) of the tier at ``prefix``: its runs and teachers; for the
+    300-epoch CNN3 tier also the tuning, the screening and its budget checks at 600 epochs; the
+    600-epoch tier with its 1200-epoch checks and the three teachers its ensemble reads; tier 2
+    with its schedule search and the one teacher it shares with tier 1 (a run the plan copied
+    under a second name counted once)."""
+    copies = {f"{PROBE2}alone2x_s0", "mnv2e120_alone2x_s0"}
+    checks = {f"{DOUBLE}alone_s{s}" for s in CHECK_SEEDS}
+    mine, teachers = {
+        LONG: (lambda n: not n.startswith(("mnv2", DOUBLE, QUAD)) or n in checks, "t4"),
+        DOUBLE: (lambda n: n.startswith((DOUBLE, QUAD)), ("t4_s0", "t4_s1", "t4_s2")),
+        PAPER: (lambda n: n.startswith("mnv2") and n not in copies, "t4_s0"),
+    }[prefix]
+    teacher_min = sum(_train_minutes(r) for n, r in rows.items() if n.startswith(teachers))
+    spent = sum(_train_minutes(r) for n, r in rows.items() if mine(n)) + (0.0 if prefix == LONG else teacher_min)
+    return spent, teacher_min
+
+
+def _tier(rows: dict[str, dict], tier: Tier, best: str | None, why: str) -> dict:
     """The converged.json object of one tier (its best method ``best``, chosen as ``why`` says)."""
+    prefix, train_over = tier.prefix, tier.train
     alone = _by_seed(rows, prefix + "alone")
     b = _by_seed(rows, prefix + best) if best else {}
     p = paired(b, alone) if b else None
     wide = paired(b, alone, images) if b and (images := _images(rows, prefix, best)) is not None else None
     compared = [prefix + "alone"] + ([prefix + best] if best else [])
     students = [r for n, r in rows.items() if n.rsplit("_s", 1)[0] in compared]
-    # the whole cost of a tier: its runs and teachers, for the CNN3 tier also the tuning and screening
-    # (tier 2 with its schedule search and the one teacher it shares with tier 1; a run the plan
-    # copied under a second name counted once)
-    copies = {f"{PROBE2}alone2x_s0", "mnv2e120_alone2x_s0"}
-    checks = {f"{DOUBLE}alone_s{s}" for s in CHECK_SEEDS}  # tier 1's budget check; other DOUBLE runs are not tier 1
-    mine = (
-        (lambda n: not n.startswith(("mnv2", DOUBLE, "e1200_")) or n in checks)
-        if prefix == LONG
-        else (lambda n: n.startswith("mnv2") and n not in copies)
-    )
-    teacher_min = sum(_train_minutes(r) for n, r in rows.items() if n.startswith("t4" if prefix == LONG else "t4_s0"))
-    spent = sum(_train_minutes(r) for n, r in rows.items() if mine(n)) + (0.0 if prefix == LONG else teacher_min)
+    spent, teacher_min = _tier_minutes(rows, prefix)
     # tier 2's check: the seed-0 student alone at the same lr and twice the epochs, whatever its name
     twice2 = _alone2(rows).get((train_over["lr"], 2 * train_over["epochs"]), "")
     check = None
-    if prefix == LONG:
-        check = _long_check(rows) or ACCEPTANCE_CHECK
+    if tier.check:
+        check = _mean_check(rows, tier) or (ACCEPTANCE_CHECK if prefix == LONG else None)
     elif prefix + "alone_s0" in rows and twice2 in rows:
         once = rows[prefix + "alone_s0"]
         check = {**budget_check(once["val_accuracy"], rows[twice2]["val_accuracy"], once["epochs"]), "run": twice2}
-    needed = ["alone", *(METHODS if prefix == LONG else [best] if best else [])]  # CNN3's choice sees every method
+    needed = ["alone", *(tier.methods or ([best] if best else []))]  # a CNN3 choice sees each of its methods
     partial_why = _why_partial(check, [m for m in needed if len(_by_seed(rows, prefix + m)) < len(SEEDS)])
     pct = lambda xs: (  # noqa: E731  (mean from one seed on, sd from two)
         100 * statistics.fmean(xs) if xs else None,
@@ -688,7 +741,7 @@ def _tier(rows: dict[str, dict], prefix: str, student: str, train_over: dict, be
         "dataset": "AID (aid150)",
         "size": 32,
         "teacher": "cnn4",
-        "student": student,
+        "student": tier.student,
         "teacher_acc": 100 * t0["metrics"]["accuracy"] if t0 else None,
         "alone_mean": am,
         "alone_std": asd,
@@ -769,9 +822,9 @@ def write_summary(out: Path) -> str:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "converged.json").write_text(json.dumps(tiers, indent=2) + "\n")
     head = "## Converged distillation on AID (32 px, CNN4 → CNN3 and → MobileNetV2, issue 11)\n\n"
-    if partial := [f"{t['student']}: {t['partial_why']}" for t in tiers if t["partial"]] or (
-        [] if tiers else ["no runs yet"]
-    ):
+    if partial := [
+        f"{t['student']} {t['epochs']['student']} epochs: {t['partial_why']}" for t in tiers if t["partial"]
+    ] or ([] if tiers else ["no runs yet"]):
         head += f"**Partial ({'; '.join(partial)}): numbers below are for the finished runs.**\n\n"
     cmd = "python -m benchmarks.converged --lane teachers & python -m benchmarks.converged --lane students; "
     cmd += "python -m benchmarks.converged --summarise (OMP_NUM_THREADS=1)"
