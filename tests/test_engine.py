@@ -12,14 +12,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from geodistill.config import build_config
 from geodistill.data.transforms import NUM_VIEWS, Normalizer, apply_view
 from geodistill.data.views import ViewSet
+from geodistill.engine import precision as precision_mod
 from geodistill.engine.api import distill, evaluate, prepare_data, train
 from geodistill.engine.batches import epoch_order
 from geodistill.engine.cache import build_teacher_cache
 from geodistill.engine.checkpoint import load_classifier
+from geodistill.engine.precision import FASTER, fabric_precision, needs_timing, resolve_precision, time_precisions
 from geodistill.engine.trainer import lr_factor
 from geodistill.errors import GeodistillError
 from kill_hook import kill_env
@@ -289,6 +292,63 @@ def test_ddp_two_cpu_processes_trains_and_checkpoints(work):
 def test_bf16_mixed_precision_trains(work):
     res = train(build_config(cfg_dict(work, train={"epochs": 2, "precision": "bf16-mixed"})), work / "bf16")
     assert np.isfinite(res["history"][-1]["train_loss"]) and res["config"]["train"]["precision"] == "bf16-mixed"
+
+
+def _cpu_units(monkeypatch, has: bool) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: has, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+
+
+def test_auto_precision_without_timing_is_bf16_only_on_a_bf16_gpu(monkeypatch):
+    _cpu_units(monkeypatch, True)
+    t = build_config({"train": {"precision": "auto"}}).train
+    assert (
+        fabric_precision(t) == "32-true"
+        and fabric_precision(t.model_copy(update={"precision": "bf16"})) == "bf16-mixed"
+    )
+    assert needs_timing(t) and not needs_timing(t.model_copy(update={"devices": 2}))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert fabric_precision(t) == "bf16-mixed" and not needs_timing(t)
+    _cpu_units(monkeypatch, False)
+    assert not needs_timing(t)
+
+
+@pytest.mark.parametrize("ratio, want", [(0.72, "bf16-mixed"), (2.1, "32-true"), (FASTER, "32-true")])
+def test_auto_precision_on_a_bf16_cpu_follows_the_timed_ratio(monkeypatch, ratio, want):
+    _cpu_units(monkeypatch, True)
+    monkeypatch.setattr(precision_mod, "time_precisions", lambda *a: {"ratio": ratio})
+    cfg = build_config({"train": {"precision": "auto"}})
+    got, timing = resolve_precision(cfg, nn.Linear(2, 2), (4, 2), 2)
+    assert got.train.precision == want and timing == {"ratio": ratio}
+
+
+def test_auto_precision_keeps_what_a_resumed_checkpoint_trained_with(monkeypatch, tmp_path):
+    _cpu_units(monkeypatch, True)
+    monkeypatch.setattr(precision_mod, "time_precisions", lambda *a: pytest.fail("a resumed run is not timed again"))
+    torch.save({"config": {"train": {"precision": "bf16-mixed"}}}, tmp_path / "last.ckpt")
+    cfg = build_config({"train": {"precision": "auto"}})
+    got, timing = resolve_precision(cfg, nn.Linear(2, 2), (4, 2), 2, tmp_path / "last.ckpt")
+    assert got.train.precision == "bf16-mixed" and timing is None
+
+
+def test_timing_precisions_measures_both_and_leaves_the_rng_alone():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 5))
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    t = time_precisions(model, (8, 3, 8, 8), 5, channels_last=True, budget_s=0.1)
+    assert torch.equal(torch.rand(3), expected)
+    assert t["fp32_ms"] > 0 and t["bf16_ms"] > 0 and t["ratio"] == pytest.approx(t["bf16_ms"] / t["fp32_ms"], rel=0.02)
+    assert all(p.grad is None for p in model.parameters())  # timed on a copy
+
+
+def test_auto_precision_is_recorded_as_what_ran(work, monkeypatch):
+    _cpu_units(monkeypatch, True)
+    monkeypatch.setattr(precision_mod, "time_precisions", lambda *a: {"fp32_ms": 2.0, "bf16_ms": 1.0, "ratio": 0.5})
+    res = train(build_config(cfg_dict(work, train={"epochs": 1, "precision": "auto"})), work / "auto")
+    assert res["config"]["train"]["precision"] == "bf16-mixed" and res["precision_timing"]["ratio"] == 0.5
 
 
 def test_crop_augmentation_falls_back_to_teacher_on_the_fly_and_says_so(teacher, work):

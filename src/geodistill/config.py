@@ -74,7 +74,8 @@ class TrainConfig(_Strict):
     warmup_epochs: float = Field(1.0, ge=0)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     seed: int = 0
-    precision: Literal["32-true", "bf16-mixed", "16-mixed", "32", "bf16"] = "32-true"
+    # "auto": bf16-mixed where it is measured or known faster, else 32-true (engine.precision)
+    precision: Literal["32-true", "bf16-mixed", "16-mixed", "32", "bf16", "auto"] = "32-true"
     channels_last: bool = True
     patience: int | None = Field(None, ge=1)
     checkpoint_every: int = Field(0, ge=0)

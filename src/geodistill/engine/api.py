@@ -21,6 +21,7 @@ from geodistill.config import RunConfig
 from geodistill.data.prepare import TrainData, checkpoint_data_config, prepare_data
 from geodistill.engine.checkpoint import load_checkpoint, load_classifier
 from geodistill.engine.convergence import resolve_epochs, run_evidence
+from geodistill.engine.precision import needs_timing, precision_note, resolve_precision
 from geodistill.engine.teachers import describe_method, load_teachers
 from geodistill.engine.teachers import teacher_source as teacher_source_for
 from geodistill.engine.trainer import evaluate_split, fit, get_fabric
@@ -91,7 +92,8 @@ def train(
     """
     run_dir = Path(run_dir or Path(cfg.out) / (cfg.name or f"{cfg.train.model}-{cfg.distill.loss}-s{cfg.train.seed}"))
     results_path = run_dir / "results.json"
-    fabric = get_fabric(cfg)
+    # a CPU's "auto" precision times the student first (engine.precision), so its Fabric comes later
+    fabric = None if needs_timing(cfg.train) else get_fabric(cfg)
     with job(1) as j:
         if resume and results_path.is_file():
             j.end_run(f"[{run_dir.name}] already finished, skipped ({run_dir})")
@@ -116,6 +118,10 @@ def _train(
     torch.manual_seed(cfg.train.seed)  # same seed -> same initial weights and projector
     student = build_model(cfg.train.model, len(data.classes), in_channels=data.channels, weights=cfg.train.weights)
     objective = make_objective(cfg, student.feature_dim, teachers[0][0].feature_dim if teachers else None)
+    shape = (cfg.train.batch_size, data.channels, data.size, data.size)
+    last = run_dir / "last.ckpt" if resume else None
+    cfg, timing = resolve_precision(cfg, student, shape, len(data.classes), last)  # once: recorded as it ran
+    fabric = fabric or get_fabric(cfg)
     teacher_source, cache_seconds = None, None
     if teachers and objective.needs_teacher:
         teacher_source, cache_seconds = teacher_source_for(
@@ -124,7 +130,7 @@ def _train(
     j.start_run(
         f"[{run_dir.name}] {cfg.train.model} on {cfg.data.dataset} ({len(data.train)} train / "
         f"{len(data.val)} val / {len(data.test)} test, {data.size}px): {objective}, "
-        f"{cfg.train.epochs} epochs{' (auto)' if epochs_auto else ''}",
+        f"{cfg.train.epochs} epochs{' (auto)' if epochs_auto else ''}{precision_note(cfg.train.precision, timing)}",
         role=role or "student",
     )
     state = fit(cfg, data, student, objective, teacher_source, run_dir, meta={"arch": cfg.train.model}, resume=resume)
@@ -152,6 +158,7 @@ def _train(
         epochs_auto=epochs_auto,
         wall_time_s=time.perf_counter() - wall0,
         teacher_cache_s=cache_seconds,
+        precision_timing=timing,
     )
     if fabric.is_global_zero:
         write_json_atomic(run_dir / "results.json", results)

@@ -31,6 +31,7 @@ from geodistill.engine.batches import assemble_batch, epoch_order
 from geodistill.engine.cache import TeacherSource
 from geodistill.engine.checkpoint import save_checkpoint
 from geodistill.engine.convergence import resolve_epochs
+from geodistill.engine.precision import fabric_precision
 from geodistill.errors import GeodistillError
 from geodistill.losses import LossInputs, Objective
 from geodistill.metrics import confusion, metrics_from_confusion
@@ -46,7 +47,7 @@ def get_fabric(cfg: RunConfig):
     """One Fabric per process and setting (DDP launches once; later runs reuse its processes)."""
 
     t = cfg.train
-    precision = {"32": "32-true", "bf16": "bf16-mixed"}.get(t.precision, t.precision)
+    precision = fabric_precision(t)
     key = (t.accelerator, str(t.devices), t.strategy, t.num_nodes, precision)
     if key not in _FABRICS:
         fabric = Fabric(
