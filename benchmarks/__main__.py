@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["speed", "compression", "aid", "thesis", "converged", "peers"]
+ORDER = ["speed", "precision", "compression", "aid", "thesis", "converged", "peers"]
 # converged runs for hours, in lanes: python -m benchmarks.converged
-RUN_BY_DEFAULT = ["speed", "compression", "aid", "peers"]
+RUN_BY_DEFAULT = ["speed", "precision", "compression", "aid", "peers"]
 
 
 def machine() -> str:

@@ -95,6 +95,7 @@ DOUBLE = "e600_"  # twice it: the student alone there is its budget check, the m
 QUAD = "e1200_"  # twice that: the 600-epoch tier's budget check
 DOUBLE_METHODS = ("dist", "kl_tta", "ens3", "kl")  # the best-validating methods at 300 epochs, run at 600
 STUDENT_X2 = {**STUDENT, "epochs": 2 * STUDENT["epochs"]}  # the students of the DOUBLE runs
+BF16 = "bf16_"  # the same runs under bf16 autocast (CPU AMX): does precision "auto" keep accuracy?
 
 
 def base(out: Path, cache: Path, train_over: dict, data_over: dict | None = None) -> dict:
@@ -328,6 +329,24 @@ def lane_teachers(out: Path, cache: Path) -> None:
     run_plan(double_plan(out, cache, alpha, T), out)
 
 
+def precision_plan(out: Path, cache: Path, alpha: float, T: float) -> list[tuple[str, dict]]:
+    """The student alone and DIST at the compared budget under bf16-mixed, seeds ``CHECK_SEEDS``,
+    each paired with the fp32 run of the same name without ``BF16``: what precision "auto" costs
+    in accuracy where it picks bf16."""
+    plan = []
+    for s in CHECK_SEEDS:
+        for m in ("alone", "dist"):
+            name, spec = long_run(out, cache, m, s, alpha, T)
+            plan.append((BF16 + name, {**spec, "train": {**spec["train"], "precision": "bf16-mixed"}}))
+    return plan
+
+
+def lane_precision(out: Path, cache: Path) -> None:
+    """A third lane, once the compared fp32 runs exist: ``precision_plan``."""
+    alpha, T = tuned(out)
+    run_plan(precision_plan(out, cache, alpha, T), out)
+
+
 def lane_students(out: Path, cache: Path) -> None:
     """Tuning and screening (150 epochs, but out-of-fold), the student alone at 300, the
     selected method at 300 (seeds 0-2), tier 2's schedule search and checks, every other method
@@ -489,7 +508,34 @@ def summarise(out: Path) -> tuple[str, list[dict]]:
         lines += ["", f"Best method of this tier: {best or 'not yet'}, {why}."]
         tiers.append(_tier(rows, tier, best, why))
     lines += _retune_lines(rows) + _cost_lines(rows)
-    return "\n".join(lines + _budget_lines(rows) + _teacher_lines(out, rows)), tiers
+    lines += _budget_lines(rows) + _teacher_lines(out, rows) + _precision_lines(rows)
+    return "\n".join(lines), tiers
+
+
+def _precision_lines(rows: dict[str, dict]) -> list[str]:
+    """bf16-mixed against fp32 on the same runs (``precision_plan``): paired differences of best
+    validation and test accuracy, and the median epoch time ratio (runs made at different moments
+    of a shared machine: the interleaved step timing in ``benchmarks.speed`` is the speed measure)."""
+    lines = []
+    for m in ("alone", "dist"):
+        found = [(r, rows.get(n.removeprefix(BF16))) for n, r in rows.items() if n.startswith(f"{BF16}{LONG}{m}_s")]
+        pairs = [(b, f) for b, f in found if f]
+        if not pairs:
+            continue
+        val = paired({b["seed"]: b["val_accuracy"] for b, _ in pairs}, {f["seed"]: f["val_accuracy"] for _, f in pairs})
+        test = paired(
+            {b["seed"]: b["metrics"]["accuracy"] for b, _ in pairs},
+            {f["seed"]: f["metrics"]["accuracy"] for _, f in pairs},
+        )
+        epoch = lambda r: statistics.median(h["time_s"] for h in r["history"])  # noqa: E731
+        ratio = statistics.median(epoch(b) / epoch(f) for b, f in pairs)
+        lines.append(
+            f"\nbf16-mixed − fp32, cnn3 {m} at {STUDENT['epochs']} epochs, paired by seed [95% CI] (wins), "
+            f"seeds {', '.join(str(b['seed']) for b, _ in pairs)}: best validation accuracy {_ci(val)}, test accuracy "
+            f"{_ci(test)}; median epoch time ratio bf16 ÷ fp32 {ratio:.2f}; converged "
+            f"{sum(_conv(b) for b, _ in pairs)}/{len(pairs)}."
+        )
+    return lines
 
 
 def _choice(rows: dict[str, dict], tier: Tier, fallback: tuple[str | None, str]) -> tuple[str | None, str]:
@@ -702,7 +748,7 @@ def _tier_minutes(rows: dict[str, dict], prefix: str) -> tuple[float, float]:
     copies = {f"{PROBE2}alone2x_s0", "mnv2e120_alone2x_s0"}
     checks = {f"{DOUBLE}alone_s{s}" for s in CHECK_SEEDS}
     mine, teachers = {
-        LONG: (lambda n: not n.startswith(("mnv2", DOUBLE, QUAD)) or n in checks, "t4"),
+        LONG: (lambda n: not n.startswith(("mnv2", DOUBLE, QUAD, BF16)) or n in checks, "t4"),
         DOUBLE: (lambda n: n.startswith((DOUBLE, QUAD)), ("t4_s0", "t4_s1", "t4_s2")),
         PAPER: (lambda n: n.startswith("mnv2") and n not in copies, "t4_s0"),
     }[prefix]
@@ -843,7 +889,7 @@ def write_summary(out: Path) -> str:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(prog="python -m benchmarks.converged")
-    ap.add_argument("--lane", choices=["teachers", "students"])
+    ap.add_argument("--lane", choices=["teachers", "students", "precision"])
     ap.add_argument("--summarise", action="store_true")
     default = Path(os.environ.get("GEODISTILL_BENCH_DIR", "/tmp/geodistill-bench")) / "converged"
     ap.add_argument("--out", type=Path, default=default, help="the runs' folder")
@@ -854,5 +900,7 @@ if __name__ == "__main__":
         lane_teachers(out, out / "cache")
     elif args.lane == "students":
         lane_students(out, out / "cache")
+    elif args.lane == "precision":
+        lane_precision(out, out / "cache")
     if args.summarise:
         print(write_summary(out))
