@@ -18,11 +18,19 @@ from geodistill.config import build_config
 from geodistill.data.transforms import NUM_VIEWS, Normalizer, apply_view
 from geodistill.data.views import ViewSet
 from geodistill.engine import precision as precision_mod
+from geodistill.engine import trainer as trainer_mod
 from geodistill.engine.api import distill, evaluate, prepare_data, train
 from geodistill.engine.batches import epoch_order
 from geodistill.engine.cache import build_teacher_cache
 from geodistill.engine.checkpoint import load_classifier
-from geodistill.engine.precision import FASTER, fabric_precision, needs_timing, resolve_precision, time_precisions
+from geodistill.engine.precision import (
+    FASTER,
+    fabric_precision,
+    kept_precision,
+    needs_timing,
+    resolve_precision,
+    time_precisions,
+)
 from geodistill.engine.trainer import lr_factor
 from geodistill.errors import GeodistillError
 from kill_hook import kill_env
@@ -316,21 +324,26 @@ def test_auto_precision_without_timing_is_bf16_only_on_a_bf16_gpu(monkeypatch):
 
 
 @pytest.mark.parametrize("ratio, want", [(0.72, "bf16-mixed"), (2.1, "32-true"), (FASTER, "32-true")])
-def test_auto_precision_on_a_bf16_cpu_follows_the_timed_ratio(monkeypatch, ratio, want):
+def test_auto_precision_on_a_bf16_cpu_follows_the_timed_ratio_timed_once_per_shape(monkeypatch, ratio, want):
     _cpu_units(monkeypatch, True)
-    monkeypatch.setattr(precision_mod, "time_precisions", lambda *a: {"ratio": ratio})
+    calls = []
+    monkeypatch.setattr(precision_mod, "_TIMED", {})
+    monkeypatch.setattr(precision_mod, "time_precisions", lambda *a: calls.append(a) or {"ratio": ratio})
     cfg = build_config({"train": {"precision": "auto"}})
     got, timing = resolve_precision(cfg, nn.Linear(2, 2), (4, 2), 2)
     assert got.train.precision == want and timing == {"ratio": ratio}
+    assert resolve_precision(cfg.model_copy(), nn.Linear(2, 2), (4, 2), 2)[0].train.precision == want
+    resolve_precision(cfg, nn.Linear(2, 2), (8, 2), 2)  # another batch shape is timed again
+    assert len(calls) == 2
 
 
-def test_auto_precision_keeps_what_a_resumed_checkpoint_trained_with(monkeypatch, tmp_path):
-    _cpu_units(monkeypatch, True)
-    monkeypatch.setattr(precision_mod, "time_precisions", lambda *a: pytest.fail("a resumed run is not timed again"))
-    torch.save({"config": {"train": {"precision": "bf16-mixed"}}}, tmp_path / "last.ckpt")
+def test_auto_precision_keeps_what_a_resumed_checkpoint_trained_with(tmp_path):
     cfg = build_config({"train": {"precision": "auto"}})
-    got, timing = resolve_precision(cfg, nn.Linear(2, 2), (4, 2), 2, tmp_path / "last.ckpt")
-    assert got.train.precision == "bf16-mixed" and timing is None
+    assert kept_precision(cfg, tmp_path / "last.ckpt") is cfg  # nothing to resume
+    torch.save({"config": {"train": {"precision": "bf16-mixed"}}}, tmp_path / "last.ckpt")
+    assert kept_precision(cfg, tmp_path / "last.ckpt").train.precision == "bf16-mixed"
+    fixed = build_config({"train": {"precision": "32-true"}})
+    assert kept_precision(fixed, tmp_path / "last.ckpt").train.precision == "32-true"  # only "auto" is kept
 
 
 def test_timing_precisions_measures_both_and_leaves_the_rng_alone():
@@ -340,15 +353,32 @@ def test_timing_precisions_measures_both_and_leaves_the_rng_alone():
     torch.manual_seed(7)
     t = time_precisions(model, (8, 3, 8, 8), 5, channels_last=True, budget_s=0.1)
     assert torch.equal(torch.rand(3), expected)
-    assert t["fp32_ms"] > 0 and t["bf16_ms"] > 0 and t["ratio"] == pytest.approx(t["bf16_ms"] / t["fp32_ms"], rel=0.02)
+    assert t["fp32_ms"] > 0 and t["bf16_ms"] > 0 and t["ratio"] == pytest.approx(t["bf16_ms"] / t["fp32_ms"])
     assert all(p.grad is None for p in model.parameters())  # timed on a copy
 
 
-def test_auto_precision_is_recorded_as_what_ran(work, monkeypatch):
+def test_auto_precision_is_recorded_as_what_ran_and_resumed_as_it_ran(work, monkeypatch):
     _cpu_units(monkeypatch, True)
+    monkeypatch.setattr(precision_mod, "_TIMED", {})
     monkeypatch.setattr(precision_mod, "time_precisions", lambda *a: {"fp32_ms": 2.0, "bf16_ms": 1.0, "ratio": 0.5})
     res = train(build_config(cfg_dict(work, train={"epochs": 1, "precision": "auto"})), work / "auto")
     assert res["config"]["train"]["precision"] == "bf16-mixed" and res["precision_timing"]["ratio"] == 0.5
+    # a run stopped after epoch 1 and resumed where auto would now say fp32 keeps bf16
+    monkeypatch.setattr(precision_mod, "_TIMED", {})
+    cfg = build_config(cfg_dict(work, train={"epochs": 2, "precision": "auto"}))
+    end_epoch = trainer_mod.Trainer.end_epoch
+
+    def stop_after_first(self, *a):  # a kill after epoch 1's checkpoint
+        end_epoch(self, *a)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer_mod.Trainer, "end_epoch", stop_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, work / "resumed")
+    monkeypatch.setattr(precision_mod, "time_precisions", lambda *a: {"fp32_ms": 1.0, "bf16_ms": 2.0, "ratio": 2.0})
+    monkeypatch.setattr(trainer_mod.Trainer, "end_epoch", end_epoch)
+    res = train(cfg, work / "resumed", resume=True)
+    assert res["config"]["train"]["precision"] == "bf16-mixed"
 
 
 def test_crop_augmentation_falls_back_to_teacher_on_the_fly_and_says_so(teacher, work):

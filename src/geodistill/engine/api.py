@@ -21,7 +21,7 @@ from geodistill.config import RunConfig
 from geodistill.data.prepare import TrainData, checkpoint_data_config, prepare_data
 from geodistill.engine.checkpoint import load_checkpoint, load_classifier
 from geodistill.engine.convergence import resolve_epochs, run_evidence
-from geodistill.engine.precision import needs_timing, precision_note, resolve_precision
+from geodistill.engine.precision import kept_precision, needs_timing, precision_note, resolve_precision
 from geodistill.engine.teachers import describe_method, load_teachers
 from geodistill.engine.teachers import teacher_source as teacher_source_for
 from geodistill.engine.trainer import evaluate_split, fit, get_fabric
@@ -92,6 +92,7 @@ def train(
     """
     run_dir = Path(run_dir or Path(cfg.out) / (cfg.name or f"{cfg.train.model}-{cfg.distill.loss}-s{cfg.train.seed}"))
     results_path = run_dir / "results.json"
+    cfg = kept_precision(cfg, run_dir / "last.ckpt" if resume else None)  # a resumed "auto" run keeps its own
     # a CPU's "auto" precision times the student first (engine.precision), so its Fabric comes later
     fabric = None if needs_timing(cfg.train) else get_fabric(cfg)
     with job(1) as j:
@@ -119,8 +120,7 @@ def _train(
     student = build_model(cfg.train.model, len(data.classes), in_channels=data.channels, weights=cfg.train.weights)
     objective = make_objective(cfg, student.feature_dim, teachers[0][0].feature_dim if teachers else None)
     shape = (cfg.train.batch_size, data.channels, data.size, data.size)
-    last = run_dir / "last.ckpt" if resume else None
-    cfg, timing = resolve_precision(cfg, student, shape, len(data.classes), last)  # once: recorded as it ran
+    cfg, timing = resolve_precision(cfg, student, shape, len(data.classes))  # once: recorded as it ran
     fabric = fabric or get_fabric(cfg)
     teacher_source, cache_seconds = None, None
     if teachers and objective.needs_teacher:

@@ -9,7 +9,9 @@
 - anywhere else (other CPUs emulate bf16 slowly; several processes must agree without timing): fp32.
 
 Decided once per run before training and written into its config; a resumed run keeps the
-precision its checkpoint trained with.
+precision its checkpoint trained with (`kept_precision`, before any Fabric exists). One process
+times a given architecture, image shape and batch once (`time_precisions` is remembered), so the
+runs it compares (seeds, the student alone and distilled, the budget check) share one precision.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def time_precisions(
     of ``shape``: one warm-up step each, then alternating steps (3 to 20 pairs, until
     ``budget_s``), so a machine getting busier biases neither; the fastest step is the least
     disturbed by other processes. The global RNG is left as it was."""
-    with torch.random.fork_rng():
+    with torch.random.fork_rng(devices=[]):  # CPU timing: leave every GPU's RNG (and CUDA) alone
         model = copy.deepcopy(student).train()
         x, y = _fresh_batch(shape, num_classes)
         if channels_last:
@@ -91,29 +93,39 @@ def time_precisions(
             for bf16 in (False, True):
                 times[bf16].append(step_seconds(model, x, y, bf16))
     fp32, bf16 = (1000 * min(times[b]) for b in (False, True))
-    return {"fp32_ms": round(fp32, 2), "bf16_ms": round(bf16, 2), "ratio": round(bf16 / fp32, 3)}
+    return {"fp32_ms": fp32, "bf16_ms": bf16, "ratio": bf16 / fp32}
+
+
+_TIMED: dict[tuple, dict] = {}  # (arch, shape, classes, channels_last) -> time_precisions' answer, per process
+
+
+def _with(cfg: RunConfig, precision: str) -> RunConfig:
+    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"precision": precision})})
+
+
+def kept_precision(cfg: RunConfig, last: Path | None) -> RunConfig:
+    """``cfg`` with "auto" replaced by the precision checkpoint ``last`` (a run being resumed)
+    trained with, on any hardware; ``cfg`` unchanged when there is no such checkpoint."""
+    if cfg.train.precision != "auto" or last is None or not last.is_file():
+        return cfg
+    before = torch.load(last, map_location="cpu", weights_only=True).get("config", {}).get("train", {})
+    return _with(cfg, before["precision"]) if before.get("precision") in ("32-true", "bf16-mixed") else cfg
 
 
 def resolve_precision(
-    cfg: RunConfig, student: nn.Module, shape: tuple[int, ...], num_classes: int, last: Path | None = None
+    cfg: RunConfig, student: nn.Module, shape: tuple[int, ...], num_classes: int
 ) -> tuple[RunConfig, dict | None]:
     """``cfg`` with ``train.precision`` made concrete (see the module docstring), and the timing
-    that decided it (None when nothing was timed). ``last``: a checkpoint being resumed, whose
-    precision is kept."""
+    that decided it (None when nothing was timed; the same dict for every run of one process
+    that timed the same architecture and shape)."""
     t = cfg.train
-    timing, precision = None, fabric_precision(t)
-    if needs_timing(t):
-        before = _trained_with(last) if last is not None and last.is_file() else None
-        if before is None:
-            timing = time_precisions(student, shape, num_classes, t.channels_last)
-        precision = before or ("bf16-mixed" if timing["ratio"] < FASTER else "32-true")
-    return cfg.model_copy(update={"train": t.model_copy(update={"precision": precision})}), timing
-
-
-def _trained_with(last: Path) -> str | None:
-    """The concrete precision checkpoint ``last`` trained with (None if it does not say)."""
-    train = torch.load(last, map_location="cpu", weights_only=True).get("config", {}).get("train", {})
-    return train.get("precision") if train.get("precision") in ("32-true", "bf16-mixed") else None
+    if not needs_timing(t):
+        return _with(cfg, fabric_precision(t)), None
+    key = (t.model, tuple(shape), num_classes, t.channels_last)
+    if key not in _TIMED:
+        _TIMED[key] = time_precisions(student, shape, num_classes, t.channels_last)
+    timing = _TIMED[key]
+    return _with(cfg, "bf16-mixed" if timing["ratio"] < FASTER else "32-true"), timing
 
 
 def precision_note(precision: str, timing: dict | None) -> str:
