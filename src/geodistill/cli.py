@@ -146,7 +146,12 @@ def train(
     lr: Annotated[float | None, typer.Option()] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     weights: Annotated[str | None, typer.Option(help="'imagenet' or a local weights file.")] = None,
-    precision: Annotated[str | None, typer.Option()] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            help="32-true, bf16-mixed, 16-mixed, or auto: bf16 on a bf16 GPU, or on a CPU where it times faster."
+        ),
+    ] = None,
     devices: Annotated[str | None, typer.Option()] = None,
     strategy: Annotated[str | None, typer.Option()] = None,
     num_nodes: Annotated[int | None, typer.Option()] = None,
