@@ -1,8 +1,8 @@
 """What bf16 autocast saves on this CPU, and whether ``train.precision: auto`` picks it where it
 pays (`engine.precision`: on a CPU with AMX or AVX512-BF16 it times a few steps of the student).
 
-AID (../shared/data/aid150) at 32 px, the two students of issue 11 (CNN3 and MobileNetV2 from
-random init), the product's training loop (`engine.trainer.fit`) with each precision on the same
+AID (../shared/data/aid150) at 32 px, issue 11's teacher (CNN4) and its two students (CNN3 and
+MobileNetV2 from random init), the product's training loop (`engine.trainer.fit`) with each precision on the same
 data and batches, interleaved repeats, each one timed epoch after a warm-up epoch. Reported:
 median epoch time (training part, and with validation), the ratio bf16-mixed ÷ 32-true, and what
 "auto" chose for the same student and batch (its own timed step ratio).
@@ -65,7 +65,7 @@ def main(out_dir: Path, quick: bool = False) -> str:
     n_train, repeats = (384, 2) if quick else (1536, 3)
     data = _data(n_train, out_dir / "cache")
     rows = []
-    for model in ("cnn3", "mobilenet_v2"):
+    for model in ("cnn4", "cnn3", "mobilenet_v2"):  # the teacher, then the two students
         times: dict[str, list[tuple[float, float]]] = {p: [] for p in PRECISIONS}
         for r in range(repeats):  # interleaved, so a machine getting busier biases neither side
             for p in PRECISIONS:
@@ -84,7 +84,7 @@ def main(out_dir: Path, quick: bool = False) -> str:
             f"(`fit`), median of {repeats} interleaved repeats, each the second epoch of a 2-epoch run; torch threads "
             f"{torch.get_num_threads()}; this CPU has bf16 units (AMX or AVX512-BF16): {cpu_bf16_units()}.",
             "",
-            "| student | train s/epoch fp32 | bf16 | **ratio** | with validation fp32 | bf16 | **ratio** | "
+            "| model | train s/epoch fp32 | bf16 | **ratio** | with validation fp32 | bf16 | **ratio** | "
             "'auto' picks (its timed ratio) |",
             "|---|---:|---:|---:|---:|---:|---:|---|",
             *rows,
