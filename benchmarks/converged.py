@@ -515,7 +515,7 @@ def summarise(out: Path) -> tuple[str, list[dict]]:
 def _precision_lines(rows: dict[str, dict]) -> list[str]:
     """bf16-mixed against fp32 on the same runs (``precision_plan``): paired differences of best
     validation and test accuracy, and the median epoch time ratio (runs made at different moments
-    of a shared machine: the interleaved step timing in ``benchmarks.speed`` is the speed measure)."""
+    of a shared machine: the interleaved epoch timing in ``benchmarks.precision`` is the speed measure)."""
     lines = []
     for m in ("alone", "dist"):
         found = [(r, rows.get(n.removeprefix(BF16))) for n, r in rows.items() if n.startswith(f"{BF16}{LONG}{m}_s")]

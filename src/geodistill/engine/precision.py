@@ -56,7 +56,6 @@ def needs_timing(t: TrainConfig) -> bool:
     return t.precision == "auto" and one_process and not _on_cuda(t) and cpu_bf16_units()
 
 
-@torch.no_grad()
 def _fresh_batch(shape: tuple[int, ...], num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     return torch.randn(shape, generator=g), torch.randint(0, num_classes, (shape[0],), generator=g)
