@@ -93,11 +93,11 @@ def test_report_shows_converged_per_group_and_the_rule(runs):
 
 def test_resolve_epochs_clamps_and_keeps_explicit_numbers():
     cfg = build_config({"train": {"epochs": "auto"}})
-    assert cfg.train.auto_images == 1_800_000
-    assert resolve_epochs(cfg, 6000)[0].train.epochs == 300
-    assert resolve_epochs(cfg, 100_000)[0].train.epochs == 30  # floor
+    assert cfg.train.auto_images == 3_600_000
+    assert resolve_epochs(cfg, 6000)[0].train.epochs == 600
+    assert resolve_epochs(cfg, 200_000)[0].train.epochs == 30  # floor
     assert resolve_epochs(cfg, 1000) == (
-        cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": 400})}),
+        cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": 1000})}),
         True,
     )
     assert cfg.train.epochs == "auto"  # the caller's config is left as it was

@@ -154,9 +154,10 @@ def test_a_still_rising_run_is_not_converged_and_a_flat_one_is():
 
 
 def test_auto_epochs_scales_with_the_training_set():
-    assert auto_epochs(6000, 1_800_000) == 300
-    assert auto_epochs(100_000, 1_800_000) == 30  # floor
-    assert auto_epochs(1000, 1_800_000) == 400  # ceiling
+    assert auto_epochs(6000, 3_600_000) == 600
+    assert auto_epochs(7000, 3_600_000) == 515  # rounded up
+    assert auto_epochs(200_000, 3_600_000) == 30  # floor
+    assert auto_epochs(1000, 3_600_000) == 1000  # ceiling
 
 
 # ---------------------------------------------------------------- KL + feature cosine

@@ -135,7 +135,7 @@ def budget_check(val: float, val_2x: float, epochs: int) -> dict:
     }
 
 
-def auto_epochs(n_train: int, images: int, lo: int = 30, hi: int = 400) -> int:
+def auto_epochs(n_train: int, images: int, lo: int = 30, hi: int = 1000) -> int:
     """Epochs for a budget of ``images`` training images seen: ``clamp(ceil(images / n_train), lo, hi)``."""
     if n_train < 1:
         raise ValueError("the training split is empty")
