@@ -344,6 +344,18 @@ def test_auto_precision_keeps_what_a_resumed_checkpoint_trained_with(tmp_path):
     assert kept_precision(cfg, tmp_path / "last.ckpt").train.precision == "bf16-mixed"
     fixed = build_config({"train": {"precision": "32-true"}})
     assert kept_precision(fixed, tmp_path / "last.ckpt").train.precision == "32-true"  # only "auto" is kept
+    (tmp_path / "last.ckpt").write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(GeodistillError, match=r"last.ckpt could not be read .*delete it to train"):
+        kept_precision(cfg, tmp_path / "last.ckpt")
+
+
+def test_resuming_from_an_unreadable_last_ckpt_says_so_in_one_sentence(work):
+    run = work / "runs" / "cut"
+    run.mkdir(parents=True)
+    (run / "last.ckpt").write_bytes(b"not a checkpoint")
+    r = _cli(_train_args(work, "cut") + ["--resume"])
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert f"{run / 'last.ckpt'} could not be read" in r.stderr and "delete it" in r.stderr
 
 
 def test_timing_precisions_measures_both_and_leaves_the_rng_alone():

@@ -60,6 +60,22 @@ def save_checkpoint(
     return atomic_save(ckpt, path)
 
 
+def read_resumable(path: Path) -> dict:
+    """The dict in a run's ``last.ckpt`` (tensors only), or one sentence saying how to start over."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise GeodistillError(
+            f"{path} could not be read ({type(e).__name__}), so the run cannot resume from it; "
+            "delete it to train this run from its first epoch."
+        ) from None
+    if not isinstance(ckpt, dict):
+        raise GeodistillError(
+            f"{path} is not a geodistill resume checkpoint; delete it to train this run from its first epoch."
+        )
+    return ckpt
+
+
 def load_checkpoint(path: str | Path) -> dict:
     """Load a geodistill checkpoint dict safely (no arbitrary code), or explain what is wrong."""
     path = Path(path)

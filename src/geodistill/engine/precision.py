@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from geodistill.config import RunConfig, TrainConfig
+from geodistill.engine.checkpoint import read_resumable
 
 ALIASES = {"32": "32-true", "bf16": "bf16-mixed"}
 FASTER = 0.9  # bf16 is chosen on a CPU when its step takes < FASTER x the fp32 step
@@ -107,7 +108,7 @@ def kept_precision(cfg: RunConfig, last: Path | None) -> RunConfig:
     trained with, on any hardware; ``cfg`` unchanged when there is no such checkpoint."""
     if cfg.train.precision != "auto" or last is None or not last.is_file():
         return cfg
-    before = torch.load(last, map_location="cpu", weights_only=True).get("config", {}).get("train", {})
+    before = read_resumable(last).get("config", {}).get("train", {})
     return _with(cfg, before["precision"]) if before.get("precision") in ("32-true", "bf16-mixed") else cfg
 
 

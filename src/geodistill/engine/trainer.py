@@ -29,7 +29,7 @@ from geodistill.data.prepare import TrainData
 from geodistill.data.views import plan_of
 from geodistill.engine.batches import assemble_batch, epoch_order
 from geodistill.engine.cache import TeacherSource
-from geodistill.engine.checkpoint import save_checkpoint
+from geodistill.engine.checkpoint import read_resumable, save_checkpoint
 from geodistill.engine.convergence import resolve_epochs
 from geodistill.engine.precision import fabric_precision, resolve_precision
 from geodistill.errors import GeodistillError
@@ -391,7 +391,11 @@ class Trainer:
 
     def resume(self, path: Path) -> None:
         """Load what :meth:`train_state` stored (and the student's weights) from ``path``."""
-        ck = torch.load(path, map_location="cpu", weights_only=True)
+        ck = read_resumable(path)
+        if "train_state" not in ck or "state_dict" not in ck:
+            raise GeodistillError(
+                f"{path} holds no training state to resume; delete it to train this run from its first epoch."
+            )
         ts = ck["train_state"]
         self.step_module.student.load_state_dict(ck["state_dict"])
         self.step_module.objective.load_state_dict(ts["objective"])
