@@ -4,7 +4,7 @@ The CLI in a subprocess, on a fresh data cache (``GEODISTILL_CACHE`` in a new te
 folder), with every core (no ``OMP_NUM_THREADS``): wall time, peak memory, the recipe's own
 summary table, verdict and budget check. Done when: under 90 minutes on 2 cores, every run
 converged, the student alone within 1 point of the best CNN3 measured on AID
-(``benchmarks/converged.py``). About an hour on 2 cores; there is no quick mode.
+(``benchmarks/converged.py``). About 80 minutes on 2 cores (78 measured); there is no quick mode.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ COMMAND = ["run", "--recipe", "thesis", "--dataset", "folder", "--root", str(AID
 def main(out: Path, quick: bool = False) -> str:
     """Run the recipe in ``out`` (resumes: delete ``out`` to time a run from scratch)."""
     if quick:
-        raise SystemExit("benchmarks.thesis has no quick mode: it is the one-hour acceptance run.")
+        raise SystemExit("benchmarks.thesis has no quick mode: it is the 80-minute acceptance run.")
     out.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     cli = [sys.executable, "-m", "geodistill.cli", *COMMAND, "--out", str(out / "thesis")]

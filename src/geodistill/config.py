@@ -220,8 +220,8 @@ RECIPES: dict[str, dict] = {
         # the student alone 79.09, out-of-fold teachers 78.37; the four best are re-measured at
         # 600 epochs (DIST leads there too on the seeds so far). On the test split no method beat
         # the student alone with a CI above 0 (DIST −0.20 [−1.29, +0.89] at 300 epochs). One
-        # objective besides the student keeps the run near an hour on 2 cores (ensembles and
-        # out-of-fold need 2-3 more teachers)
+        # objective besides the student keeps the run under 90 minutes on 2 cores (78 measured;
+        # ensembles and out-of-fold need 2-3 more teachers)
         "objectives": [
             {"loss": "student"},
             {"loss": "dist", "T": 1.0},
