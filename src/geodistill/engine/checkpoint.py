@@ -7,6 +7,7 @@ geodistill_version`` and, for resumable training state, ``train_state``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,15 +61,24 @@ def save_checkpoint(
     return atomic_save(ckpt, path)
 
 
+def _safe_load(path: Path, unreadable: Callable[[str], str]) -> Any:
+    """``torch.load`` of tensors only (no code objects); when that fails, raises the sentence
+    ``unreadable(name of the exception's type)``."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise GeodistillError(unreadable(type(e).__name__)) from None
+
+
 def read_resumable(path: Path) -> dict:
     """The dict in a run's ``last.ckpt`` (tensors only), or one sentence saying how to start over."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise GeodistillError(
-            f"{path} could not be read ({type(e).__name__}), so the run cannot resume from it; "
+    ckpt = _safe_load(
+        path,
+        lambda error: (
+            f"{path} could not be read ({error}), so the run cannot resume from it; "
             "delete it to train this run from its first epoch."
-        ) from None
+        ),
+    )
     if not isinstance(ckpt, dict):
         raise GeodistillError(
             f"{path} is not a geodistill resume checkpoint; delete it to train this run from its first epoch."
@@ -83,13 +93,13 @@ def load_checkpoint(path: str | Path) -> dict:
         raise GeodistillError(
             f"Checkpoint {path} does not exist; pass the path of a .ckpt written by 'geodistill train' or 'distill'."
         )
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise GeodistillError(
-            f"Checkpoint {path} could not be read safely ({type(e).__name__}); it is truncated, "
+    ckpt = _safe_load(
+        path,
+        lambda error: (
+            f"Checkpoint {path} could not be read safely ({error}); it is truncated, "
             "not a geodistill checkpoint, or contains code objects."
-        ) from None
+        ),
+    )
     missing = [k for k in REQUIRED if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
         raise GeodistillError(
