@@ -19,6 +19,7 @@ from geodistill.engine.teachers import EnsembleSource, OutOfFoldSource, load_tea
 from geodistill.errors import GeodistillError
 from geodistill.experiments.stats import paired_difference, setting_label
 from geodistill.pipeline import run
+from log_capture import captured_log
 
 
 def spec(tmp: Path, **over) -> dict:
@@ -163,12 +164,14 @@ def test_a_recipe_trains_the_teacher_sets_its_objectives_ask_for(tmp_path, monke
                 {"loss": "kl", "alpha": 0.5, "teachers": "ensemble"},
                 {"loss": "kl", "alpha": 0.5, "teachers": "out_of_fold"},
             ],
-            "seeds": [0],
+            "seeds": [0, 1],
             "teacher_seeds": [0, 1],
             "folds": 2,
         },
     )
-    summary = run("tiny-sets", out=tmp_path / "job")
+    with captured_log() as lines:
+        summary = run("tiny-sets", out=tmp_path / "job")
+    assert not [line for line in lines if "already finished" in line]  # each teacher set resolved once, not per seed
     job = tmp_path / "job"
     assert sorted(p.name for p in job.glob("teacher*")) == ["teacher", "teacher-fold0", "teacher-fold1", "teacher-s1"]
     labels = [t["label"] for t in summary["table"]]

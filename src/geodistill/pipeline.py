@@ -223,6 +223,7 @@ class _TeacherSets:
     def __init__(self, recipe: dict, tspec: dict, first: str, out_dir: Path, resume: bool, datas: dict, timings):
         self.recipe, self.tspec, self.first, self.out_dir = recipe, tspec, first, out_dir
         self.resume, self.datas, self.timings = resume, datas, timings
+        self._made: dict[str, dict] = {}  # kind -> its distill fields, so each set is resolved once
 
     def _train(self, name: str, over: dict) -> str:
         cfg = build_config(deep_merge(self.tspec, over), where=f"recipe teacher {name}")
@@ -233,6 +234,11 @@ class _TeacherSets:
 
     def distill(self, kind: str) -> dict:
         """The ``distill`` fields (teacher, ensemble) of one kind of teacher set."""
+        if kind not in self._made:
+            self._made[kind] = self._make(kind)
+        return self._made[kind]
+
+    def _make(self, kind: str) -> dict:
         if kind == "one":
             return {"teacher": self.first}
         if kind == "ensemble":
