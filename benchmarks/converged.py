@@ -20,12 +20,13 @@ that did not train on it).
 
 Plan: KL's (α, T) tuned on seed 0 by validation; every method screened on seed 0 at 150
 epochs (an order only: that budget is not converged); every method and the student alone over
-5 seeds at 300 epochs, KL's (α, T) and DIST's τ checked again there on seed 0; the tier's best
-method is the one with the best mean validation accuracy at 300 epochs (its object in
-``results/converged.json``). Tier 2 (MobileNetV2) runs the screening's pick, DIST. The 300-epoch
-budget then failed its check over seeds 0-2, so the student alone and the four methods that
-validated best there run at 600 epochs over 5 seeds, with a 1200-epoch check (``double_plan``),
-summarised as a tier of their own (``TIERS``).
+5 seeds at 300 epochs, KL's (α, T) and DIST's τ checked again there on seed 0. Tier 2
+(MobileNetV2) runs the screening's pick, DIST. The 300-epoch budget then failed its check over
+seeds 0-2, so the student alone and the four methods that validated best there run at 600
+epochs over 5 seeds, with a 1200-epoch check (``double_plan``), summarised as a tier of their
+own (``TIERS``). A tier's best method is the one with the best mean validation accuracy over
+the seeds every method has (its object in ``results/converged.json``); at 600 epochs that is
+the 3-teacher ensemble, which the ``thesis`` recipe ships.
 
 Resumable and parallel by lanes: ``python -m benchmarks.converged --lane teachers`` and
 ``--lane students`` in two shells (one torch thread each); a run whose teachers or whose
