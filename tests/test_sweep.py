@@ -20,7 +20,7 @@ import pytest
 import geodistill.engine.api as api
 import geodistill.engine.cache as cache_mod
 import geodistill.engine.teachers as teachers_mod
-from geodistill.config import RECIPES
+from geodistill.config import RECIPES, DistillConfig
 from geodistill.errors import GeodistillError, GeodistillWarning
 from geodistill.experiments import write_report
 from geodistill.experiments.sweep import (
@@ -216,9 +216,10 @@ def test_ablation_with_a_given_teacher_shares_its_cache(alpha_sweep, work):
     assert not list(out.glob("teacher-*"))  # the given teacher is used, none trained
     assert all(r["teacher"] == str(teacher) for r in results if r["objective_name"] != "student")
     thesis = next(r for r in results if r["objective_name"] == "thesis")
-    dist = next(r for r in results if r["objective_name"] == "dist")
-    recipe = next(o for o in RECIPES["thesis"]["objectives"] if o["loss"] == "dist")
-    assert dist["config"]["distill"]["T"] == recipe["T"] != 4.0  # the recipe's T, not the default
+    kl = next(r for r in results if r["objective_name"] == "kl")
+    recipe = next(o for o in RECIPES["thesis"]["objectives"] if o["loss"] == "kl")
+    assert kl["config"]["distill"]["alpha"] == recipe["alpha"] != DistillConfig().alpha  # the recipe's α
+    assert recipe["teachers"] == "ensemble" and kl["teacher"] == str(teacher)  # its α, not its teacher set
     assert (
         "‖W₁‖*" in thesis["objective"]
         and "DKD" in next(r for r in results if r["objective_name"] == "dkd")["objective"]

@@ -272,7 +272,7 @@ def run(
         typer.Option(
             "--budget-check/--no-budget-check",
             help="Also train the student alone at twice the epochs, to see whether the budget converged "
-            "(default: the recipe's choice; thesis and paper do).",
+            "(default: the recipe's choice; paper does).",
         ),
     ] = None,
     set_: Sets = None,

@@ -274,7 +274,7 @@ def plan(sweep: Mapping[str, Any], teacher_ckpt: str | None = None) -> SweepPlan
 
     combos: list[dict] = [{"loss": "student"}]
     if sweep.get("ablation"):
-        params = {o["loss"]: o for o in r.get("objectives", [])}
+        params = {o["loss"]: {k: o[k] for k in ("alpha", "beta", "T") if k in o} for o in r.get("objectives", [])}
         combos += [{**params.get(name, {}), "loss": name} for name in ablation()]
     if grid:
         grid.setdefault("loss", ["thesis"])
