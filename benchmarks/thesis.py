@@ -2,9 +2,10 @@
 
 The CLI in a subprocess, on a fresh data cache (``GEODISTILL_CACHE`` in a new temporary
 folder), with every core (no ``OMP_NUM_THREADS``): wall time, peak memory, the recipe's own
-summary table, verdict and budget check. Done when: under 90 minutes on 2 cores, every run
-converged, the student alone within 1 point of the best CNN3 measured on AID
-(``benchmarks/converged.py``). About 80 minutes on 2 cores (78 measured); there is no quick mode.
+summary table and verdict (and the budget check when the recipe runs one). Done when: under 90
+minutes on 2 cores, every run converged, the student alone within 1 point of the best CNN3
+measured on AID (``benchmarks/converged.py``). About 80 minutes on 2 cores (results/thesis.md);
+there is no quick mode.
 """
 
 from __future__ import annotations
