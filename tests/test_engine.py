@@ -17,22 +17,15 @@ from torch import nn
 from geodistill.config import build_config
 from geodistill.data.transforms import NUM_VIEWS, Normalizer, apply_view
 from geodistill.data.views import ViewSet
-from geodistill.engine import precision as precision_mod
 from geodistill.engine import trainer as trainer_mod
 from geodistill.engine.api import distill, evaluate, prepare_data, train
 from geodistill.engine.batches import epoch_order
 from geodistill.engine.cache import build_teacher_cache
 from geodistill.engine.checkpoint import load_classifier
-from geodistill.engine.precision import (
-    FASTER,
-    fabric_precision,
-    kept_precision,
-    needs_timing,
-    resolve_precision,
-    time_precisions,
-)
+from geodistill.engine.precision import auto_rule, decide
 from geodistill.engine.trainer import lr_factor
 from geodistill.errors import GeodistillError
+from geodistill.models import build_model
 from kill_hook import kill_env
 from log_capture import captured_log
 
@@ -308,45 +301,47 @@ def _cpu_units(monkeypatch, has: bool) -> None:
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
 
 
-def test_auto_precision_without_timing_is_bf16_only_on_a_bf16_gpu(monkeypatch):
-    _cpu_units(monkeypatch, True)
+PLAIN = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4, 2))
+DEPTHWISE = nn.Sequential(nn.Conv2d(3, 3, 3, groups=3), nn.Flatten(), nn.Linear(3, 2))
+
+
+def test_auto_precision_is_a_rule_of_the_hardware_and_the_model(monkeypatch):
     t = build_config({"train": {"precision": "auto"}}).train
-    assert (
-        fabric_precision(t) == "32-true"
-        and fabric_precision(t.model_copy(update={"precision": "bf16"})) == "bf16-mixed"
-    )
-    assert needs_timing(t) and not needs_timing(t.model_copy(update={"devices": 2}))
+    _cpu_units(monkeypatch, True)
+    assert auto_rule(t, PLAIN)[0] == "bf16-mixed" and auto_rule(t, DEPTHWISE)[0] == "32-true"
+    assert auto_rule(t, build_model("cnn3", 3))[0] == "bf16-mixed"
+    assert auto_rule(t, build_model("mobilenet_v2", 3))[0] == "32-true"  # depthwise: slower in bf16 on a CPU
+    _cpu_units(monkeypatch, False)
+    assert auto_rule(t, PLAIN) == ("32-true", "a CPU without bf16 units")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
-    assert fabric_precision(t) == "bf16-mixed" and not needs_timing(t)
-    _cpu_units(monkeypatch, False)
-    assert not needs_timing(t)
+    assert auto_rule(t, DEPTHWISE)[0] == "bf16-mixed"
+    fixed = t.model_copy(update={"precision": "bf16"})
+    assert decide(fixed, PLAIN, None).value == "bf16-mixed" and not decide(fixed, PLAIN, None).auto
 
 
-@pytest.mark.parametrize("ratio, want", [(0.72, "bf16-mixed"), (2.1, "32-true"), (FASTER, "32-true")])
-def test_auto_precision_on_a_bf16_cpu_follows_the_timed_ratio_timed_once_per_shape(monkeypatch, ratio, want):
+def test_auto_precision_is_decided_once_per_study_folder_whatever_the_host(monkeypatch, tmp_path):
+    t = build_config({"train": {"precision": "auto", "model": "cnn3"}}).train
     _cpu_units(monkeypatch, True)
-    calls = []
-    monkeypatch.setattr(precision_mod, "_TIMED", {})
-    monkeypatch.setattr(precision_mod, "time_precisions", lambda *a: calls.append(a) or {"ratio": ratio})
-    cfg = build_config({"train": {"precision": "auto"}})
-    got, timing = resolve_precision(cfg, nn.Linear(2, 2), (4, 2), 2)
-    assert got.train.precision == want and timing == {"ratio": ratio}
-    assert resolve_precision(cfg.model_copy(), nn.Linear(2, 2), (4, 2), 2)[0].train.precision == want
-    resolve_precision(cfg, nn.Linear(2, 2), (8, 2), 2)  # another batch shape is timed again
-    assert len(calls) == 2
+    first = decide(t, PLAIN, tmp_path)
+    assert first.value == "bf16-mixed" and (tmp_path / "precision" / "cnn3.json").is_file()
+    _cpu_units(monkeypatch, False)  # another host (or process) whose rule says fp32 reads the study's decision
+    later = decide(t, PLAIN, tmp_path)
+    assert later == first and later.file == str(tmp_path / "precision" / "cnn3.json")
+    assert decide(t, PLAIN, tmp_path / "other").value == "32-true"  # another study decides for itself
 
 
-def test_auto_precision_keeps_what_a_resumed_checkpoint_trained_with(tmp_path):
-    cfg = build_config({"train": {"precision": "auto"}})
-    assert kept_precision(cfg, tmp_path / "last.ckpt") is cfg  # nothing to resume
+def test_auto_precision_keeps_what_a_resumed_checkpoint_trained_with(monkeypatch, tmp_path):
+    _cpu_units(monkeypatch, False)
+    t = build_config({"train": {"precision": "auto"}}).train
+    assert decide(t, PLAIN, None, tmp_path / "last.ckpt").value == "32-true"  # nothing to resume
     torch.save({"config": {"train": {"precision": "bf16-mixed"}}}, tmp_path / "last.ckpt")
-    assert kept_precision(cfg, tmp_path / "last.ckpt").train.precision == "bf16-mixed"
-    fixed = build_config({"train": {"precision": "32-true"}})
-    assert kept_precision(fixed, tmp_path / "last.ckpt").train.precision == "32-true"  # only "auto" is kept
+    assert decide(t, PLAIN, tmp_path, tmp_path / "last.ckpt").value == "bf16-mixed"
+    fixed = t.model_copy(update={"precision": "32-true"})
+    assert decide(fixed, PLAIN, None, tmp_path / "last.ckpt").value == "32-true"  # only "auto" is kept
     (tmp_path / "last.ckpt").write_bytes(b"PK\x03\x04 cut short")
     with pytest.raises(GeodistillError, match=r"last.ckpt could not be read .*delete it to train"):
-        kept_precision(cfg, tmp_path / "last.ckpt")
+        decide(t, PLAIN, None, tmp_path / "last.ckpt")
 
 
 def test_resuming_from_an_unreadable_last_ckpt_says_so_in_one_sentence(work):
@@ -358,25 +353,13 @@ def test_resuming_from_an_unreadable_last_ckpt_says_so_in_one_sentence(work):
     assert f"{run / 'last.ckpt'} could not be read" in r.stderr and "delete it" in r.stderr
 
 
-def test_timing_precisions_measures_both_and_leaves_the_rng_alone():
-    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 5))
-    torch.manual_seed(7)
-    expected = torch.rand(3)
-    torch.manual_seed(7)
-    t = time_precisions(model, (8, 3, 8, 8), 5, channels_last=True, budget_s=0.1)
-    assert torch.equal(torch.rand(3), expected)
-    assert t["fp32_ms"] > 0 and t["bf16_ms"] > 0 and t["ratio"] == pytest.approx(t["bf16_ms"] / t["fp32_ms"])
-    assert all(p.grad is None for p in model.parameters())  # timed on a copy
-
-
 def test_auto_precision_is_recorded_as_what_ran_and_resumed_as_it_ran(work, monkeypatch):
     _cpu_units(monkeypatch, True)
-    monkeypatch.setattr(precision_mod, "_TIMED", {})
-    monkeypatch.setattr(precision_mod, "time_precisions", lambda *a: {"fp32_ms": 2.0, "bf16_ms": 1.0, "ratio": 0.5})
-    res = train(build_config(cfg_dict(work, train={"epochs": 1, "precision": "auto"})), work / "auto")
-    assert res["config"]["train"]["precision"] == "bf16-mixed" and res["precision_timing"]["ratio"] == 0.5
-    # a run stopped after epoch 1 and resumed where auto would now say fp32 keeps bf16
-    monkeypatch.setattr(precision_mod, "_TIMED", {})
+    res = train(build_config(cfg_dict(work, train={"epochs": 1, "precision": "auto"})), work / "auto" / "a")
+    assert res["config"]["train"]["precision"] == "bf16-mixed"
+    assert res["precision"]["value"] == "bf16-mixed" and res["precision"]["auto"]
+    assert res["precision"]["file"] == str(work / "auto" / "precision" / "cnn3.json")
+    # a run stopped after epoch 1 and resumed in a folder and on a host where auto would say fp32 keeps bf16
     cfg = build_config(cfg_dict(work, train={"epochs": 2, "precision": "auto"}))
     end_epoch = trainer_mod.Trainer.end_epoch
 
@@ -386,11 +369,12 @@ def test_auto_precision_is_recorded_as_what_ran_and_resumed_as_it_ran(work, monk
 
     monkeypatch.setattr(trainer_mod.Trainer, "end_epoch", stop_after_first)
     with pytest.raises(KeyboardInterrupt):
-        train(cfg, work / "resumed")
-    monkeypatch.setattr(precision_mod, "time_precisions", lambda *a: {"fp32_ms": 1.0, "bf16_ms": 2.0, "ratio": 2.0})
+        train(cfg, work / "auto-resumed" / "r")
+    _cpu_units(monkeypatch, False)
+    (work / "auto-resumed" / "precision" / "cnn3.json").unlink()
     monkeypatch.setattr(trainer_mod.Trainer, "end_epoch", end_epoch)
-    res = train(cfg, work / "resumed", resume=True)
-    assert res["config"]["train"]["precision"] == "bf16-mixed"
+    res = train(cfg, work / "auto-resumed" / "r", resume=True)
+    assert res["config"]["train"]["precision"] == "bf16-mixed" and "kept from" in res["precision"]["why"]
 
 
 def test_crop_augmentation_falls_back_to_teacher_on_the_fly_and_says_so(teacher, work):

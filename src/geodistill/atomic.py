@@ -61,3 +61,20 @@ def write_text(path: str | Path, text: str) -> Path:
 def write_json(path: str | Path, obj: Any) -> Path:
     """Write ``obj`` as indented JSON atomically (numpy/torch scalars via ``float``)."""
     return write_text(path, json.dumps(obj, indent=2, default=float))
+
+
+def create_once(path: str | Path, text: str) -> bool:
+    """Write ``text`` to ``path`` only if ``path`` does not exist yet, atomically: of several
+    processes that race, exactly one creates the file (a hard link of a complete temp file, which
+    fails if the name is taken) and the others leave it as it is. Returns whether this one did."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.once")
+    write_text(tmp, text)
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)

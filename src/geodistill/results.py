@@ -48,7 +48,7 @@ class RunResult:
     wall_time_s: float | None = None  # this process's time (a resumed run: since the resume)
     train_time_s: float | None = None  # training + validation over every epoch, resumes included
     teacher_cache_s: float | None = None
-    precision_timing: dict | None = None  # what precision "auto" timed on a CPU (engine.precision)
+    precision: dict | None = None  # what the run trained in and why (engine.precision.Precision)
     history: list | None = None
     config: dict | None = None
     machine: dict | None = None

@@ -21,7 +21,7 @@ from geodistill.config import RunConfig
 from geodistill.data.prepare import TrainData, checkpoint_data_config, prepare_data
 from geodistill.engine.checkpoint import load_checkpoint, load_classifier
 from geodistill.engine.convergence import resolve_epochs, run_evidence
-from geodistill.engine.precision import kept_precision, needs_timing, precision_note, resolve_precision
+from geodistill.engine.precision import decide, precision_note, with_precision
 from geodistill.engine.teachers import describe_method, load_teachers
 from geodistill.engine.teachers import teacher_source as teacher_source_for
 from geodistill.engine.trainer import evaluate_split, fit, get_fabric
@@ -92,23 +92,18 @@ def train(
     """
     run_dir = Path(run_dir or Path(cfg.out) / (cfg.name or f"{cfg.train.model}-{cfg.distill.loss}-s{cfg.train.seed}"))
     results_path = run_dir / "results.json"
-    cfg = kept_precision(cfg, run_dir / "last.ckpt" if resume else None)  # a resumed "auto" run keeps its own
-    # a CPU's "auto" precision times the student first (engine.precision), so its Fabric comes later
-    fabric = None if needs_timing(cfg.train) else get_fabric(cfg)
     with job(1) as j:
         if resume and results_path.is_file():
             j.end_run(f"[{run_dir.name}] already finished, skipped ({run_dir})")
             return json.loads(results_path.read_text())
         try:
-            return _train(cfg, run_dir, fabric, j, resume=resume, data=data, role=role)
+            return _train(cfg, run_dir, j, resume=resume, data=data, role=role)
         except BaseException:
             j.end_run(None)
             raise
 
 
-def _train(
-    cfg: RunConfig, run_dir: Path, fabric, j: Job, *, resume: bool, data: TrainData | None, role: str | None
-) -> dict:
+def _train(cfg: RunConfig, run_dir: Path, j: Job, *, resume: bool, data: TrainData | None, role: str | None) -> dict:
     """The body of `train`: data, teachers, objective, the training loop, test metrics, cost."""
     run_dir.mkdir(parents=True, exist_ok=True)
     wall0 = time.perf_counter()
@@ -119,9 +114,9 @@ def _train(
     torch.manual_seed(cfg.train.seed)  # same seed -> same initial weights and projector
     student = build_model(cfg.train.model, len(data.classes), in_channels=data.channels, weights=cfg.train.weights)
     objective = make_objective(cfg, student.feature_dim, teachers[0][0].feature_dim if teachers else None)
-    shape = (cfg.train.batch_size, data.channels, data.size, data.size)
-    cfg, timing = resolve_precision(cfg, student, shape, len(data.classes))  # once: recorded as it ran
-    fabric = fabric or get_fabric(cfg)
+    precision = decide(cfg.train, student, run_dir.parent, run_dir / "last.ckpt" if resume else None)
+    cfg = cfg.model_copy(update={"train": with_precision(cfg.train, precision)})  # checkpoints record what ran
+    fabric = get_fabric(cfg)
     teacher_source, cache_seconds = None, None
     if teachers and objective.needs_teacher:
         teacher_source, cache_seconds = teacher_source_for(
@@ -130,7 +125,7 @@ def _train(
     j.start_run(
         f"[{run_dir.name}] {cfg.train.model} on {cfg.data.dataset} ({len(data.train)} train / "
         f"{len(data.val)} val / {len(data.test)} test, {data.size}px): {objective}, "
-        f"{cfg.train.epochs} epochs{' (auto)' if epochs_auto else ''}{precision_note(cfg.train.precision, timing)}",
+        f"{cfg.train.epochs} epochs{' (auto)' if epochs_auto else ''}{precision_note(precision)}",
         role=role or "student",
     )
     state = fit(cfg, data, student, objective, teacher_source, run_dir, meta={"arch": cfg.train.model}, resume=resume)
@@ -158,7 +153,7 @@ def _train(
         epochs_auto=epochs_auto,
         wall_time_s=time.perf_counter() - wall0,
         teacher_cache_s=cache_seconds,
-        precision_timing=timing,
+        precision=precision.to_dict(),
     )
     if fabric.is_global_zero:
         write_json_atomic(run_dir / "results.json", results)
@@ -234,4 +229,5 @@ def evaluate(ckpt: str | Path, cfg: RunConfig | None = None, split: str = "test"
             f"{data.classes[:4]}...; evaluate it on the dataset it was trained on."
         )
     model, _ = load_classifier(ckpt)
-    return evaluate_split(get_fabric(cfg), model, data, getattr(data, split))
+    fp32 = cfg.model_copy(update={"train": cfg.train.model_copy(update={"precision": "32-true"})})  # as validation
+    return evaluate_split(get_fabric(fp32), model, data, getattr(data, split))

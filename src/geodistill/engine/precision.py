@@ -1,34 +1,54 @@
-"""A run's numeric precision. ``train.precision: auto`` is bf16 autocast where it is faster, else fp32:
+"""A run's numeric precision. ``train.precision: auto`` is a rule, never a timing:
 
 - on a CUDA GPU that supports bf16: bf16-mixed;
-- on a CPU with bf16 matrix units (AMX or AVX512-BF16), one process: bf16-mixed only if a few
-  timed training steps of the run's own student, at its batch and image size, take under
-  ``FASTER`` x the fp32 time. The model decides: on such a CPU bf16 runs a CNN3 epoch at 32 px
-  in 0.72x the fp32 time but a MobileNetV2 epoch in 2.1x (depthwise convolutions;
-  BENCHMARKS.md, "bf16 autocast on the CPU");
-- anywhere else (other CPUs emulate bf16 slowly; several processes must agree without timing): fp32.
+- on a CPU with bf16 matrix units (AMX or AVX512-BF16): bf16-mixed for a model of plain
+  (ungrouped) convolutions and linear layers, fp32 for a model with grouped or depthwise
+  convolutions, which such CPUs run slower in bf16 (an epoch of the thesis CNNs takes
+  0.6-0.75x the fp32 time, MobileNetV2's 2.1x, EfficientNet-Lite0's 1.2x: BENCHMARKS.md,
+  "bf16 autocast on the CPU");
+- anywhere else: fp32.
 
-Decided once per run before training and written into its config; a resumed run keeps the
-precision its checkpoint trained with (`kept_precision`, before any Fabric exists). One process
-times a given architecture, image shape and batch once (`time_precisions` is remembered), so the
-runs it compares (seeds, the student alone and distilled, the budget check) share one precision.
+The rule reads the model and the hardware only, so every process on one host decides alike,
+whatever the load. The first process of a study writes its decision for an architecture into
+the study folder (``<folder>/precision/<model>.json``); every later process, shard and re-run
+of that folder reads it, so even shards on different hosts train alike. A resumed run keeps the
+precision its checkpoint trained with. Every results.json records the decision.
 """
 
 from __future__ import annotations
 
-import copy
-import time
+import json
+import re
+import socket
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from geodistill.config import RunConfig, TrainConfig
+from geodistill.atomic import create_once
+from geodistill.config import TrainConfig
 from geodistill.engine.checkpoint import read_resumable
 
 ALIASES = {"32": "32-true", "bf16": "bf16-mixed"}
-FASTER = 0.9  # bf16 is chosen on a CPU when its step takes < FASTER x the fp32 step
+CONCRETE = ("32-true", "bf16-mixed", "16-mixed")
+FOLDER = "precision"  # the decisions' folder inside a study folder
+
+
+@dataclass(frozen=True)
+class Precision:
+    """What a run trains in (``value``, Lightning's name), whether ``auto`` chose it, why, and
+    (for ``auto``) the host whose rule decided it and the file that holds the decision."""
+
+    value: str
+    auto: bool
+    why: str
+    host: str | None = None
+    file: str | None = None
+
+    def to_dict(self) -> dict:
+        """The JSON form results.json records."""
+        return asdict(self)
 
 
 def cpu_bf16_units() -> bool:
@@ -41,94 +61,63 @@ def _on_cuda(t: TrainConfig) -> bool:
     return t.accelerator in ("cuda", "gpu") or (t.accelerator == "auto" and torch.cuda.is_available())
 
 
-def fabric_precision(t: TrainConfig) -> str:
-    """Lightning Fabric's name for ``t.precision`` without timing anything: the aliases spelled
-    out; "auto" is bf16-mixed on a bf16-capable CUDA GPU, else 32-true (a CPU's bf16 needs
-    `resolve_precision`'s timing)."""
+def has_grouped_conv(model: nn.Module) -> bool:
+    """Whether any convolution of ``model`` is grouped (depthwise included)."""
+    return any(isinstance(m, nn.modules.conv._ConvNd) and m.groups > 1 for m in model.modules())
+
+
+def auto_rule(t: TrainConfig, model: nn.Module) -> tuple[str, str]:
+    """(precision, why) of the module docstring's rule for ``model`` on this host."""
+    if _on_cuda(t):
+        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return "bf16-mixed", "a CUDA GPU with bf16"
+        return "32-true", "a CUDA GPU without bf16"
+    if not cpu_bf16_units():
+        return "32-true", "a CPU without bf16 units"
+    if has_grouped_conv(model):
+        return "32-true", "a CPU with bf16 units, but a model with grouped convolutions (slower in bf16 there)"
+    return "bf16-mixed", "a CPU with bf16 units and a model of plain convolutions"
+
+
+def _file(study_dir: Path, model: str) -> Path:
+    return study_dir / FOLDER / (re.sub(r"[^A-Za-z0-9._-]+", "_", model) + ".json")
+
+
+def _kept(last: Path | None) -> str | None:
+    """The concrete precision checkpoint ``last`` (a run being resumed) trained with, if any."""
+    if last is None or not last.is_file():
+        return None
+    before = (read_resumable(last).get("config") or {}).get("train") or {}
+    return before.get("precision") if before.get("precision") in CONCRETE else None
+
+
+def decide(t: TrainConfig, model: nn.Module, study_dir: Path | None, resume_from: Path | None = None) -> Precision:
+    """The precision a run of ``t`` (student ``model``) trains in. A fixed ``t.precision`` is
+    spelled out; ``auto`` is, in order: what ``resume_from`` trained with, what the study folder
+    ``study_dir`` recorded for ``t.model``, else `auto_rule`, recorded there for the others."""
     if t.precision != "auto":
-        return ALIASES.get(t.precision, t.precision)
-    cuda_bf16 = _on_cuda(t) and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return "bf16-mixed" if cuda_bf16 else "32-true"
+        return Precision(ALIASES.get(t.precision, t.precision), False, "set in the config")
+    kept = _kept(resume_from)
+    if kept is not None:
+        return Precision(kept, True, f"kept from {resume_from}, the run being resumed")
+    value, why = auto_rule(t, model)
+    mine = Precision(value, True, why, host=socket.gethostname())
+    if study_dir is None:
+        return mine
+    path = _file(Path(study_dir), t.model)
+    mine = Precision(value, True, why, host=mine.host, file=str(path))
+    create_once(path, json.dumps(mine.to_dict(), indent=2))
+    recorded = json.loads(path.read_text(encoding="utf-8"))
+    return Precision(recorded["value"], True, recorded["why"], host=recorded.get("host"), file=str(path))
 
 
-def needs_timing(t: TrainConfig) -> bool:
-    """Whether "auto" must time the student: one process on a CPU with bf16 units."""
-    one_process = str(t.devices) == "1" and t.num_nodes == 1
-    return t.precision == "auto" and one_process and not _on_cuda(t) and cpu_bf16_units()
+def with_precision(t: TrainConfig, p: Precision) -> TrainConfig:
+    """``t`` with its precision made concrete (what checkpoints and results.json record)."""
+    return t.model_copy(update={"precision": p.value})
 
 
-def _fresh_batch(shape: tuple[int, ...], num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    return torch.randn(shape, generator=g), torch.randint(0, num_classes, (shape[0],), generator=g)
-
-
-def step_seconds(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bf16: bool) -> float:
-    """Seconds of one forward + backward of ``model`` on (x, y) under CE, bf16 autocast or not."""
-    t0 = time.perf_counter()
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        out = model(x)
-    loss = F.cross_entropy(out.float(), y)
-    loss.backward()
-    model.zero_grad(set_to_none=True)
-    return time.perf_counter() - t0
-
-
-def time_precisions(
-    student: nn.Module, shape: tuple[int, ...], num_classes: int, channels_last: bool, budget_s: float = 2.0
-) -> dict:
-    """Fastest step milliseconds of a copy of ``student`` in fp32 and in bf16 on a random batch
-    of ``shape``: one warm-up step each, then alternating steps (3 to 20 pairs, until
-    ``budget_s``), so a machine getting busier biases neither; the fastest step is the least
-    disturbed by other processes. The global RNG is left as it was."""
-    with torch.random.fork_rng(devices=[]):  # CPU timing: leave every GPU's RNG (and CUDA) alone
-        model = copy.deepcopy(student).train()
-        x, y = _fresh_batch(shape, num_classes)
-        if channels_last:
-            model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
-        times: dict[bool, list[float]] = {False: [], True: []}
-        for bf16 in (False, True):
-            step_seconds(model, x, y, bf16)
-        start = time.perf_counter()
-        while len(times[True]) < 20 and (len(times[True]) < 3 or time.perf_counter() - start < budget_s):
-            for bf16 in (False, True):
-                times[bf16].append(step_seconds(model, x, y, bf16))
-    fp32, bf16 = (1000 * min(times[b]) for b in (False, True))
-    return {"fp32_ms": fp32, "bf16_ms": bf16, "ratio": bf16 / fp32}
-
-
-_TIMED: dict[tuple, dict] = {}  # (arch, shape, classes, channels_last) -> time_precisions' answer, per process
-
-
-def _with(cfg: RunConfig, precision: str) -> RunConfig:
-    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"precision": precision})})
-
-
-def kept_precision(cfg: RunConfig, last: Path | None) -> RunConfig:
-    """``cfg`` with "auto" replaced by the precision checkpoint ``last`` (a run being resumed)
-    trained with, on any hardware; ``cfg`` unchanged when there is no such checkpoint."""
-    if cfg.train.precision != "auto" or last is None or not last.is_file():
-        return cfg
-    before = read_resumable(last).get("config", {}).get("train", {})
-    return _with(cfg, before["precision"]) if before.get("precision") in ("32-true", "bf16-mixed") else cfg
-
-
-def resolve_precision(
-    cfg: RunConfig, student: nn.Module, shape: tuple[int, ...], num_classes: int
-) -> tuple[RunConfig, dict | None]:
-    """``cfg`` with ``train.precision`` made concrete (see the module docstring), and the timing
-    that decided it (None when nothing was timed; the same dict for every run of one process
-    that timed the same architecture and shape)."""
-    t = cfg.train
-    if not needs_timing(t):
-        return _with(cfg, fabric_precision(t)), None
-    key = (t.model, tuple(shape), num_classes, t.channels_last)
-    if key not in _TIMED:
-        _TIMED[key] = time_precisions(student, shape, num_classes, t.channels_last)
-    timing = _TIMED[key]
-    return _with(cfg, "bf16-mixed" if timing["ratio"] < FASTER else "32-true"), timing
-
-
-def precision_note(precision: str, timing: dict | None) -> str:
-    """', bf16-mixed (a step takes 0.72x fp32's)' for a run's header line; '' for plain fp32."""
-    why = f" (a step takes {timing['ratio']:.2f}x fp32's)" if timing else ""
-    return "" if precision == "32-true" and not timing else f", {precision}{why}"
+def precision_note(p: Precision) -> str:
+    """', bf16-mixed (auto: a CPU with bf16 units ...)' for a run's header line; '' for plain fp32."""
+    if p.value == "32-true" and not p.auto:
+        return ""
+    return f", {p.value}" + (f" (auto: {p.why})" if p.auto else "")

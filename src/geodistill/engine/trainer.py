@@ -31,7 +31,7 @@ from geodistill.engine.batches import assemble_batch, epoch_order
 from geodistill.engine.cache import TeacherSource
 from geodistill.engine.checkpoint import read_resumable, save_checkpoint
 from geodistill.engine.convergence import resolve_epochs
-from geodistill.engine.precision import fabric_precision, resolve_precision
+from geodistill.engine.precision import CONCRETE
 from geodistill.errors import GeodistillError
 from geodistill.losses import LossInputs, Objective
 from geodistill.metrics import confusion, metrics_from_confusion
@@ -47,7 +47,9 @@ def get_fabric(cfg: RunConfig):
     """One Fabric per process and setting (DDP launches once; later runs reuse its processes)."""
 
     t = cfg.train
-    precision = fabric_precision(t)
+    precision = t.precision if t.precision in CONCRETE else {"32": "32-true", "bf16": "bf16-mixed"}.get(t.precision)
+    if precision is None:
+        raise ValueError(f"train.precision {t.precision!r} must be made concrete (engine.precision.decide) first")
     key = (t.accelerator, str(t.devices), t.strategy, t.num_nodes, precision)
     if key not in _FABRICS:
         fabric = Fabric(
@@ -255,8 +257,6 @@ class Trainer:
         stop_rule: StopRule | None = None,
     ) -> None:
         cfg = resolve_epochs(cfg, len(data.train))[0]  # a no-op when the caller resolved "auto" already
-        shape = (cfg.train.batch_size, data.channels, data.size, data.size)
-        cfg = resolve_precision(cfg, student, shape, len(data.classes))[0]  # likewise: last.ckpt records it
         self.cfg, self.data, self.student, self.objective, self.teacher = cfg, data, student, objective, teacher
         self.run_dir, self.meta = Path(run_dir), meta
         self.hooks = list(step_hooks if hooks is None else hooks)

@@ -116,12 +116,13 @@ def _is_baseline(row: dict[str, Any], baseline: str) -> bool:
 
 
 def _baselines(rows: Sequence[dict[str, Any]], baseline: str) -> dict[tuple, list[dict[str, Any]]]:
-    """The baseline runs per (dataset, model, seed); several for one key are averaged, with a warning."""
+    """The baseline runs per (dataset, model, seed, precision); several for one key are averaged,
+    with a warning. A run is only ever paired with a baseline that trained in its precision."""
     base: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
         if _is_baseline(r, baseline):
-            base.setdefault((r.get("dataset"), r.get("model"), r.get("seed")), []).append(r)
-    for (ds, model, seed), runs in base.items():
+            base.setdefault((r.get("dataset"), r.get("model"), r.get("seed"), r.get("precision")), []).append(r)
+    for (ds, model, seed, _), runs in base.items():
         if len(runs) > 1:
             warnings.warn(
                 f"{len(runs)} '{baseline}' runs for dataset {ds}, model {model}, seed {seed}; "
@@ -166,12 +167,14 @@ def paired_difference(
         by_seed: dict[Any, list[dict[str, Any]]] = {}
         for r in members:
             by_seed.setdefault(r.get("seed"), []).append(r)
-        pairs, missing, flags, gains, images = [], [], {}, [], set()
+        pairs, missing, other, flags, gains, images = [], [], [], {}, [], set()
         hits = lambda runs: [r.get("_correct") for r in runs]  # noqa: E731
+        precision = members[0].get("precision")
         for seed in sorted(by_seed, key=lambda s: (str(type(s)), s)):
-            b = base.get((key[0], key[1], seed))
+            b = base.get((key[0], key[1], seed, precision))
             if b is None:
                 missing.append(seed)
+                other += [p for (d, m, s, p) in base if (d, m, s) == (key[0], key[1], seed)]
                 continue
             pairs.append((seed, _mean(by_seed[seed], metric), _mean(b, metric)))
             flags.update({_run_key(r): _flag(r) for r in [*by_seed[seed], *b]})
@@ -180,6 +183,7 @@ def paired_difference(
         row = dict(zip(GROUP_BY, key), objective=members[0].get("objective"), metric=metric, baseline=baseline)
         v = image_variance(gains) if len(images) == 1 else None  # every run scored on the same images
         row.update(pair_stats(pairs, v), seeds_without_baseline=missing, _converged_by_run=flags)
+        row["baseline_precisions"] = sorted(set(map(str, other)))  # unpaired: the baseline trained otherwise
         out.append(row)
     out.sort(key=lambda r: tuple(sort_key(r.get(k)) for k in GROUP_BY))
     return out
@@ -305,6 +309,12 @@ def _sentence(row: dict[str, Any], lead: str = "") -> str:
     kind = _classify(row)
     n = row["n"]
     if kind == "no_baseline":
+        if row.get("baseline_precisions"):
+            return (
+                f"{who} could not be compared: it trained in {row.get('precision')} and the "
+                f"'{row['baseline']}' runs of its seeds in {', '.join(row['baseline_precisions'])}, and runs of "
+                "different precisions are not paired; train both in one precision (train.precision)."
+            )
         return (
             f"{who} could not be compared: there is no '{row['baseline']}' run of the same "
             f"dataset, model and seed ({_seeds(len(row['seeds_without_baseline']))} without one)."

@@ -24,7 +24,8 @@ from geodistill.errors import GeodistillError
 from geodistill.losses import get_term, loss_terms
 from geodistill.results import FAILED_FILE, RESULTS_FILE
 
-AGGREGATE_BY = ("dataset", "model", "objective_name", "alpha", "beta", "T", "method")  # what makes a setting
+# what makes a setting; runs of one setting that trained in different precisions are kept apart
+AGGREGATE_BY = ("dataset", "model", "objective_name", "alpha", "beta", "T", "method", "precision")
 AGGREGATE_METRICS = ("accuracy", "f1_macro")
 QUALITY_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
 COST_FIELDS = ("params", "flops", "size_bytes", "latency_ms")
@@ -105,6 +106,14 @@ def _teachers(t: Any) -> Any:
     return " + ".join(map(str, t)) if isinstance(t, list) else t
 
 
+def precision_of(result: dict[str, Any]) -> str | None:
+    """The precision a run trained in: results.json's ``precision.value``, else its config's."""
+    p = result.get("precision")
+    if isinstance(p, dict) and p.get("value"):
+        return str(p["value"])
+    return ((result.get("config") or {}).get("train") or {}).get("precision")
+
+
 def tidy_rows(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """One flat row per run: identity, hyper-parameters, quality metrics, per-class F1
     (`f1[<class>]` columns, the union over all runs, None where a run lacks the class),
@@ -144,6 +153,7 @@ def tidy_rows(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         for k in COST_FIELDS:
             row[k] = _num(cost.get(k))
         row["epochs"] = r.get("epochs")
+        row["precision"] = precision_of(r)
         conv = r.get("convergence") if isinstance(r.get("convergence"), dict) else {}
         row["converged"] = conv.get("converged") if isinstance(conv.get("converged"), bool) else None
         row["late_slope_pts"] = _num(conv.get("late_slope_pts"))
@@ -168,7 +178,7 @@ def sort_key(value: Any) -> tuple:
     return (2, 0, str(value))
 
 
-OPTIONAL_COLUMNS = ("method",)  # rows may lack them (results written before they existed)
+OPTIONAL_COLUMNS = ("method", "precision")  # rows may lack them (results written before they existed)
 
 
 def check_columns(rows: Sequence[dict[str, Any]], columns: Iterable[str], what: str) -> None:
