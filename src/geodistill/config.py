@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from geodistill.errors import GeodistillError
+from geodistill.protocols import PROTOCOLS
 
 
 class _Strict(BaseModel):
@@ -30,6 +31,9 @@ class DataConfig(_Strict):
     fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
     split_seed: int = 0
     split_files: dict[Literal["train", "val", "test"], str] | None = None  # one relative path per line
+    protocol: str | None = None  # a named protocol (geodistill.protocols): its dataset and train_ratio
+    train_ratio: float | None = Field(None, gt=0, lt=1)  # per class, the rest is test (data.splits.ratio_split)
+    val_ratio: float = Field(0.2, gt=0, lt=1)  # with train_ratio: the validation share of the training part
     normalization: Literal["unit", "mean_std"] = "unit"
     augment: Literal["dihedral", "none", "dihedral+grid", "dihedral+crop"] = "dihedral"
     crop_grid: int = Field(3, ge=2, le=9)  # dihedral+grid: a g x g grid of fixed crops (data/views.py)
@@ -41,12 +45,28 @@ class DataConfig(_Strict):
     folds: int | None = Field(None, ge=2, le=20)  # with hold_out: train on the training split minus one fold
     hold_out: int | None = Field(None, ge=0)  # the fold (0-based) left out; an out-of-fold teacher labels it
 
+    @model_validator(mode="before")
+    @classmethod
+    def _protocol(cls, d: Any) -> Any:
+        """A named protocol gives its dataset (unless one is named: a local copy, say ``folder``) and
+        its training ratio (which an explicit ``train_ratio`` may not contradict)."""
+        if not isinstance(d, dict) or d.get("protocol") is None:
+            return d
+        p = PROTOCOLS.get(d["protocol"])
+        if p is None:
+            raise ValueError(f"protocol {d['protocol']!r} is unknown; choose one of {', '.join(PROTOCOLS)}")
+        if d.get("train_ratio") not in (None, p.train_ratio):
+            raise ValueError(f"protocol {p.name} trains on {p.train_ratio} of each class, not {d['train_ratio']}")
+        return {**d, "dataset": d.get("dataset") or p.dataset, "train_ratio": p.train_ratio}
+
     @model_validator(mode="after")
     def _fold_pair(self) -> DataConfig:
         if (self.folds is None) != (self.hold_out is None):
             raise ValueError("data.folds and data.hold_out go together (e.g. folds=4 hold_out=0)")
         if self.folds is not None and self.hold_out >= self.folds:
             raise ValueError(f"data.hold_out must be in 0..{self.folds - 1} for data.folds={self.folds}")
+        if self.train_ratio is not None and self.split_files:
+            raise ValueError("data.train_ratio (or data.protocol) and data.split_files are two ways to split; give one")
         if self.augment in ("dihedral+grid", "dihedral+crop") and self.crop_pad >= self.size:
             raise ValueError(f"data.crop_pad ({self.crop_pad}) must be below data.size ({self.size}) to reflect-pad")
         return self
@@ -103,9 +123,13 @@ class DistillConfig(_Strict):
     or ``out_of_fold`` (teachers trained with data.folds/hold_out; each training image is
     answered by the teacher that did not train on it). ``view_mean``: every image's soft label
     is the teacher's mean over all its cached views (test-time augmentation, no extra cost).
+    Each teacher answers at its own resolution (``teacher_size``, else the size it trained at)
+    while the student trains at ``data.size``: the cache holds the teacher's answer for each view
+    of each image decoded at the teacher's size.
     """
 
     teacher: str | list[str] | None = None
+    teacher_size: int | None = Field(None, ge=8, le=1024)  # px the teacher answers at (None: its checkpoint's)
     ensemble: Literal["logits", "probs", "out_of_fold"] = "logits"
     view_mean: bool = False  # the teacher's answer averaged over every cached view of the image
     loss: str = "student"

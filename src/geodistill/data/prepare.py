@@ -16,7 +16,7 @@ import numpy as np
 from geodistill.config import DataConfig, RunConfig, build_config
 from geodistill.data.folds import fold_split, make_folds
 from geodistill.data.imageset import ImageSet
-from geodistill.data.splits import Split, make_split, split_from_files
+from geodistill.data.splits import Split, make_split, ratio_split, split_from_files
 from geodistill.data.store import default_cache_dir, image_cache_dir, load_dataset
 from geodistill.data.transforms import Normalizer
 from geodistill.errors import GeodistillError
@@ -70,11 +70,14 @@ class TrainData:
 
 
 def make_data_split(ds: ImageSet, d: DataConfig) -> Split:
-    """The split of ``d``: its split files when given (all three non-empty), else the seeded
-    stratified split with ``d.fractions`` and ``d.split_seed``. With ``d.folds`` and
+    """The split of ``d``: its split files when given (all three non-empty), else its protocol
+    split when ``d.train_ratio`` is set (`splits.ratio_split`), else the seeded stratified split
+    with ``d.fractions`` (both with ``d.split_seed``). With ``d.folds`` and
     ``d.hold_out`` the training part loses fold ``hold_out`` (`data.folds`, seeded by the split
     seed): what an out-of-fold teacher trains on."""
-    if not d.split_files:
+    if d.train_ratio is not None:
+        split = ratio_split(ds.labels, d.train_ratio, d.val_ratio, seed=d.split_seed)
+    elif not d.split_files:
         split = make_split(ds.labels, fractions=d.fractions, seed=d.split_seed, classes=ds.classes)
     else:
         split = split_from_files(ds.paths, d.split_files)
@@ -128,13 +131,13 @@ def checkpoint_data_config(
     """The data config a checkpoint trained with (``meta["config"]["data"]``), at ``size`` px
     and the checkpoint's channel count, or ``None`` when it names no dataset.
 
-    ``dataset`` names another dataset instead: then only the split fractions and seed are kept
+    ``dataset`` names another dataset instead: then only the split rule (fractions or ratios) and seed are kept
     (the split files and ``n_per_class`` belong to the trained dataset). ``root`` moves the
     dataset folder (split files name relative paths, so they still apply).
     """
     saved = dict((meta.get("config") or {}).get("data") or {})
     if dataset is not None and dataset != saved.get("dataset"):
-        saved = {k: saved[k] for k in ("fractions", "split_seed") if k in saved}
+        saved = {k: saved[k] for k in ("fractions", "split_seed", "train_ratio", "val_ratio") if k in saved}
         saved["dataset"] = dataset
     if not saved.get("dataset"):
         return None

@@ -7,6 +7,12 @@ of every class, taken from the largest split. Class ``c``'s images (in store ord
 sorted by path) are permuted by ``numpy.random.Generator(PCG64(SeedSequence([seed, c])))``:
 the same labels and seed give the same split on every machine, and one class's draw does not
 depend on the others.
+
+Protocol splits (`ratio_split`, ``data.train_ratio`` / ``data.protocol``): per class ``c`` with
+``n_c`` images, permuted as above, the first ``k_c = round(r * n_c)`` (at least 2) form the
+training part, of which the first ``round(v * k_c)`` (at least 1, ``data.val_ratio``) are
+validation, so settings and best epochs are chosen without test images; the other ``n_c - k_c``
+are the protocol's test set.
 """
 
 from __future__ import annotations
@@ -154,3 +160,29 @@ def split_from_files(paths: Sequence[str], files: Mapping[str, str | Path]) -> S
             chosen.append(hit)
         result[split] = np.sort(np.asarray(chosen, dtype=np.int64))
     return Split(result["train"], result["val"], result["test"])
+
+
+def ratio_split(labels: np.ndarray, train_ratio: float, val_ratio: float = 0.2, seed: int = 0) -> Split:
+    """The protocol split (module docstring): per class a ``train_ratio`` share for training
+    (``val_ratio`` of it for validation), the rest for test."""
+    if not 0 < train_ratio < 1 or not 0 < val_ratio < 1:
+        raise GeodistillError(
+            f"data.train_ratio ({train_ratio}) and data.val_ratio ({val_ratio}) must lie strictly between 0 and 1."
+        )
+    labels = np.asarray(labels, dtype=np.int64)
+    parts: list[list[np.ndarray]] = [[], [], []]
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        k = max(2, round(train_ratio * len(idx)))
+        if len(idx) - k < 1:
+            raise GeodistillError(
+                f"Class {int(c)} has {len(idx)} images, too few for a training share of {train_ratio} "
+                "with at least two training images and one test image; lower data.train_ratio."
+            )
+        idx = idx[
+            np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), int(c)]))).permutation(len(idx))
+        ]
+        n_val = min(k - 1, max(1, round(val_ratio * k)))
+        for part, chosen in zip(parts, (idx[n_val:k], idx[:n_val], idx[k:]), strict=True):
+            part.append(chosen)
+    return Split(*(np.sort(np.concatenate(p)).astype(np.int64) for p in parts))

@@ -35,7 +35,7 @@ from geodistill.atomic import write_bytes
 from geodistill.config import DataConfig
 from geodistill.data.imageset import ImageSet
 from geodistill.data.prepare import checkpoint_data_config, make_data_split, prepare_data
-from geodistill.data.splits import Split, make_split
+from geodistill.data.splits import Split, make_split, ratio_split
 from geodistill.deploy.quantize import onnx_predict_logits, quantize_onnx
 from geodistill.deploy.runtime import (
     INPUT_CONVENTION,
@@ -244,6 +244,8 @@ def _split_of_given(ds: Any, meta: dict, size: int, in_channels: int) -> Split:
         d = DataConfig()
     if isinstance(ds, ImageSet):
         return make_data_split(ds, d)
+    if d.train_ratio is not None:
+        return ratio_split(np.asarray(ds.labels), d.train_ratio, d.val_ratio, seed=d.split_seed)
     return make_split(np.asarray(ds.labels), fractions=d.fractions, seed=d.split_seed)
 
 

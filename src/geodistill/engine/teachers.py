@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from geodistill.config import RunConfig
 from geodistill.data.folds import make_folds
-from geodistill.data.prepare import TrainData, default_cache_dir
+from geodistill.data.prepare import TrainData, default_cache_dir, prepare_data
 from geodistill.data.transforms import Normalizer
 from geodistill.data.views import plan_of
 from geodistill.engine.cache import OnTheFlyTeacher, TeacherSource, build_teacher_cache
@@ -131,7 +131,7 @@ _NO_FEATURES = (
     "feature terms (cos_feat) need a single teacher: features of separately trained networks do not "
     "share one space; use a logit term (kl, cos) with several teachers."
 )
-_SAME_SPLIT = ("dataset", "fractions", "split_seed", "split_files", "n_per_class")
+_SAME_SPLIT = ("dataset", "fractions", "split_seed", "split_files", "n_per_class", "train_ratio", "val_ratio")
 
 
 def describe_method(cfg: RunConfig) -> str:
@@ -160,8 +160,8 @@ def teacher_paths(cfg: RunConfig) -> list[str]:
 
 
 def load_teacher(path: str, data: TrainData, dataset: str = "") -> tuple[nn.Module, dict]:
-    """The classifier at ``path`` and its metadata, checked against the run's classes, channels
-    and image size (one sentence naming what differs otherwise)."""
+    """The classifier at ``path`` and its metadata, checked against the run's classes and
+    channels (one sentence naming what differs otherwise); it may answer at another size."""
     teacher, meta = load_classifier(path)
     if list(meta["classes"]) != data.classes:
         raise GeodistillError(
@@ -173,12 +173,29 @@ def load_teacher(path: str, data: TrainData, dataset: str = "") -> tuple[nn.Modu
             f"Teacher {path} takes {meta['in_channels']} channels but the dataset gives {data.channels}; "
             "set data.channels or use a matching teacher."
         )
-    if int(meta["size"]) != data.size:
-        raise GeodistillError(
-            f"Teacher {path} was trained at {meta['size']} px but this run uses {data.size} px; "
-            f"pass --size {meta['size']} or retrain the teacher."
-        )
     return teacher, meta
+
+
+def teacher_data(cfg: RunConfig, data: TrainData, meta: dict) -> TrainData:
+    """The run's images at the size the teacher answers at (``distill.teacher_size``, else its
+    checkpoint's): ``data`` itself at the student's size, else the same images in the same order
+    decoded at the teacher's size. Views outside the dihedral group (crops) are defined in the
+    student's pixels, so a teacher of another size needs ``data.augment`` dihedral or none."""
+    size = int(cfg.distill.teacher_size or meta["size"])
+    if size == data.size:
+        return data
+    if cfg.data.augment not in ("dihedral", "none"):
+        raise GeodistillError(
+            f"A teacher at {size} px teaching a {data.size} px student needs data.augment=dihedral (or none): the "
+            f"crops of {cfg.data.augment} are defined in the student's pixels; set distill.teacher_size={data.size}."
+        )
+    bigger = prepare_data(cfg.data.model_copy(update={"size": size}), normalizer=meta["normalizer"])
+    if bigger.dataset.paths != data.dataset.paths:
+        raise GeodistillError(
+            f"The dataset read at {size} px has other images than at {data.size} px; check that {cfg.data.root} "
+            "did not change while the run started."
+        )
+    return bigger
 
 
 def load_teachers(cfg: RunConfig, data: TrainData) -> list[tuple[nn.Module, dict]]:
@@ -228,17 +245,18 @@ def oof_assignment(cfg: RunConfig, data: TrainData, metas: Sequence[dict]) -> tu
 def _cached(cfg: RunConfig, data: TrainData, teacher: nn.Module, meta: dict, indices: np.ndarray, fabric) -> tuple:
     """One teacher's exact cache over ``indices`` (rank 0 builds it; the others open it after the
     barrier); returns (cache, build seconds or None when reused)."""
-    kw = dict(data_key=data.key, size=data.size, views=plan_of(cfg.data).viewset, cache_root=default_cache_dir(cfg))
+    tdata = teacher_data(cfg, data, meta)
+    kw = dict(data_key=tdata.key, size=tdata.size, views=plan_of(cfg.data).viewset, cache_root=default_cache_dir(cfg))
     norm = Normalizer.from_dict(meta["normalizer"])
     cache, seconds = None, None
     if fabric is None or fabric.is_global_zero:
         t0 = time.perf_counter()
-        cache = build_teacher_cache(teacher, data.images, indices, norm, **kw)
+        cache = build_teacher_cache(teacher, tdata.images, indices, norm, **kw)
         seconds = None if cache.hit else time.perf_counter() - t0
     if fabric is not None:
         fabric.barrier()
     if cache is None:
-        cache = build_teacher_cache(teacher, data.images, indices, norm, **kw)
+        cache = build_teacher_cache(teacher, tdata.images, indices, norm, **kw)
     return cache, seconds
 
 
@@ -257,6 +275,7 @@ def teacher_source(
             )
         logger.info("note: random crops are outside the cached view set, so the teacher runs on the fly every step")
         model, meta = teachers[0]
+        teacher_data(cfg, data, meta)  # a teacher of another size cannot see the student's crops
         device = "cpu" if fabric is None else fabric.device
         return OnTheFlyTeacher(model.to(device), Normalizer.from_dict(meta["normalizer"])), None
     oof = cfg.distill.ensemble == "out_of_fold"

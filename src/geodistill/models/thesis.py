@@ -8,6 +8,9 @@ cnn4 (teacher): widths 32-64-128-256, one conv in blocks 1-2 and two in blocks 3
 parameters, ~0.07 GFLOPs at 32 px; twice as wide was 4.5 M / 0.28 GFLOPs and 4x slower on CPU
 for no gain on 32 px scenes). cnn3 (student): widths 16-32-64, one conv per block
 (~24 k parameters, ~5.6 MFLOPs at 32 px with 10 classes), i.e. about 46x smaller.
+
+A width multiplier ``w`` (``cnn3x2``, ``cnn3x0.5``: `models.build`) scales every block's width
+to ``max(4, round(w * width))``: parameters and FLOPs grow about as ``w²``.
 """
 
 from __future__ import annotations
@@ -62,11 +65,16 @@ class ThesisCNN(nn.Module):
         return self.fc(self.dropout(torch.flatten(x, 1)))
 
 
-def cnn4(num_classes: int, in_channels: int = 3) -> ThesisCNN:
-    """The thesis teacher: 4 blocks, widths 32-64-128-256."""
-    return ThesisCNN(CNN4_BLOCKS, num_classes, in_channels)
+def widened(blocks: Sequence[tuple[int, int]], width: float) -> tuple[tuple[int, int], ...]:
+    """``blocks`` with every width scaled by ``width`` (at least 4 channels)."""
+    return tuple((max(4, round(width * c)), n) for c, n in blocks)
 
 
-def cnn3(num_classes: int, in_channels: int = 3) -> ThesisCNN:
-    """The thesis student: 3 blocks, widths 16-32-64."""
-    return ThesisCNN(CNN3_BLOCKS, num_classes, in_channels)
+def cnn4(num_classes: int, in_channels: int = 3, width: float = 1.0) -> ThesisCNN:
+    """The thesis teacher: 4 blocks, widths 32-64-128-256 (times ``width``)."""
+    return ThesisCNN(widened(CNN4_BLOCKS, width), num_classes, in_channels)
+
+
+def cnn3(num_classes: int, in_channels: int = 3, width: float = 1.0) -> ThesisCNN:
+    """The thesis student: 3 blocks, widths 16-32-64 (times ``width``)."""
+    return ThesisCNN(widened(CNN3_BLOCKS, width), num_classes, in_channels)

