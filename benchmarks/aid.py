@@ -30,9 +30,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from geodistill.config import build_config, deep_merge
-from geodistill.experiments.stats import pair_stats, paired_difference, t_quantile, verdict
-from geodistill.experiments.table import tidy_rows
+from geodistill.analysis.stats import pair_stats, paired_difference, t_quantile, verdict
+from geodistill.analysis.table import tidy_rows
+from geodistill.config.merge import deep_merge
+from geodistill.config.run import build_config
 
 HERE = Path(__file__).resolve().parent
 AID = HERE.parents[1] / "shared" / "data" / "aid150"
@@ -151,7 +152,7 @@ def _setup_tier(tier: str, quick: bool, out: str, cache: str) -> dict:
     results.json records the teacher-cache build time. Runs in a worker process."""
     torch.set_num_threads(1)
     from geodistill.engine.api import train
-    from geodistill.experiments.sweep import plan
+    from geodistill.study.sweep import plan
 
     out_dir, specs = Path(out) / tier, tier_specs(quick, Path(cache))
     sp = specs[tier]
@@ -368,7 +369,7 @@ def _median_epoch(rows: list[dict], pred) -> float:
 
 
 def _load_all(out: Path) -> list[dict]:
-    from geodistill.experiments.table import collect
+    from geodistill.analysis.table import collect
 
     return collect(out) if out.is_dir() else []
 
@@ -376,8 +377,8 @@ def _load_all(out: Path) -> list[dict]:
 def cost_rows(out: Path, tier: str, size: int) -> list[dict]:
     """Params, FLOPs and latency (batch 1, uint8 input, 1 thread, PyTorch eager) of the teacher and
     of one student checkpoint; measured after training, when nothing else of ours runs."""
-    from geodistill.engine.checkpoint import load_classifier
-    from geodistill.profile import torch_cost
+    from geodistill.models.checkpoint import load_classifier
+    from geodistill.models.cost import torch_cost
 
     rows = []
     for role, ckpt in (
@@ -392,8 +393,8 @@ def cost_rows(out: Path, tier: str, size: int) -> list[dict]:
 
 def first_nuclear(out: Path, run_id: str) -> tuple[float, int]:
     """‖W₁‖* of a finished student and its effective rank (singular values > 1% of the largest)."""
-    from geodistill.engine.checkpoint import load_classifier
     from geodistill.models import first_layer_weight
+    from geodistill.models.checkpoint import load_classifier
 
     model, _ = load_classifier(out / run_id / "model.ckpt")
     w = first_layer_weight(model).detach()
@@ -408,8 +409,8 @@ def main(out_dir: Path, quick: bool = False) -> str:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", module="lightning")
-    from geodistill.experiments.plots import plot_alpha, plot_compression
-    from geodistill.experiments.sweep import run_sweep
+    from geodistill.analysis.plots import plot_alpha, plot_compression
+    from geodistill.study.sweep import run_sweep
 
     s = _settings(quick)
     out = Path(out_dir) / ("quick" if quick else "full")
@@ -740,7 +741,7 @@ def _claim_b(rows, per_alpha, pooled_nuc, alphas, base, tacc) -> str:
 
 
 def _cost_section(out: Path, results: dict, setup: dict, wall: dict, quick: bool) -> str:
-    from geodistill.profile import compression
+    from geodistill.deploy.profile import compression
 
     lines = [
         "### Cost\n",

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
+from geodistill.deploy.profile import compression, format_compression, format_profile, profile_models
 from geodistill.models import build_model
-from geodistill.profile import compression, format_compression, format_profile, profile_models
 
 PAIRS = (("vgg16", "mobilenet_v2"), ("cnn4", "cnn3"))
 SIZES = (32, 64, 224)

@@ -52,14 +52,14 @@ import torch
 
 from benchmarks.__main__ import assemble, machine
 from benchmarks.aid import _ci, _pm, paired
-from geodistill.config import build_config
+from geodistill.analysis.stats import image_gains, image_variance
+from geodistill.config.run import build_config
 from geodistill.data.prepare import prepare_data
 from geodistill.data.transforms import Normalizer, apply_view
 from geodistill.engine.api import train
-from geodistill.engine.checkpoint import load_classifier
 from geodistill.engine.convergence import BUDGET_GAIN, budget_check, evidence
-from geodistill.experiments.shards import Shard, describe_owner, release, try_lock
-from geodistill.experiments.stats import image_gains, image_variance
+from geodistill.models.checkpoint import load_classifier
+from geodistill.study.shards import Shard, describe_owner, release, try_lock
 
 HERE = Path(__file__).resolve().parent
 AID = Path(os.environ.get("GEODISTILL_AID", HERE.parents[1] / "shared" / "data" / "aid150"))

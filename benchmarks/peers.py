@@ -29,15 +29,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from geodistill.config import RunConfig, build_config
+from geodistill.config.run import RunConfig, build_config
 from geodistill.data.prepare import TrainData, prepare_data
 from geodistill.data.views import plan_of
 from geodistill.engine import api
 from geodistill.engine.batches import assemble_batch, epoch_order
-from geodistill.engine.checkpoint import load_classifier
-from geodistill.engine.teachers import load_teachers, teacher_source
 from geodistill.engine.trainer import lr_factor
 from geodistill.models import build_model
+from geodistill.models.checkpoint import load_classifier
+from geodistill.teachers.sets import load_teachers, teacher_source
 
 HERE = Path(__file__).resolve().parent
 AID = HERE.parents[1] / "shared" / "data" / "aid150"

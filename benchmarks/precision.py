@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from geodistill.config import build_config
+from geodistill.config.run import build_config
 from geodistill.data import load_dataset, make_split
 from geodistill.data.prepare import TrainData
 from geodistill.data.splits import Split

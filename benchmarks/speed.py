@@ -19,16 +19,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from geodistill.config import build_config
+from geodistill.config.run import build_config
 from geodistill.data import load_dataset, make_split
 from geodistill.data.prepare import TrainData
 from geodistill.data.splits import Split
 from geodistill.data.transforms import NUM_VIEWS, Normalizer
 from geodistill.data.views import ViewSet
-from geodistill.engine.cache import OnTheFlyTeacher, build_teacher_cache
 from geodistill.engine.trainer import fit
 from geodistill.losses import Objective
 from geodistill.models import build_model
+from geodistill.teachers.cache import OnTheFlyTeacher, build_teacher_cache
 
 AID = Path(__file__).resolve().parents[2] / "shared" / "data" / "aid150"
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from benchmarks.converged import AID
-from geodistill.pipeline import format_summary
+from geodistill.study.recipe import format_summary
 
 COMMAND = ["run", "--recipe", "thesis", "--dataset", "folder", "--root", str(AID)]
 

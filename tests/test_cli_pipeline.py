@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from geodistill.pipeline import format_summary, run
+from geodistill.study.recipe import format_summary, run
 from log_capture import captured_log
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from geodistill.config import build_config, deep_merge, get_recipe, load_yaml, parse_overrides
-from geodistill.errors import GeodistillError
-from geodistill.metrics import classification_metrics
+from geodistill.config.merge import deep_merge, load_yaml, parse_overrides
+from geodistill.config.recipes import get_recipe
+from geodistill.config.run import build_config
+from geodistill.core.errors import GeodistillError
+from geodistill.core.metrics import classification_metrics
 
 
 def test_overrides_parse_to_nested_typed_values():

@@ -12,17 +12,18 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from geodistill.analysis.stats import paired_difference, verdict
+from geodistill.analysis.table import aggregate
 from geodistill.cli import app
-from geodistill.config import RECIPES, build_config
+from geodistill.config.recipes import RECIPES
+from geodistill.config.run import build_config
+from geodistill.core.errors import GeodistillError, GeodistillWarning
 from geodistill.data.prepare import prepare_data
 from geodistill.engine import convergence
 from geodistill.engine.api import train
 from geodistill.engine.convergence import LR_DECAYED, RULE, auto_epochs, budget_check, evidence, resolve_epochs
-from geodistill.errors import GeodistillError, GeodistillWarning
-from geodistill.experiments import write_report
-from geodistill.experiments.stats import paired_difference, verdict
-from geodistill.experiments.table import aggregate
-from geodistill.pipeline import format_summary, run, summarise
+from geodistill.report.build import write_report
+from geodistill.study.recipe import format_summary, run, summarise
 
 AUTO_EPOCHS = 31  # inside the 30..400 clamp, so the images budget decides
 

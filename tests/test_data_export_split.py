@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from data_helpers import make_folder
-from geodistill.config import build_config
+from geodistill.config.run import build_config
 from geodistill.data import data_info, make_split, prepare_data
 from geodistill.deploy import export
+from geodistill.deploy.profile import profile_models
 from geodistill.engine.api import evaluate, train
-from geodistill.profile import profile_models
 
 pytest.importorskip("onnxruntime")
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 import geodistill.data as gd
 from data_helpers import make_folder
-from geodistill.errors import GeodistillError
+from geodistill.core.errors import GeodistillError
 
 
 def test_public_api_is_exported():

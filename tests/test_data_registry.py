@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from data_helpers import rgb, write_image
+from geodistill.core.errors import GeodistillError
 from geodistill.data import get_spec, list_datasets, load_dataset
 from geodistill.data.registry import download
-from geodistill.errors import GeodistillError
 
 EXPECTED_CLASSES = {
     "ucmerced": 21, "eurosat": 10, "eurosat-ms": 10, "aid": 30, "nwpu-resisc45": 45,

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geodistill.config import build_config
+from geodistill.config.protocols import PROTOCOLS
+from geodistill.config.run import build_config
+from geodistill.core.errors import GeodistillError
 from geodistill.data import Split, make_split, split_from_files
 from geodistill.data.prepare import prepare_data
 from geodistill.data.splits import ratio_split
-from geodistill.errors import GeodistillError
-from geodistill.protocols import PROTOCOLS
 
 
 def _check_partition(split: Split, n: int) -> None:

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from data_helpers import make_folder, rgb, write_image
+from geodistill.core.errors import GeodistillError, GeodistillWarning
 from geodistill.data import imageio, load_dataset, store
 from geodistill.data.store import default_cache_dir
-from geodistill.errors import GeodistillError, GeodistillWarning
 
 
 def _entries(cache: Path) -> list[str]:
@@ -144,7 +144,7 @@ def test_default_cache_dir_from_env(monkeypatch, tmp_path):
 
 
 def test_one_cache_rule_for_configs_and_paths_expands_home(monkeypatch, tmp_path):
-    from geodistill.config import build_config
+    from geodistill.config.run import build_config
     from geodistill.data import prepare
     from geodistill.data.store import image_cache_dir
 

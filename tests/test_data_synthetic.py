@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from geodistill.core.errors import GeodistillError
 from geodistill.data import load_dataset, make_split
 from geodistill.data.synthetic import CLASSES, generate
-from geodistill.errors import GeodistillError
 
 
 def test_same_seed_same_bytes_other_seed_differs():

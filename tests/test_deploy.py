@@ -12,11 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
+from geodistill.core.errors import GeodistillError
 from geodistill.deploy import describe_export, export, load_runner, predict
 from geodistill.deploy.runtime import TORCHSCRIPT_META
-from geodistill.engine.checkpoint import save_checkpoint
-from geodistill.errors import GeodistillError
 from geodistill.models import build_model
+from geodistill.models.checkpoint import save_checkpoint
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -201,7 +201,7 @@ def test_int8_runs_and_keeps_accuracy(tmp_path):
 
 
 def test_int8_uses_the_checkpoints_training_data_or_warns(tmp_path):
-    from geodistill.errors import GeodistillWarning
+    from geodistill.core.errors import GeodistillWarning
 
     model = build_model("cnn3", 10)
     common = dict(

@@ -16,25 +16,21 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from geodistill.errors import GeodistillError, GeodistillWarning
-from geodistill.experiments import (
+from geodistill.analysis.plots import plot_alpha, plot_compression, plot_confusion, plot_curves
+from geodistill.analysis.stats import image_variance, pair_stats, paired_difference, t_cdf, t_quantile, verdict
+from geodistill.analysis.table import (
     aggregate,
     collect,
-    paired_difference,
-    plot_alpha,
-    plot_compression,
-    plot_confusion,
-    plot_curves,
-    t_quantile,
+    format_mean_std,
+    format_points,
+    format_value,
     tidy_rows,
-    verdict,
     write_csv,
     write_markdown,
-    write_report,
     write_rows_json,
 )
-from geodistill.experiments.stats import image_variance, pair_stats, t_cdf
-from geodistill.experiments.table import format_mean_std, format_points, format_value
+from geodistill.core.errors import GeodistillError, GeodistillWarning
+from geodistill.report.build import write_report
 
 CLASSES = ["farm", "forest", "urban"]
 STUDENT_ACC = [0.80, 0.82, 0.81]  # seeds 0, 1, 2

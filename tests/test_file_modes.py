@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from geodistill.atomic import write_text
+from geodistill.core.atomic import write_text
 from geodistill.deploy import export
-from geodistill.experiments import write_report
-from geodistill.experiments.sweep import run_sweep
-from geodistill.pipeline import run
+from geodistill.report.build import write_report
+from geodistill.study.recipe import run
+from geodistill.study.sweep import run_sweep
 
 TINY = {
     "data": {"n_per_class": 12, "size": 16},

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from geodistill.errors import GeodistillError
+from geodistill.core.errors import GeodistillError
 from geodistill.losses import PRESETS, LossInputs, Objective, ce, cosine, dist, dkd, kl, mse, nuclear_norm, soft_ce
 from geodistill.losses.objective import list_presets
 

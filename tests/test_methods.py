@@ -9,14 +9,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from geodistill.config import build_config
+from geodistill.config.run import build_config
+from geodistill.core.errors import GeodistillError
 from geodistill.data.folds import fold_split, make_folds
 from geodistill.data.transforms import apply_view
 from geodistill.data.views import ViewSet
 from geodistill.engine.convergence import auto_epochs, evidence, late_slope, slope, smooth
-from geodistill.engine.teachers import EnsembleSource, OutOfFoldSource, ViewMeanSource, combine_logits
-from geodistill.errors import GeodistillError
 from geodistill.losses import LossInputs, Objective
+from geodistill.teachers.combine import EnsembleSource, OutOfFoldSource, ViewMeanSource, combine_logits
 
 # ---------------------------------------------------------------- ensembles
 

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from geodistill.errors import GeodistillError, GeodistillWarning
+from geodistill.core.errors import GeodistillError, GeodistillWarning
 from geodistill.models import Classifier, adapt_input_conv, build_model, first_layer_weight, list_models, model_card
 
 try:

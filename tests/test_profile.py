@@ -8,20 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from geodistill.errors import GeodistillError, GeodistillWarning
-from geodistill.profile import (
-    JOB_TIMING,
-    clear_latency_memo,
-    compression,
-    count_flops,
-    count_params,
-    format_compression,
-    format_profile,
-    job_cost,
-    profile_models,
-    time_calls,
-    torch_cost,
-)
+from geodistill.core.errors import GeodistillError, GeodistillWarning
+from geodistill.deploy.profile import compression, format_compression, format_profile, profile_models
+from geodistill.models.card import count_flops
+from geodistill.models.cost import JOB_TIMING, clear_latency_memo, count_params, job_cost, time_calls, torch_cost
 
 
 @pytest.mark.parametrize("bias", [True, False])

@@ -9,8 +9,8 @@ import warnings
 import pytest
 from rich.console import Console
 
-from geodistill import log as gdlog
-from geodistill.progress import QUIET_S, Job, duration, is_tenth, job
+from geodistill.core import log as gdlog
+from geodistill.core.progress import QUIET_S, Job, duration, is_tenth, job
 from log_capture import captured_log
 
 

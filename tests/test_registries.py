@@ -8,9 +8,8 @@ import math
 import pytest
 import torch
 
-from geodistill.experiments.stats import paired_difference, setting_label, verdict
-from geodistill.experiments.sweep import ablation, plan, point_label
-from geodistill.experiments.table import aggregate, has_nuclear, tidy_rows
+from geodistill.analysis.stats import paired_difference, setting_label, verdict
+from geodistill.analysis.table import aggregate, has_nuclear, tidy_rows
 from geodistill.losses import (
     LossInputs,
     Objective,
@@ -21,7 +20,8 @@ from geodistill.losses import (
     unregister_preset,
     unregister_term,
 )
-from geodistill.results import RunResult, hyper
+from geodistill.results.result import RunResult, hyper
+from geodistill.study.sweep import ablation, plan, point_label
 
 
 @pytest.fixture

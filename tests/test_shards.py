@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from geodistill.errors import GeodistillError
-from geodistill.experiments.shards import Shard, parse_shard, read_lock, release, slurm_shard, try_lock, wait_lock
-from geodistill.experiments.sweep import run_sweep
+from geodistill.core.errors import GeodistillError
+from geodistill.study.shards import Shard, parse_shard, read_lock, release, slurm_shard, try_lock, wait_lock
+from geodistill.study.sweep import run_sweep
 from kill_hook import kill_env
 from log_capture import captured_log
 

@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 
 import geodistill.engine.api as api
-import geodistill.engine.cache as cache_mod
-import geodistill.engine.teachers as teachers_mod
-from geodistill.config import RECIPES, DistillConfig
-from geodistill.errors import GeodistillError, GeodistillWarning
-from geodistill.experiments import write_report
-from geodistill.experiments.sweep import (
+import geodistill.teachers.cache as cache_mod
+import geodistill.teachers.sets as teachers_mod
+from geodistill.config.recipes import RECIPES
+from geodistill.config.run import DistillConfig
+from geodistill.core.errors import GeodistillError, GeodistillWarning
+from geodistill.report.build import write_report
+from geodistill.study.sweep import (
     THESIS5,
     THESIS11,
     ablation,

@@ -11,15 +11,17 @@ import numpy as np
 import pytest
 import torch
 
-from geodistill.config import RECIPES, build_config
+from geodistill.analysis.stats import paired_difference, setting_label
+from geodistill.config.recipes import RECIPES
+from geodistill.config.run import build_config
+from geodistill.core.errors import GeodistillError
 from geodistill.data.folds import make_folds
 from geodistill.data.prepare import prepare_data
 from geodistill.data.transforms import Normalizer, apply_view
 from geodistill.engine.api import distill, train
-from geodistill.engine.teachers import EnsembleSource, OutOfFoldSource, load_teachers, teacher_source
-from geodistill.errors import GeodistillError
-from geodistill.experiments.stats import paired_difference, setting_label
-from geodistill.pipeline import run
+from geodistill.study.recipe import run
+from geodistill.teachers.combine import EnsembleSource, OutOfFoldSource
+from geodistill.teachers.sets import load_teachers, teacher_source
 from log_capture import captured_log
 
 

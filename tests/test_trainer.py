@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from geodistill.config import build_config
+from geodistill.config.run import build_config
+from geodistill.core.errors import GeodistillError
 from geodistill.data.prepare import prepare_data
 from geodistill.data.transforms import NUM_VIEWS
 from geodistill.data.views import ViewPlan, ViewSet, view_plan
 from geodistill.engine.batches import assemble_batch
 from geodistill.engine.trainer import Trainer, TrainState, patience_rule
-from geodistill.errors import GeodistillError
 from geodistill.losses import Objective
 from geodistill.models import build_model
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from geodistill.errors import GeodistillError, GeodistillWarning
+from geodistill.core.errors import GeodistillError, GeodistillWarning
 from geodistill.models import build_model, first_layer_weight, load_state_dict_by_order
 
 

@@ -13,22 +13,23 @@ from typing import Annotated
 import click
 import typer
 
-from geodistill import log as gdlog
-from geodistill.atomic import write_json
-from geodistill.config import build_config, deep_merge, load_yaml, parse_overrides
+from geodistill.config.merge import deep_merge, load_yaml, parse_overrides
+from geodistill.config.run import build_config
+from geodistill.core import log as gdlog
+from geodistill.core.atomic import write_json
+from geodistill.core.errors import GeodistillError
 from geodistill.data import data_info, download, format_info, preview
 from geodistill.deploy import describe_export
 from geodistill.deploy import export as export_api
 from geodistill.deploy import predict as predict_api
+from geodistill.deploy.profile import compression, format_compression, format_profile, profile_models
 from geodistill.engine.api import distill as distill_api
 from geodistill.engine.api import evaluate as evaluate_api
 from geodistill.engine.api import train as train_api
-from geodistill.errors import GeodistillError
-from geodistill.experiments import write_report
-from geodistill.experiments.sweep import TEACHER_TIMEOUT_S, load_sweep_file, parse_grid, run_sweep
 from geodistill.losses import list_presets
-from geodistill.pipeline import run as run_api
-from geodistill.profile import compression, format_compression, format_profile, profile_models
+from geodistill.report.build import write_report
+from geodistill.study.recipe import run as run_api
+from geodistill.study.sweep import TEACHER_TIMEOUT_S, load_sweep_file, parse_grid, run_sweep
 
 app = typer.Typer(
     add_completion=False,

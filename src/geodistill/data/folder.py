@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from geodistill.core.errors import GeodistillError
 from geodistill.data.registry import DatasetSpec
-from geodistill.errors import GeodistillError
 
 _SKIP_NAMES = {"__MACOSX", "Thumbs.db", "desktop.ini"}
 _SEARCH_DEPTH = 4

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from geodistill.errors import GeodistillError
+from geodistill.core.errors import GeodistillError
 
 
 def make_folds(labels: np.ndarray, train: np.ndarray, k: int, seed: int = 0) -> np.ndarray:

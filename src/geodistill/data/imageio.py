@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from geodistill.errors import GeodistillError
+from geodistill.core.errors import GeodistillError
 
 MS_INTEGER_SCALE = 4000.0
 TIFF_EXTENSIONS = (".tif", ".tiff")

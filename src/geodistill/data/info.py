@@ -11,14 +11,14 @@ from PIL import Image, ImageDraw
 from rich.console import Console
 from rich.table import Table
 
-from geodistill.atomic import atomic_file
-from geodistill.config import build_config
+from geodistill.config.run import build_config
+from geodistill.core.atomic import atomic_file
+from geodistill.core.errors import GeodistillError
 from geodistill.data.imageset import ImageSet
 from geodistill.data.prepare import prepare_data
 from geodistill.data.registry import get_spec
 from geodistill.data.splits import SPLIT_NAMES
 from geodistill.data.store import image_cache_dir, load_dataset
-from geodistill.errors import GeodistillError
 
 
 def data_info(

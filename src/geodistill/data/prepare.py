@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from geodistill.config import DataConfig, RunConfig, build_config
+from geodistill.config.run import DataConfig, RunConfig, build_config
+from geodistill.core.errors import GeodistillError
 from geodistill.data.folds import fold_split, make_folds
 from geodistill.data.imageset import ImageSet
 from geodistill.data.splits import Split, make_split, ratio_split, split_from_files
 from geodistill.data.store import default_cache_dir, image_cache_dir, load_dataset
 from geodistill.data.transforms import Normalizer
-from geodistill.errors import GeodistillError
 
 __all__ = ["TrainData", "checkpoint_data_config", "default_cache_dir", "make_data_split", "prepare_data"]
 

@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from geodistill.errors import GeodistillError
+from geodistill.core.errors import GeodistillError
 
 SPLIT_NAMES = ("train", "val", "test")
 

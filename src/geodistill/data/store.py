@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from geodistill.config import DataConfig, RunConfig
+from geodistill.config.run import DataConfig, RunConfig
+from geodistill.core.errors import GeodistillError, GeodistillWarning
 from geodistill.data import imageio
 from geodistill.data.fingerprint import fingerprint_files
 from geodistill.data.folder import FileList, list_files
@@ -34,7 +35,6 @@ from geodistill.data.imageset import ImageSet
 from geodistill.data.registry import DatasetSpec, get_spec
 from geodistill.data.registry import download as download_dataset
 from geodistill.data.synthetic import synthetic_imageset
-from geodistill.errors import GeodistillError, GeodistillWarning
 
 CACHE_FORMAT = 1
 IMAGES_DIR = "images"

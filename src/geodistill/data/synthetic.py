@@ -27,8 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from geodistill.core.errors import GeodistillError
 from geodistill.data.imageset import ImageSet
-from geodistill.errors import GeodistillError
 
 CLASSES = (
     "water", "river", "forest", "meadow", "farmland", "bare_land",

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from geodistill.core.errors import GeodistillError
 from geodistill.data.transforms import NUM_VIEWS, apply_view
-from geodistill.errors import GeodistillError
 
 
 @dataclass(frozen=True)

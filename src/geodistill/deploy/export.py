@@ -31,8 +31,9 @@ import torch
 from torch import nn
 
 from geodistill import __version__
-from geodistill.atomic import write_bytes
-from geodistill.config import DataConfig
+from geodistill.config.run import DataConfig
+from geodistill.core.atomic import write_bytes
+from geodistill.core.errors import GeodistillError, GeodistillWarning
 from geodistill.data.imageset import ImageSet
 from geodistill.data.prepare import checkpoint_data_config, make_data_split, prepare_data
 from geodistill.data.splits import Split, make_split, ratio_split
@@ -42,16 +43,14 @@ from geodistill.deploy.runtime import (
     INPUT_NAME,
     OUTPUT_NAME,
     TORCHSCRIPT_META,
-    Preprocessed,
     Runner,
     import_optional,
     load_runner,
     onnx_session,
     set_metadata,
-    with_preprocessing,
 )
-from geodistill.engine.checkpoint import load_classifier
-from geodistill.errors import GeodistillError, GeodistillWarning
+from geodistill.models.checkpoint import load_classifier
+from geodistill.models.preprocess import Preprocessed, with_preprocessing
 
 FORMATS = {"onnx": (".onnx",), "torchscript": (".pt", ".pth")}
 ONNX_OPSET = 17

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from geodistill.atomic import write_text
+from geodistill.core.atomic import write_text
+from geodistill.core.errors import GeodistillError
 from geodistill.data.imageio import UnreadableImage, band_count, read_image
 from geodistill.data.registry import IMAGE_EXTENSIONS
 from geodistill.deploy.runtime import Runner, load_runner
-from geodistill.errors import GeodistillError
 
 OUT_SUFFIXES = (".csv", ".json")
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from geodistill.core.errors import GeodistillError
 from geodistill.deploy.runtime import INPUT_NAME, get_metadata, import_optional, onnx_runner, onnx_session, set_metadata
-from geodistill.errors import GeodistillError
 
 QUANTIZATION = "int8 static, QDQ, per-channel weights (onnxruntime quantize_static, MinMax calibration)"
 

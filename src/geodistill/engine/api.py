@@ -16,21 +16,22 @@ from typing import Any
 
 import torch
 
-from geodistill.atomic import write_json as write_json_atomic
-from geodistill.config import RunConfig
+from geodistill.config.run import RunConfig
+from geodistill.core.atomic import write_json as write_json_atomic
+from geodistill.core.errors import GeodistillError
+from geodistill.core.progress import Job, duration, job
 from geodistill.data.prepare import TrainData, checkpoint_data_config, prepare_data
-from geodistill.engine.checkpoint import load_checkpoint, load_classifier
 from geodistill.engine.convergence import resolve_epochs, run_evidence
+from geodistill.engine.evaluate import evaluate_split
 from geodistill.engine.precision import decide, precision_note, with_precision
-from geodistill.engine.teachers import describe_method, load_teachers
-from geodistill.engine.teachers import teacher_source as teacher_source_for
-from geodistill.engine.trainer import evaluate_split, fit, get_fabric
-from geodistill.errors import GeodistillError
+from geodistill.engine.trainer import fit, get_fabric
 from geodistill.losses import Objective, get_preset
 from geodistill.models import build_model
-from geodistill.profile import job_cost
-from geodistill.progress import Job, duration, job
-from geodistill.results import COST_CACHE_FILE, RunResult, hyper
+from geodistill.models.checkpoint import load_checkpoint, load_classifier
+from geodistill.models.cost import job_cost
+from geodistill.results.result import COST_CACHE_FILE, RunResult, hyper
+from geodistill.teachers.sets import describe_method, load_teachers
+from geodistill.teachers.sets import teacher_source as teacher_source_for
 
 logger = logging.getLogger(__name__)
 

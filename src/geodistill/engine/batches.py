@@ -15,7 +15,7 @@ from torch import Tensor
 
 from geodistill.data.prepare import TrainData
 from geodistill.data.views import ViewPlan
-from geodistill.engine.cache import TeacherSource
+from geodistill.teachers.cache import TeacherSource
 
 
 @dataclass

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from geodistill.config import RunConfig
+from geodistill.config.run import RunConfig
 
 CONVERGED_SLOPE = 1.0  # accuracy points per 10% of the run, over the last 20%
 BUDGET_GAIN = 0.5  # validation accuracy points that doubling a converged budget may add

@@ -26,9 +26,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from geodistill.atomic import create_once
-from geodistill.config import TrainConfig
-from geodistill.engine.checkpoint import read_resumable
+from geodistill.config.run import TrainConfig
+from geodistill.core.atomic import create_once
+from geodistill.models.checkpoint import read_resumable
 
 ALIASES = {"32": "32-true", "bf16": "bf16-mixed"}
 CONCRETE = ("32-true", "bf16-mixed", "16-mixed")

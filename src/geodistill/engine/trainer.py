@@ -11,7 +11,6 @@ so a run resumed from a mid-epoch checkpoint is bit-identical to an uninterrupte
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import time
@@ -24,19 +23,19 @@ import torch
 from lightning.fabric import Fabric
 from torch import Tensor, nn
 
-from geodistill.config import RunConfig
+from geodistill.config.run import RunConfig
+from geodistill.core.errors import GeodistillError
+from geodistill.core.progress import Job, job
 from geodistill.data.prepare import TrainData
 from geodistill.data.views import plan_of
 from geodistill.engine.batches import assemble_batch, epoch_order
-from geodistill.engine.cache import TeacherSource
-from geodistill.engine.checkpoint import read_resumable, save_checkpoint
 from geodistill.engine.convergence import resolve_epochs
+from geodistill.engine.evaluate import evaluate_split
 from geodistill.engine.precision import CONCRETE
-from geodistill.errors import GeodistillError
 from geodistill.losses import LossInputs, Objective
-from geodistill.metrics import confusion, metrics_from_confusion
 from geodistill.models import first_layer_weight
-from geodistill.progress import Job, job
+from geodistill.models.checkpoint import read_resumable, save_checkpoint
+from geodistill.teachers.cache import TeacherSource
 
 logger = logging.getLogger(__name__)
 
@@ -99,45 +98,6 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
         return (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
-@torch.no_grad()
-def evaluate_split(
-    fabric,
-    model: nn.Module,
-    data: TrainData,
-    idx: np.ndarray,
-    batch: int = 256,
-    channels_last: bool = True,
-    per_image: bool = True,
-) -> dict:
-    """Metrics of ``model`` on the images ``idx`` (sharded across processes, confusion summed),
-    with (``per_image``) ``correct``: '1' or '0' per image of ``idx`` in its order, whether the
-    model got it right (what `experiments.stats` needs to count the test split's own sampling
-    error), and ``correct_of``: a hash of ``idx``, so only runs scored on the same images are compared."""
-    model.eval()
-    shard = idx[fabric.global_rank :: fabric.world_size]
-    k = len(data.classes)
-    cm = torch.zeros(k, k, dtype=torch.long)
-    hits = torch.zeros(len(idx), dtype=torch.long)  # this process fills its positions only
-    for s in range(0, len(shard), batch):
-        b = shard[s : s + batch]
-        x = data.normalizer(torch.from_numpy(np.asarray(data.images[b])))
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        preds = model(x.to(fabric.device)).argmax(1).cpu()
-        target = torch.from_numpy(data.labels[b])
-        cm += confusion(preds, target, k)
-        if per_image:
-            hits[fabric.global_rank + fabric.world_size * torch.arange(s, s + len(b))] = (preds == target).long()
-    if fabric.world_size > 1:
-        cm = fabric.all_reduce(cm.to(fabric.device), reduce_op="sum").cpu().long()
-    if not per_image:
-        return metrics_from_confusion(cm, data.classes)
-    if fabric.world_size > 1:
-        hits = fabric.all_reduce(hits.to(fabric.device), reduce_op="sum").cpu().long()
-    of = hashlib.sha1(np.asarray(idx, dtype=np.int64).tobytes()).hexdigest()[:12]
-    return {**metrics_from_confusion(cm, data.classes), "correct": "".join(map(str, hits.tolist())), "correct_of": of}
 
 
 @dataclass

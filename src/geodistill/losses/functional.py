@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..errors import GeodistillError
+from geodistill.core.errors import GeodistillError
+
 from .terms import LossInputs, term
 
 

@@ -26,7 +26,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..errors import GeodistillError
+from geodistill.core.errors import GeodistillError
+
 from .presets import PRESETS, check_alpha, get_preset, list_presets
 from .terms import LossInputs, Term, get_term, make_term, parse_spec
 

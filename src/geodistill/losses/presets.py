@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import GeodistillError
+from geodistill.core.errors import GeodistillError
+
 from .terms import TERMS, Term, get_term, make_term, parse_spec
 
 HYPER = ("alpha", "beta", "T")  # the preset coordinates a config, sweep or results row carries

@@ -20,7 +20,7 @@ from typing import Any
 
 from torch import Tensor
 
-from ..errors import GeodistillError
+from geodistill.core.errors import GeodistillError
 
 
 @dataclass

@@ -30,7 +30,8 @@ import torch
 import torchvision
 from torch import nn
 
-from ..errors import GeodistillError
+from geodistill.core.errors import GeodistillError
+
 from . import thesis
 from .classifier import Classifier, find_head, first_conv_name, set_submodule
 from .weights import ORDER_PREFIX, adapt_input_conv, load_weights_by_order, load_weights_file, packaged_weights

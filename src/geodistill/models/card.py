@@ -15,7 +15,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..errors import GeodistillError
+from geodistill.core.errors import GeodistillError
+
 from .classifier import _unwrap
 
 

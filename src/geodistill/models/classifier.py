@@ -17,7 +17,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from ..errors import GeodistillError
+from geodistill.core.errors import GeodistillError
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

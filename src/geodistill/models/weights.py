@@ -27,7 +27,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from ..errors import GeodistillError, GeodistillWarning
+from geodistill.core.errors import GeodistillError, GeodistillWarning
+
 from .classifier import find_head, first_conv_name
 
 _NESTED_KEYS = ("state_dict", "model_state_dict", "model")

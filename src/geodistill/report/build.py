@@ -27,10 +27,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from geodistill.engine.convergence import RULE
-from geodistill.experiments import plots
-from geodistill.experiments.stats import paired_difference, pretty_objective, setting_label, verdict
-from geodistill.experiments.table import (
+from geodistill.analysis import plots
+from geodistill.analysis.stats import paired_difference, pretty_objective, setting_label, verdict
+from geodistill.analysis.table import (
     ALPHA_FAMILY,
     aggregate,
     alpha_table,
@@ -50,7 +49,8 @@ from geodistill.experiments.table import (
     write_csv,
     write_rows_json,
 )
-from geodistill.results import FAILED_FILE, RESULTS_FILE, SWEEP_FILE
+from geodistill.engine.convergence import RULE
+from geodistill.results.result import FAILED_FILE, RESULTS_FILE, SWEEP_FILE
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
-from geodistill.log import process_rank
+from geodistill.core.log import process_rank
 
 logger = logging.getLogger(__name__)
 

@@ -38,9 +38,9 @@ import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from geodistill.analysis.table import AGGREGATE_BY, check_columns, sort_key
+from geodistill.core.errors import GeodistillWarning
 from geodistill.engine.convergence import BUDGET_GAIN, NOT_CONVERGED
-from geodistill.errors import GeodistillWarning
-from geodistill.experiments.table import AGGREGATE_BY, check_columns, sort_key
 from geodistill.losses import loss_prose
 
 GROUP_BY = AGGREGATE_BY

@@ -13,13 +13,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from geodistill.atomic import write_json, write_text
-from geodistill.config import RunConfig, build_config, deep_merge, get_recipe
-from geodistill.engine.api import data_for, train
-from geodistill.engine.convergence import BUDGET_GAIN, RULE, budget_check
-from geodistill.errors import GeodistillError, GeodistillWarning
-from geodistill.experiments.stats import GROUP_BY, paired_difference, verdict
-from geodistill.experiments.table import (
+from geodistill.analysis.stats import GROUP_BY, paired_difference, verdict
+from geodistill.analysis.table import (
     AGGREGATE_METRICS,
     COST_FIELDS,
     aggregate,
@@ -28,9 +23,16 @@ from geodistill.experiments.table import (
     format_points,
     tidy_rows,
 )
+from geodistill.config.merge import deep_merge
+from geodistill.config.recipes import get_recipe
+from geodistill.config.run import RunConfig, build_config
+from geodistill.core.atomic import write_json, write_text
+from geodistill.core.errors import GeodistillError, GeodistillWarning
+from geodistill.core.progress import job
+from geodistill.engine.api import data_for, train
+from geodistill.engine.convergence import BUDGET_GAIN, RULE, budget_check
 from geodistill.losses import loss_fragment, loss_label, loss_needs_teacher
-from geodistill.progress import job
-from geodistill.results import SUMMARY_FILE
+from geodistill.results.result import SUMMARY_FILE
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from geodistill.errors import GeodistillError
+from geodistill.core.errors import GeodistillError
 
 
 @dataclass(frozen=True)

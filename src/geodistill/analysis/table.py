@@ -19,10 +19,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from geodistill.atomic import write_text
-from geodistill.errors import GeodistillError
+from geodistill.core.atomic import write_text
+from geodistill.core.errors import GeodistillError
 from geodistill.losses import get_term, loss_terms
-from geodistill.results import FAILED_FILE, RESULTS_FILE
+from geodistill.results.result import FAILED_FILE, RESULTS_FILE
 
 # what makes a setting; runs of one setting that trained in different precisions are kept apart
 AGGREGATE_BY = ("dataset", "model", "objective_name", "alpha", "beta", "T", "method", "precision")

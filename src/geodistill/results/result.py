@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from geodistill.atomic import write_json
+from geodistill.core.atomic import write_json
 from geodistill.losses.presets import loss_hyper_keys
 
 RESULTS_FILE = "results.json"  # a finished run

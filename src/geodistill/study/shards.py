@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from geodistill.errors import GeodistillError
+from geodistill.core.errors import GeodistillError
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 
 from geodistill import __version__
-from geodistill.atomic import atomic_file
-from geodistill.errors import GeodistillError
+from geodistill.core.atomic import atomic_file
+from geodistill.core.errors import GeodistillError
 from geodistill.models import build_model
 
 REQUIRED = ("arch", "num_classes", "in_channels", "classes", "size", "normalizer", "state_dict")

@@ -14,10 +14,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from geodistill.atomic import atomic_file
-from geodistill.errors import GeodistillError
-from geodistill.experiments.stats import pretty_objective
-from geodistill.experiments.table import has_nuclear, is_number
+from geodistill.analysis.stats import pretty_objective
+from geodistill.analysis.table import has_nuclear, is_number
+from geodistill.core.atomic import atomic_file
+from geodistill.core.errors import GeodistillError
 
 _ANNOTATE_MAX_CLASSES = 15
 _ROLE_STYLE = {  # role -> (label, marker, colour)

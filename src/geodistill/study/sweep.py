@@ -20,7 +20,7 @@ A sweep folder ``OUT`` holds::
 * ``shard="I/N"`` (1-based, or ``"slurm"``) runs one round-robin share of the points, so N
   processes on machines sharing ``OUT`` split a sweep; a teacher is trained and cached by the
   first shard that needs it, under ``OUT/teacher-…lock``, while the others wait for the lock to
-  go (see :mod:`geodistill.experiments.shards`).
+  go (see :mod:`geodistill.study.shards`).
 
 The description (a dict, or a YAML file with the same keys) holds ``recipe`` (a named recipe
 under everything else; none if absent), ``base`` (config for teacher and students; its
@@ -49,20 +49,22 @@ from typing import Any
 import torch
 import yaml
 
-from geodistill import log as gdlog
-from geodistill import progress
-from geodistill.atomic import write_json, write_text
-from geodistill.config import build_config, deep_merge, get_recipe, load_yaml
+from geodistill.config.merge import deep_merge, load_yaml
+from geodistill.config.recipes import get_recipe
+from geodistill.config.run import build_config
+from geodistill.core import log as gdlog
+from geodistill.core import progress
+from geodistill.core.atomic import write_json, write_text
+from geodistill.core.errors import GeodistillError, GeodistillWarning
 from geodistill.data.views import plan_of
 from geodistill.engine import api
 from geodistill.engine.api import data_for
 from geodistill.engine.convergence import NOT_CONVERGED
-from geodistill.engine.teachers import load_teachers, teacher_source
-from geodistill.errors import GeodistillError, GeodistillWarning
-from geodistill.experiments.shards import Shard, describe_owner, parse_shard, release, try_lock, wait_lock
 from geodistill.losses import PRESETS, Objective, get_preset, loss_coords, loss_fragment, loss_needs_teacher, safe_name
 from geodistill.losses.presets import check_loss
-from geodistill.results import FAILED_FILE, RESULTS_FILE, SWEEP_FILE, RunResult, hyper, read_result
+from geodistill.results.result import FAILED_FILE, RESULTS_FILE, SWEEP_FILE, RunResult, hyper, read_result
+from geodistill.study.shards import Shard, describe_owner, parse_shard, release, try_lock, wait_lock
+from geodistill.teachers.sets import load_teachers, teacher_source
 
 logger = logging.getLogger(__name__)
 

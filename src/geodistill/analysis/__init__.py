@@ -1,0 +1,1 @@
+"""Analysis of results: tables, paired statistics and the verdict, plots."""

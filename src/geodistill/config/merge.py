@@ -1,0 +1,56 @@
+"""Config dicts: merged in layers, overridden by ``key=value`` strings, read from YAML files."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from geodistill.core.errors import GeodistillError
+
+
+def _set_dotted(d: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    for k in keys[:-1]:
+        d = d.setdefault(k, {})
+    d[keys[-1]] = value
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    """Recursive dict merge; ``over`` wins."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``["train.lr=0.01", "data.size=64"]`` -> nested dict, values parsed as YAML scalars."""
+    out: dict = {}
+    for item in items:
+        if "=" not in item:
+            raise GeodistillError(f"Override {item!r} is not of the form section.key=value (e.g. train.lr=0.01).")
+        key, raw = item.split("=", 1)
+        _set_dotted(out, key.strip(), yaml.safe_load(raw))
+    return out
+
+
+def load_yaml(path: str | Path) -> dict:
+    """Read a YAML config file into a dict, with a clear error when it is missing or malformed."""
+    p = Path(path)
+    if not p.is_file():
+        raise GeodistillError(f"Config file {p} does not exist; pass the path of a YAML file.")
+    try:
+        d = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise GeodistillError(
+            f"Config file {p} is not valid YAML ({str(e).splitlines()[0]}); fix the line it names."
+        ) from None
+    if not isinstance(d, dict):
+        raise GeodistillError(f"Config file {p} must hold a mapping (section: {{key: value}}), not {type(d).__name__}.")
+    return d

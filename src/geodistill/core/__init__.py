@@ -1,0 +1,1 @@
+"""Ground floor: one-sentence errors, atomic writes, logging, the progress view, quality metrics."""

@@ -1,0 +1,1 @@
+"""The report of a run or study folder: sections rendered as HTML and as Markdown."""
