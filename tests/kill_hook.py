@@ -1,15 +1,23 @@
-"""The environment that makes Python processes kill themselves after a training step (tests only)."""
+"""Environments that switch on the test hooks of child Python processes (tests/hooks/sitecustomize.py)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-HOOK_DIR = Path(__file__).resolve().parent / "kill_at_step"
+HOOK_DIR = Path(__file__).resolve().parent / "hooks"
+
+
+def _with_hooks(**env: str) -> dict[str, str]:
+    path = os.pathsep.join(p for p in (str(HOOK_DIR), os.environ.get("PYTHONPATH", "")) if p)
+    return {**env, "PYTHONPATH": path}
 
 
 def kill_env(step: int) -> dict[str, str]:
-    """Environment variables under which every new Python process SIGKILLs itself right after
-    global training step ``step`` (see tests/kill_at_step/sitecustomize.py)."""
-    path = os.pathsep.join(p for p in (str(HOOK_DIR), os.environ.get("PYTHONPATH", "")) if p)
-    return {"GEODISTILL_KILL_AT_STEP": str(step), "PYTHONPATH": path}
+    """Every new Python process SIGKILLs itself right after global training step ``step``."""
+    return _with_hooks(GEODISTILL_KILL_AT_STEP=str(step))
+
+
+def host_env(bf16_units: bool, **more: str) -> dict[str, str]:
+    """Every new Python process believes its CPU has (or lacks) bf16 matrix units."""
+    return _with_hooks(GEODISTILL_TEST_BF16_UNITS="1" if bf16_units else "0", **more)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from geodistill.study.recipe import format_summary, run
+from geodistill.analysis.summary import Line, Summary
+from geodistill.study.recipe import format_summary, load_summary, run
 from log_capture import captured_log
 
 
@@ -48,16 +49,17 @@ def demo(tmp_path_factory) -> tuple[Path, dict]:
 
 def test_run_trains_teacher_once_and_every_student(demo):
     out, summary = demo
-    labels = [line["label"] for line in summary["table"]]
+    labels = [line.label for line in summary.lines]
     assert labels[0].startswith("teacher") and "student" in labels and any(l.startswith("kl+cos") for l in labels)
-    students = [line for line in summary["table"] if not line["label"].startswith("teacher")]
-    assert all(line["n"] == 2 for line in students)  # two seeds each
+    students = [line for line in summary.lines if not line.label.startswith("teacher")]
+    assert all(line.n == 2 for line in students)  # two seeds each
     assert len(list((out / "run").glob("*/results.json"))) == 1 + 2 * 3
-    distilled = [line for line in students if line["label"] != "student"]
-    assert all("mean_diff" in line and line["pairs"] == 2 for line in distilled)  # paired over both seeds
-    assert summary["table"][1]["params_ratio"] > 40  # cnn4 vs cnn3
+    distilled = [line for line in students if line.label != "student"]
+    assert all(line.mean_diff is not None and line.pairs == 2 for line in distilled)  # paired over both seeds
+    assert summary.lines[1].params_ratio > 40  # cnn4 vs cnn3
     assert (out / "run" / "summary.md").read_text() == format_summary(summary)
-    assert "student alone" in summary["verdict"]
+    assert format_summary(load_summary(out / "run")) == format_summary(summary)  # summary.json reads back
+    assert "student alone" in summary.verdict
 
 
 def test_run_again_skips_finished_runs(demo):
@@ -65,13 +67,14 @@ def test_run_again_skips_finished_runs(demo):
     over = dict(TINY, data=dict(TINY["data"], cache_dir=str(out / "cache")))
     with captured_log() as lines:
         again = run("demo", overrides=over, seeds=[0, 1], out=out / "run")
-    assert sum("already finished" in l for l in lines) == 7
+    assert any("6 points, 6 already done, 0 to run" in l for l in lines)
+    assert not any("test accuracy" in l for l in lines)  # nothing trained again
     assert format_summary(again) == format_summary(summary)
 
 
 def test_user_overrides_beat_recipe_and_role_overrides_beat_both(demo):
     out, _ = demo
-    res = json.loads((out / "run" / "teacher" / "results.json").read_text())
+    res = json.loads((out / "run" / "teacher-s0" / "results.json").read_text())
     assert res["epochs"] == 2 and res["config"]["data"]["n_per_class"] == 24
 
 
@@ -124,7 +127,7 @@ def test_cli_data_info_train_export_predict_profile(tmp_path):
 
 def test_cli_bad_recipe_and_bad_override_are_one_line(tmp_path):
     r = _cli(["run", "--recipe", "nope"], tmp_path)
-    assert r.returncode == 2 and "Traceback" not in r.stderr and "demo, thesis, paper" in r.stderr
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "demo, paper, thesis" in r.stderr
     r = _cli(["train", "--set", "train.lr=-3"], tmp_path)
     assert r.returncode == 2 and "'train.lr'" in r.stderr and "Traceback" not in r.stderr
 
@@ -150,7 +153,8 @@ def test_demo_written_to_a_file_is_at_most_40_lines_and_ends_with_table_and_verd
     head = next(i for i, line in enumerate(lines) if line.startswith("| model / objective"))
     table = lines[head : head + 6]  # header, rule, the teacher and the demo's 3 objectives
     assert all(line.startswith("|") for line in table) and not lines[head + 6].strip()
-    assert "student alone" in lines[-1] and "converged" in lines[-1]  # the verdict comes last
+    assert "student alone" in lines[-2] and "converged" in lines[-2]  # the verdict, then where the results are
+    assert lines[-1].startswith(f"results in {tmp_path / 'demo'}")
     columns = [c.strip() for c in table[0].strip("|").split("|")]
     latency = {line.strip("|").split("|")[columns.index("latency ms")].strip() for line in table if "(cnn3)" in line}
     assert len(latency) == 1  # every CNN3 row: one measurement of one architecture
@@ -158,11 +162,12 @@ def test_demo_written_to_a_file_is_at_most_40_lines_and_ends_with_table_and_verd
 
 def test_summary_table_numbers_follow_the_one_format():
     common = {"model": "cnn3", "params": 24346, "flops": 5.6e6, "size_bytes": 98304, "latency_ms": 0.312}
-    single = dict(common, label="teacher", n=1, accuracy_mean=0.915, accuracy_std=math.nan, converged="1/1")
-    single.update(f1_macro_mean=0.9151, f1_macro_std=math.nan)
-    several = dict(common, label="kl", n=3, accuracy_mean=0.835, accuracy_std=0.013224, converged="0/3")
-    several.update(f1_macro_mean=0.8326, f1_macro_std=0.013301, mean_diff=0.0008, sd_diff=0.014201, wins=2, pairs=3)
-    text = format_summary({"table": [single, several], "verdict": "v"})
+    single = Line(label="teacher", n=1, accuracy_mean=0.915, accuracy_std=math.nan, converged="1/1", **common,
+                  f1_macro_mean=0.9151, f1_macro_std=math.nan)  # fmt: skip
+    gain = {"mean_diff": 0.0008, "sd_diff": 0.014201, "wins": 2, "pairs": 3}
+    several = Line(label="kl", n=3, accuracy_mean=0.835, accuracy_std=0.013224, converged="0/3", **common,
+                   f1_macro_mean=0.8326, f1_macro_std=0.013301, **gain)  # fmt: skip
+    text = format_summary(Summary([single, several], "v"))
     rows = [line for line in text.splitlines() if line.startswith("| teacher") or line.startswith("| kl")]
     assert "| 1/1 | 91.50 | 91.51 | – | – |" in rows[0]  # one run: no ±
     assert "| 0/3 | 83.50 ± 1.32 | 83.26 ± 1.33 | +0.08 ± 1.42 | 2/3 |" in rows[1]  # percent, 2 decimals, signed gain

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
-from geodistill.config.merge import deep_merge, load_yaml, parse_overrides
-from geodistill.config.recipes import get_recipe
+from geodistill.config import load_recipe, recipe_names, role_spec
+from geodistill.config.merge import load_yaml, parse_overrides
 from geodistill.config.run import build_config
 from geodistill.core.errors import GeodistillError
 from geodistill.core.metrics import classification_metrics
+from geodistill.study.plan import plan
 
 
 def test_overrides_parse_to_nested_typed_values():
@@ -40,12 +43,14 @@ def test_yaml_errors_name_the_file(tmp_path):
 
 
 def test_recipes_validate_and_unknown_is_explained():
-    for name in ("demo", "thesis", "paper"):
-        r = get_recipe(name)
+    assert recipe_names() == ["demo", "paper", "thesis"]
+    for name in recipe_names():
+        r = load_recipe(name)
         for role in ("teacher", "student"):
-            build_config(deep_merge(r["base"], r[role]))
-    with pytest.raises(GeodistillError, match="demo, thesis, paper"):
-        get_recipe("nope")
+            build_config(role_spec(r, role))
+        plan(r, Path("/out"))  # every run of every shipped recipe validates
+    with pytest.raises(GeodistillError, match="demo, paper, thesis"):
+        load_recipe("nope")
 
 
 def test_metrics_match_hand_counts():

@@ -4,6 +4,7 @@ and tables and the verdict say when compared runs had not converged."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -13,9 +14,10 @@ import torch
 from typer.testing import CliRunner
 
 from geodistill.analysis.stats import paired_difference, verdict
+from geodistill.analysis.summary import summarise
 from geodistill.analysis.table import aggregate
 from geodistill.cli import app
-from geodistill.config.recipes import RECIPES
+from geodistill.config import Study
 from geodistill.config.run import build_config
 from geodistill.core.errors import GeodistillError, GeodistillWarning
 from geodistill.data.prepare import prepare_data
@@ -23,7 +25,9 @@ from geodistill.engine import convergence
 from geodistill.engine.api import train
 from geodistill.engine.convergence import LR_DECAYED, RULE, auto_epochs, budget_check, evidence, resolve_epochs
 from geodistill.report.build import write_report
-from geodistill.study.recipe import format_summary, run, summarise
+from geodistill.results import Cost, RunResult, read_result
+from geodistill.study.recipe import format_summary, run
+from results_helpers import result
 
 AUTO_EPOCHS = 31  # inside the 30..400 clamp, so the images budget decides
 
@@ -50,21 +54,21 @@ def runs(tmp_path_factory) -> tuple[Path, int, int, dict, dict]:
 def test_auto_epochs_resolve_to_the_images_budget_and_are_recorded(runs):
     tmp, n_train, images, auto, _ = runs
     assert auto_epochs(n_train, images) == AUTO_EPOCHS
-    assert auto["config"]["train"]["epochs"] == AUTO_EPOCHS and auto["epochs_auto"] is True
-    assert auto["epochs"] == len(auto["history"]) == AUTO_EPOCHS  # no patience: the whole budget ran
+    assert auto.config["train"]["epochs"] == AUTO_EPOCHS and auto.epochs_auto is True
+    assert auto.epochs == len(auto.history) == AUTO_EPOCHS  # no patience: the whole budget ran
     ckpt = torch.load(tmp / "runs" / "auto" / "model.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["config"]["train"]["epochs"] == AUTO_EPOCHS  # the checkpoint's config agrees
     assert json.loads((tmp / "runs" / "auto" / "results.json").read_text())["epochs_auto"] is True
-    assert auto["history"][-1]["lr"] < 1e-9  # the cosine schedule reached 0 at the resolved end
+    assert auto.history[-1].lr < 1e-9  # the cosine schedule reached 0 at the resolved end
 
 
 def test_results_json_carries_evidence_recomputed_from_its_history(runs):
     _, _, _, auto, early = runs
     for res in (auto, early):
-        h = res["history"]
-        again = evidence([row["val_acc"] for row in h], res["best_epoch"], h[-1]["lr"] / res["config"]["train"]["lr"])
-        conv = res["convergence"]
-        assert set(conv) == {
+        h = res.history
+        again = evidence([row.val_acc for row in h], res.best_epoch, h[-1].lr / res.config["train"]["lr"])
+        conv = res.convergence
+        assert {f.name for f in dataclasses.fields(conv)} - {"extra"} == {
             "best_epoch",
             "epochs",
             "best_at",
@@ -74,14 +78,14 @@ def test_results_json_carries_evidence_recomputed_from_its_history(runs):
             "converged",
             "rule",
         }
-        assert conv["converged"] is again["converged"] and conv["rule"] == RULE
-        assert conv["epochs"] == len(h) and conv["best_epoch"] == res["best_epoch"]
-        assert conv["lr_end_ratio"] == pytest.approx(again["lr_end_ratio"])
-        assert conv["late_slope_pts"] == pytest.approx(again["late_slope_pts"], nan_ok=True)
-    assert auto["convergence"]["lr_end_ratio"] <= LR_DECAYED
+        assert conv.converged is again["converged"] and conv.rule == RULE
+        assert conv.epochs == len(h) and conv.best_epoch == res.best_epoch
+        assert conv.lr_end_ratio == pytest.approx(again["lr_end_ratio"])
+        assert conv.late_slope_pts == pytest.approx(again["late_slope_pts"], nan_ok=True)
+    assert auto.convergence.lr_end_ratio <= LR_DECAYED
     # patience stopped it long before the schedule decayed: not converged, whatever the curve
-    assert early["epochs"] < 40 and early["epochs_auto"] is False
-    assert early["convergence"]["lr_end_ratio"] > LR_DECAYED and early["convergence"]["converged"] is False
+    assert early.epochs < 40 and early.epochs_auto is False
+    assert early.convergence.lr_end_ratio > LR_DECAYED and early.convergence.converged is False
 
 
 def test_report_shows_converged_per_group_and_the_rule(runs):
@@ -112,8 +116,8 @@ def test_cli_epochs_auto_below_the_floor_runs_30_epochs(tmp_path, monkeypatch):
     args = ["train", "--size", "16", "--epochs", "auto", "--out", str(tmp_path), "--name", "cli"]
     result = CliRunner().invoke(app, args + [a for s in sets for a in ("--set", s)])
     assert result.exit_code == 0, result.output
-    res = json.loads((tmp_path / "cli" / "results.json").read_text())
-    assert res["config"]["train"]["epochs"] == 30 == len(res["history"]) and res["epochs_auto"] is True
+    res = read_result(tmp_path / "cli")
+    assert res.config["train"]["epochs"] == 30 == len(res.history) and res.epochs_auto is True
 
 
 def test_epochs_other_than_a_whole_number_or_auto_are_refused():
@@ -125,25 +129,13 @@ def test_epochs_other_than_a_whole_number_or_auto_are_refused():
 # ---------------------------------------------------------------- tables and the verdict
 
 
-def _row(obj: str, seed: int, acc: float, converged: bool | None, role: str = "distilled") -> dict:
-    return {
-        "run_id": f"{obj}-s{seed}",
-        "role": "student" if obj == "student" else role,
-        "dataset": "aid",
-        "model": "cnn3",
-        "objective_name": obj,
-        "alpha": None if obj in ("student", "teacher") else 0.5,
-        "beta": None,
-        "T": None if obj in ("student", "teacher") else 4.0,
-        "seed": seed,
-        "accuracy": acc,
-        "f1_macro": acc,
-        "converged": converged,
-        "status": "ok",
-    }
+def _row(obj: str, seed: int, acc: float, converged: bool | None, role: str | None = None) -> RunResult:
+    hyper = {} if obj in ("student", "teacher") else {"alpha": 0.5, "T": 4.0}
+    cost = Cost(params=10, flops=1e6, size_bytes=2048)
+    return result(obj, seed, acc, role=role, dataset="aid", converged=converged, cost=cost, **hyper)
 
 
-def _rows(flags: dict[str, list[bool | None]]) -> list[dict]:
+def _rows(flags: dict[str, list[bool | None]]) -> list[RunResult]:
     acc = {"student": 0.80, "kl": 0.82, "cos": 0.81}
     rows = [_row(o, s, acc[o] + 0.001 * s, f) for o, fs in flags.items() for s, f in enumerate(fs)]
     rows.append(_row("teacher", 0, 0.9, False, role="teacher"))  # not compared: not counted
@@ -175,33 +167,21 @@ def test_verdict_is_silent_when_every_compared_run_converged_or_none_records_it(
 
 def test_aggregate_counts_converged_runs_per_group():
     rows = _rows({"student": [True, True, False], "kl": [True, None, True], "cos": [None] * 3})
-    cells = {a["objective_name"]: a["converged"] for a in aggregate(rows)}
+    cells = {g.setting.objective: g.converged for g in aggregate(rows)}
     assert cells == {"student": "2/3", "kl": "2/3 (1 unknown)", "cos": None, "teacher": "0/1"}
-    kl = next(a for a in aggregate(rows) if a["objective_name"] == "kl")
-    assert kl["n"] == 4  # seed 7's run is in the group, and its False flag in the count
-    assert "converged" not in aggregate([{k: v for k, v in r.items() if k != "converged"} for r in rows])[0]
-
-
-def _result(obj: str, seed: int, acc: float, converged: bool | None) -> dict:
-    r = _row(obj, seed, acc, None)
-    res = {k: r[k] for k in ("run_id", "role", "dataset", "model", "objective_name", "alpha", "beta", "T", "seed")}
-    res.update(metrics={"accuracy": acc, "f1_macro": acc}, cost={"params": 10, "flops": 1e6, "size_bytes": 2048})
-    if converged is not None:
-        res["convergence"] = {"converged": converged, "late_slope_pts": 1.5 if not converged else 0.1}
-    return dict(res, label=obj)
+    kl = next(g for g in aggregate(rows) if g.setting.objective == "kl")
+    assert kl.n == 4  # seed 7's run is in the group, and its False flag in the count
 
 
 def test_run_summary_shows_converged_column_rule_and_verdict():
     flags = {"student": [True, False, True], "kl": [False, True, True]}
-    results = [
-        _result(o, s, 0.8 + 0.01 * (o == "kl") + 0.001 * s, f) for o, fs in flags.items() for s, f in enumerate(fs)
-    ]
-    text = format_summary(summarise(results, None))
+    results = [_row(o, s, 0.8 + 0.01 * (o == "kl") + 0.001 * s, f) for o, fs in flags.items() for s, f in enumerate(fs)]
+    text = format_summary(summarise([(r.objective_name, r) for r in results]))
     assert "| student (cnn3) | 3 | 2/3 |" in text and "| kl (cnn3) | 3 | 2/3 |" in text
     assert f"Converged: {RULE}." in text
     assert "Not evidence of a converged comparison: 2 of 6 compared runs had not converged" in text
-    old = [{k: v for k, v in r.items() if k != "convergence"} for r in results]  # results.json before this
-    text = format_summary(summarise(old, None))
+    old = [dataclasses.replace(r, convergence=None) for r in results]  # results.json before this
+    text = format_summary(summarise([(r.objective_name, r) for r in old]))
     assert "| student (cnn3) | 3 | – |" in text and "Converged:" not in text and "Not evidence" not in text
 
 
@@ -212,32 +192,27 @@ def test_nan_late_slope_of_a_short_run_is_not_converged():
 
 def test_budget_check_by_hand():
     ok = budget_check(0.7855, 0.7865, 150)
-    assert (ok["epochs_2x"], round(ok["gain_pts"], 6), ok["converged"]) == (300, 0.1, True)
+    assert (ok.epochs_2x, round(ok.gain_pts, 6), ok.converged) == (300, 0.1, True)
     short = budget_check(0.7285, 0.7865, 100)
-    assert round(short["gain_pts"], 6) == 5.8 and short["converged"] is False
+    assert round(short.gain_pts, 6) == 5.8 and short.converged is False
 
 
 def test_a_recipe_with_a_budget_check_trains_the_student_alone_twice_as_long(tmp_path, monkeypatch):
     d = tiny(tmp_path, epochs=3)
-    recipe = {"base": {"data": d["data"], "train": d["train"]}, "teacher": {}, "student": {}}
-    recipe.update(objectives=[{"loss": "student"}], seeds=[0], budget_check=True)
-    monkeypatch.setitem(RECIPES, "tiny-budget", recipe)
+    recipe = Study(base={"data": d["data"], "train": d["train"]}, seeds=[0], budget_check=True)
     monkeypatch.setattr(convergence, "BUDGET_GAIN", -100.0)  # any gain fails: the verdict must say so
-    summary = run("tiny-budget", out=tmp_path / "job")
-    b = summary["budget_check"]
-    twice = json.loads((tmp_path / "job" / "student-2x-s0" / "results.json").read_text())
-    once = json.loads((tmp_path / "job" / "student-s0" / "results.json").read_text())
-    assert (b["epochs"], b["epochs_2x"], twice["epochs"]) == (3, 6, 6)
-    assert b["val"] == once["val_accuracy"] and b["val_2x"] == twice["val_accuracy"]
+    summary = run(recipe, out=tmp_path / "job")
+    b = summary.budget_check
+    twice, once = read_result(tmp_path / "job" / "student-2x-s0"), read_result(tmp_path / "job" / "student-s0")
+    assert (b.epochs, b.epochs_2x, twice.epochs) == (3, 6, 6)
+    assert b.val == once.val_accuracy and b.val_2x == twice.val_accuracy
     assert "Budget check: the student alone trained 6 instead of 3 epochs" in format_summary(summary)
     # a failed check is part of the verdict (the one paragraph users read), a passed one is not
-    assert b["converged"] is False and "the budget check failed: twice the epochs gained" in summary["verdict"]
+    assert b.converged is False and "the budget check failed: twice the epochs gained" in summary.verdict
     # `run --no-budget-check` skips a recipe's check; asked of a recipe without the student alone, one sentence
-    teacher = str(tmp_path / "job" / "teacher" / "model.ckpt")
-    skipped = run("tiny-budget", out=tmp_path / "job2", teacher=teacher, budget_check=False)
-    assert "budget_check" not in skipped and not (tmp_path / "job2" / "student-2x-s0").exists()
-    monkeypatch.setitem(
-        RECIPES, "tiny-kl", {**recipe, "objectives": [{"loss": "kl", "alpha": 0.5}], "budget_check": False}
-    )
-    with pytest.warns(GeodistillWarning, match="Recipe tiny-kl has no student-alone objective .* add one"):
-        run("tiny-kl", out=tmp_path / "job3", teacher=teacher, budget_check=True)
+    skipped = run(recipe, out=tmp_path / "job2", budget_check=False)
+    assert skipped.budget_check is None and not (tmp_path / "job2" / "student-2x-s0").exists()
+    kl_only = Study(base=recipe.base, seeds=[0], objectives=[{"loss": "kl", "alpha": 0.5}])
+    teacher = str(tmp_path / "job" / "student-s0" / "model.ckpt")
+    with pytest.warns(GeodistillWarning, match="The recipe has no student-alone objective .* add one"):
+        run(kl_only, out=tmp_path / "job3", teacher=teacher, budget_check=True)

@@ -62,18 +62,18 @@ def test_export_reports_accuracy_on_the_trained_test_split(trained):
     assert len(make_split(data.labels, cfg.data.fractions, cfg.data.split_seed).test) != n_test
 
     expected = evaluate(ckpt, cfg, "test")
-    assert expected["n"] == n_test
-    assert evaluate(ckpt, split="test")["accuracy"] == expected["accuracy"]  # the checkpoint's own config
+    assert expected.n == n_test
+    assert evaluate(ckpt, split="test").accuracy == expected.accuracy  # the checkpoint's own config
 
     fp32 = export(ckpt, "onnx", out=tmp / "m.onnx")
     assert fp32["check_images"] == "test split"
     assert fp32["test_images"] == n_test
-    assert fp32["acc_fp32"] == expected["accuracy"]
+    assert fp32["acc_fp32"] == expected.accuracy
 
     int8 = export(ckpt, "onnx", int8=True, out=tmp / "m.int8.onnx")
     n_train = len(CLASSES) * (12 - TEST_PER_CLASS - 2)
     assert int8["calibration"] == f"{n_train} training-split images"
-    assert int8["test_images"] == n_test and int8["acc_fp32"] == expected["accuracy"]
+    assert int8["test_images"] == n_test and int8["acc_fp32"] == expected.accuracy
 
 
 def test_training_and_data_info_share_one_decoded_copy(trained):

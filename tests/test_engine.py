@@ -3,7 +3,6 @@ cache's exactness and invalidation; resume after a kill; DDP on 2 CPU processes.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from geodistill.engine.precision import auto_rule, decide
 from geodistill.engine.trainer import lr_factor
 from geodistill.models import build_model
 from geodistill.models.checkpoint import load_classifier
+from geodistill.results import RunResult, read_result
 from geodistill.teachers.cache import build_teacher_cache
 from kill_hook import kill_env
 from log_capture import captured_log
@@ -49,17 +49,17 @@ def work(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def teacher(work) -> dict:
+def teacher(work) -> RunResult:
     cfg = build_config(cfg_dict(work, train={"model": "cnn4", "epochs": 10}))
     return train(cfg, work / "teacher", role="teacher")
 
 
 def test_teacher_learns_far_above_chance(teacher, work):
-    assert teacher["status"] == "ok" and teacher["role"] == "teacher"
-    assert teacher["metrics"]["accuracy"] > 0.45  # chance is 0.10
+    assert teacher.status == "ok" and teacher.role == "teacher"
+    assert teacher.metrics.accuracy > 0.45  # chance is 0.10
     assert (work / "teacher" / "model.ckpt").is_file()
     assert not (work / "teacher" / "last.ckpt").exists()  # resumable state removed once finished
-    assert len(teacher["history"]) == 10 and teacher["metrics"]["n"] == 120
+    assert len(teacher.history) == 10 and teacher.metrics.n == 120
 
 
 def test_student_alone_and_distilled_learn(teacher, work):
@@ -70,9 +70,9 @@ def test_student_alone_and_distilled_learn(teacher, work):
         ),
         work / "kd",
     )
-    assert alone["role"] == "student" and kd["role"] == "distilled"
-    assert alone["metrics"]["accuracy"] > 0.3 and kd["metrics"]["accuracy"] > 0.3
-    assert "KL" in kd["objective"] and kd["teacher_cache_s"] > 0  # built by this run
+    assert alone.role == "student" and kd.role == "distilled"
+    assert alone.metrics.accuracy > 0.3 and kd.metrics.accuracy > 0.3
+    assert "KL" in kd.objective and kd.teacher_cache_s > 0  # built by this run
     again = distill(
         build_config(
             cfg_dict(
@@ -83,14 +83,14 @@ def test_student_alone_and_distilled_learn(teacher, work):
         ),
         work / "kd2",
     )
-    assert again["teacher_cache_s"] is None  # reused, not rebuilt
+    assert again.teacher_cache_s is None  # reused, not rebuilt
 
 
 def test_same_seed_same_numbers(work):
     a = train(build_config(cfg_dict(work, train={"epochs": 2})), work / "rep_a")
     b = train(build_config(cfg_dict(work, train={"epochs": 2})), work / "rep_b")
-    assert a["history"][-1]["train_loss"] == b["history"][-1]["train_loss"]
-    assert a["metrics"]["confusion_matrix"] == b["metrics"]["confusion_matrix"]
+    assert a.history[-1].train_loss == b.history[-1].train_loss
+    assert a.metrics.confusion_matrix == b.metrics.confusion_matrix
 
 
 def _data_and_teacher(work: Path):
@@ -180,9 +180,9 @@ def test_nan_loss_names_term_and_step(work):
 
 def test_evaluate_matches_training_test_metrics(teacher, work):
     m = evaluate(work / "teacher" / "model.ckpt", build_config(cfg_dict(work)), split="test")
-    assert m["accuracy"] == pytest.approx(teacher["metrics"]["accuracy"])
-    assert m["correct"] == teacher["metrics"]["correct"] and set(m["correct"]) <= {"0", "1"}
-    assert len(m["correct"]) == m["n"] and m["correct"].count("1") / m["n"] == pytest.approx(m["accuracy"])
+    assert m.accuracy == pytest.approx(teacher.metrics.accuracy)
+    assert m.correct == teacher.metrics.correct and set(m.correct) <= {"0", "1"}
+    assert len(m.correct) == m.n and m.correct.count("1") / m.n == pytest.approx(m.accuracy)
 
 
 def test_epoch_order_is_seeded_sharded_and_disjoint():
@@ -245,12 +245,11 @@ def test_resume_after_kill_equals_uninterrupted_run(work):
     assert (runs / "killed" / "last.ckpt").is_file() and not (runs / "killed" / "results.json").exists()
     resumed = _cli(_train_args(work, "killed") + ["--resume"])
     assert resumed.returncode == 0, resumed.stderr
-    a = json.loads((runs / "full" / "results.json").read_text())
-    b = json.loads((runs / "killed" / "results.json").read_text())
-    assert a["metrics"]["confusion_matrix"] == b["metrics"]["confusion_matrix"]
-    assert [h["train_loss"] for h in a["history"]] == pytest.approx([h["train_loss"] for h in b["history"]], rel=1e-6)
+    a, b = read_result(runs / "full"), read_result(runs / "killed")
+    assert a.metrics.confusion_matrix == b.metrics.confusion_matrix
+    assert [h.train_loss for h in a.history] == pytest.approx([h.train_loss for h in b.history], rel=1e-6)
     # the resumed process's wall time misses the epochs before the kill; train_time_s keeps them
-    assert b["train_time_s"] == pytest.approx(sum(h["time_s"] for h in b["history"])) and len(b["history"]) == 3
+    assert b.train_time_s == pytest.approx(sum(h.time_s for h in b.history)) and len(b.history) == 3
     sa = torch.load(runs / "full" / "model.ckpt", weights_only=True)["state_dict"]
     sb = torch.load(runs / "killed" / "model.ckpt", weights_only=True)["state_dict"]
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
@@ -268,10 +267,10 @@ def test_ddp_two_cpu_processes_trains_and_checkpoints(work):
         cwd=work,
     )
     assert r.returncode == 0, r.stderr[-3000:]
-    res = json.loads((work / "runs" / "ddp" / "results.json").read_text())
-    assert res["metrics"]["n"] == 120  # all test images counted once across both processes
+    res = read_result(work / "runs" / "ddp")
+    assert res.metrics.n == 120  # all test images counted once across both processes
     one = evaluate(work / "runs" / "ddp" / "model.ckpt")  # one process: each image's hit in the same place
-    assert res["metrics"]["correct"] == one["correct"] and len(one["correct"]) == 120
+    assert res.metrics.correct == one.correct and len(one.correct) == 120
     assert (work / "runs" / "ddp" / "model.ckpt").is_file()
     lines = r.stdout.splitlines()  # rank 0 alone prints: the run header and the result once each
     assert sum(line.startswith("[ddp] cnn3 on synthetic") for line in lines) == 1, r.stdout
@@ -283,7 +282,7 @@ def test_ddp_two_cpu_processes_trains_and_checkpoints(work):
 
 def test_bf16_mixed_precision_trains(work):
     res = train(build_config(cfg_dict(work, train={"epochs": 2, "precision": "bf16-mixed"})), work / "bf16")
-    assert np.isfinite(res["history"][-1]["train_loss"]) and res["config"]["train"]["precision"] == "bf16-mixed"
+    assert np.isfinite(res.history[-1].train_loss) and res.config["train"]["precision"] == "bf16-mixed"
 
 
 def _cpu_units(monkeypatch, has: bool) -> None:
@@ -347,9 +346,9 @@ def test_resuming_from_an_unreadable_last_ckpt_says_so_in_one_sentence(work):
 def test_auto_precision_is_recorded_as_what_ran_and_resumed_as_it_ran(work, monkeypatch):
     _cpu_units(monkeypatch, True)
     res = train(build_config(cfg_dict(work, train={"epochs": 1, "precision": "auto"})), work / "auto" / "a")
-    assert res["config"]["train"]["precision"] == "bf16-mixed"
-    assert res["precision"]["value"] == "bf16-mixed" and res["precision"]["auto"]
-    assert res["precision"]["file"] == str(work / "auto" / "precision" / "cnn3.json")
+    assert res.config["train"]["precision"] == "bf16-mixed"
+    assert res.precision.value == "bf16-mixed" and res.precision.auto
+    assert res.precision.file == str(work / "auto" / "precision" / "cnn3.json")
     # a run stopped after epoch 1 and resumed in a folder and on a host where auto would say fp32 keeps bf16
     cfg = build_config(cfg_dict(work, train={"epochs": 2, "precision": "auto"}))
     end_epoch = trainer_mod.Trainer.end_epoch
@@ -365,7 +364,7 @@ def test_auto_precision_is_recorded_as_what_ran_and_resumed_as_it_ran(work, monk
     (work / "auto-resumed" / "precision" / "cnn3.json").unlink()
     monkeypatch.setattr(trainer_mod.Trainer, "end_epoch", end_epoch)
     res = train(cfg, work / "auto-resumed" / "r", resume=True)
-    assert res["config"]["train"]["precision"] == "bf16-mixed" and "kept from" in res["precision"]["why"]
+    assert res.config["train"]["precision"] == "bf16-mixed" and "kept from" in res.precision.why
 
 
 def test_crop_augmentation_falls_back_to_teacher_on_the_fly_and_says_so(teacher, work):
@@ -379,7 +378,7 @@ def test_crop_augmentation_falls_back_to_teacher_on_the_fly_and_says_so(teacher,
     )
     with captured_log() as lines:
         res = distill(cfg, work / "crop")
-    assert any("on the fly" in l for l in lines) and res["teacher_cache_s"] is None
+    assert any("on the fly" in l for l in lines) and res.teacher_cache_s is None
 
 
 def test_split_files_define_the_split(work):

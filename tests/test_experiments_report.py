@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import json
 import math
 import random
@@ -16,21 +17,20 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from geodistill.analysis.plots import plot_alpha, plot_compression, plot_confusion, plot_curves
-from geodistill.analysis.stats import image_variance, pair_stats, paired_difference, t_cdf, t_quantile, verdict
-from geodistill.analysis.table import (
-    aggregate,
-    collect,
+from geodistill.analysis.format import (
     format_mean_std,
     format_points,
     format_value,
-    tidy_rows,
     write_csv,
     write_markdown,
     write_rows_json,
 )
+from geodistill.analysis.plots import plot_alpha, plot_compression, plot_confusion, plot_curves
+from geodistill.analysis.stats import image_variance, pair_stats, paired_difference, t_cdf, t_quantile, verdict
+from geodistill.analysis.table import aggregate, run_rows
 from geodistill.core.errors import GeodistillError, GeodistillWarning
 from geodistill.report.build import write_report
+from geodistill.results import RunResult, collect
 
 CLASSES = ["farm", "forest", "urban"]
 STUDENT_ACC = [0.80, 0.82, 0.81]  # seeds 0, 1, 2
@@ -171,12 +171,25 @@ def sweep_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def rows(sweep_dir) -> list[dict]:
-    return tidy_rows(collect(sweep_dir))
+def results(sweep_dir) -> list[RunResult]:
+    return collect(sweep_dir)
 
 
-def _group(rows, obj, alpha):
-    return [r for r in rows if r["objective_name"] == obj and r["alpha"] == alpha]
+@pytest.fixture(scope="module")
+def rows(results) -> list[dict]:
+    return run_rows(results)
+
+
+def _pick(pairings, obj, alpha):
+    return next(p for p in pairings if p.setting.objective == obj and p.setting.alpha == alpha)
+
+
+def _acc(r: RunResult, acc: float) -> RunResult:
+    return dataclasses.replace(r, metrics=dataclasses.replace(r.metrics, accuracy=acc))
+
+
+def _flat(results) -> list[dict]:
+    return [g.flat() for g in aggregate(results)]
 
 
 # ---------------------------------------------------------------- table
@@ -235,8 +248,8 @@ def test_collect_errors(tmp_path):
         collect(tmp_path)
 
 
-def test_aggregate_mean_std(rows):
-    agg = aggregate(rows)
+def test_aggregate_mean_std(results):
+    agg = _flat(results)
     # teacher, student, settings, and the crashed point (its failed.json has no α/β/T)
     assert len(agg) == 1 + 1 + len(OBJECTIVES) * len(ALPHAS) + 1
     crashed = next(a for a in agg if a["objective_name"] == "thesis" and a["alpha"] is None)
@@ -254,20 +267,18 @@ def test_aggregate_mean_std(rows):
     kl05 = next(a for a in agg if a["objective_name"] == "kl" and a["alpha"] == 0.5)
     assert (kl05["n"], kl05["n_failed"]) == (3, 1)
     # an empty test split gives accuracy nan: left out of the mean, not poisoning it
-    with_nan = [dict(r, accuracy=math.nan) if r["run_id"] == "student-s2" else r for r in rows]
-    s2 = next(a for a in aggregate(with_nan) if a["objective_name"] == "student")
+    with_nan = [_acc(r, math.nan) if r.run_id == "student-s2" else r for r in results]
+    s2 = next(a for a in _flat(with_nan) if a["objective_name"] == "student")
     assert s2["accuracy_mean"] == pytest.approx(0.81) and s2["accuracy_std"] == pytest.approx(0.0141421, abs=1e-7)
 
 
-def test_unknown_columns_are_named(rows):
-    with pytest.raises(GeodistillError, match="'acc' asked of paired_difference"):
-        paired_difference(rows, metric="acc")
-    with pytest.raises(GeodistillError, match="'lr' asked of aggregate"):
-        aggregate(rows, by=("dataset", "lr"))
+def test_unknown_metrics_are_named(results):
+    with pytest.raises(GeodistillError, match="'acc' asked of paired_difference is not a metric"):
+        paired_difference(results, metric="acc")
 
 
-def test_writers(rows, tmp_path):
-    agg = aggregate(rows)
+def test_writers(rows, results, tmp_path):
+    agg = _flat(results)
     with open(write_csv(rows, tmp_path / "t.csv"), newline="", encoding="utf-8") as fh:
         back = list(csv.DictReader(fh))
     assert len(back) == N_RUNS and "f1[forest]" in back[0]
@@ -319,38 +330,38 @@ def test_t_cdf_closed_forms():
     assert t_quantile(0.5, 5) == 0.0
 
 
-def test_paired_difference_clear_win(rows):
-    diffs = paired_difference(rows)
+def test_paired_difference_clear_win(results):
+    diffs = paired_difference(results)
     assert len(diffs) == len(OBJECTIVES) * len(ALPHAS)  # teacher and the baseline itself excluded
-    d = next(p for p in diffs if p["objective_name"] == "kl+cos" and p["alpha"] == 0.3)
-    assert (d["n"], d["wins"], d["losses"]) == (3, 3, 0)
-    assert d["mean_diff"] == pytest.approx(0.0266667, abs=1e-7)
-    assert d["sd_diff"] == pytest.approx(0.0057735, abs=1e-7)
+    d = _pick(diffs, "kl+cos", 0.3)
+    assert (d.n, d.wins, d.losses) == (3, 3, 0)
+    assert d.mean_diff == pytest.approx(0.0266667, abs=1e-7)
+    assert d.sd_diff == pytest.approx(0.0057735, abs=1e-7)
     half = 4.302653 * 0.0057735 / math.sqrt(3)  # t_{0.975,2}·sd/√n = 0.014343
-    assert d["ci_low"] == pytest.approx(0.0266667 - half, abs=1e-6)  # 0.012324
-    assert d["ci_high"] == pytest.approx(0.0266667 + half, abs=1e-6)  # 0.041010
-    assert d["baseline_mean"] == pytest.approx(0.81) and d["mean"] == pytest.approx(0.8366667, abs=1e-7)
+    assert d.ci_low == pytest.approx(0.0266667 - half, abs=1e-6)  # 0.012324
+    assert d.ci_high == pytest.approx(0.0266667 + half, abs=1e-6)  # 0.041010
+    assert d.baseline_mean == pytest.approx(0.81) and d.mean == pytest.approx(0.8366667, abs=1e-7)
 
 
-def test_paired_difference_inconclusive_and_failed(rows):
-    diffs = paired_difference(rows)
-    d = next(p for p in diffs if p["objective_name"] == "kl" and p["alpha"] == 0.1)
-    assert (d["n"], d["wins"], d["losses"]) == (3, 2, 1)
-    assert d["mean_diff"] == pytest.approx(0.0033333, abs=1e-7)
-    assert d["sd_diff"] == pytest.approx(0.0115470, abs=1e-7)
-    assert d["ci_low"] == pytest.approx(-0.0253519, abs=1e-6)
-    assert d["ci_high"] == pytest.approx(0.0320186, abs=1e-6)
-    kl05 = next(p for p in diffs if p["objective_name"] == "kl" and p["alpha"] == 0.5)
-    assert kl05["n"] == 3 and kl05["seeds_without_baseline"] == []  # the failed seed-3 run is left out
+def test_paired_difference_inconclusive_and_failed(results):
+    diffs = paired_difference(results)
+    d = _pick(diffs, "kl", 0.1)
+    assert (d.n, d.wins, d.losses) == (3, 2, 1)
+    assert d.mean_diff == pytest.approx(0.0033333, abs=1e-7)
+    assert d.sd_diff == pytest.approx(0.0115470, abs=1e-7)
+    assert d.ci_low == pytest.approx(-0.0253519, abs=1e-6)
+    assert d.ci_high == pytest.approx(0.0320186, abs=1e-6)
+    kl05 = _pick(diffs, "kl", 0.5)
+    assert kl05.n == 3 and kl05.seeds_without_baseline == []  # the failed seed-3 run is left out
 
 
-def test_paired_difference_duplicate_baseline_is_averaged_with_warning(rows):
-    extra = dict(next(r for r in rows if r["run_id"] == "student-s0"), run_id="student-s0-again", accuracy=0.78)
-    with pytest.warns(GeodistillWarning, match="2 'student' runs for dataset aid, model cnn3, seed 0"):
-        diffs = paired_difference([*rows, extra])
-    d = next(p for p in diffs if p["objective_name"] == "kl+cos" and p["alpha"] == 0.3)
+def test_paired_difference_duplicate_baseline_is_averaged_with_warning(results):
+    extra = dataclasses.replace(_acc(next(r for r in results if r.run_id == "student-s0"), 0.78), run_id="again")
+    with pytest.warns(GeodistillWarning, match="2 student-alone runs for dataset aid, model cnn3, seed 0"):
+        diffs = paired_difference([*results, extra])
+    d = _pick(diffs, "kl+cos", 0.3)
     # seed-0 baseline becomes (0.80 + 0.78)/2 = 0.79, so d = 0.04, 0.02, 0.03
-    assert d["mean_diff"] == pytest.approx(0.03) and d["sd_diff"] == pytest.approx(0.01)
+    assert d.mean_diff == pytest.approx(0.03) and d.sd_diff == pytest.approx(0.01)
 
 
 def test_image_variance_hand_computed():
@@ -379,22 +390,26 @@ def test_paired_interval_counts_the_test_images_when_runs_record_them(tmp_path):
         return r
 
     # every seed: the student alone gets images 2-3 right (0.50), KL images 1-3 (0.75)
-    results = [
+    raw = [
         run(f"{o}-s{s}", o, a, s, c) for s in range(3) for o, a, c in (("student", 0.5, "0110"), ("kl", 0.75, "1110"))
     ]
-    d = paired_difference(tidy_rows(results))[0]
+    results = [RunResult.from_dict(r) for r in raw]
+    d = paired_difference(results)[0]
     half = 4.302653 * math.sqrt(0 / 3 + 0.0625)  # sd over seeds 0; the image term of the test above
-    assert (d["mean_diff"], d["ci_over"]) == (pytest.approx(0.25), "seeds and test images")
-    assert d["ci_low"] == pytest.approx(0.25 - half, abs=1e-6) and d["ci_high"] == pytest.approx(0.25 + half, abs=1e-6)
+    assert (d.mean_diff, d.ci_over) == (pytest.approx(0.25), "seeds and test images")
+    assert d.ci_low == pytest.approx(0.25 - half, abs=1e-6) and d.ci_high == pytest.approx(0.25 + half, abs=1e-6)
     assert "(mean ± sd over 3 seeds; the 95% CI −82.6 to 132.6 over seeds and test images contains 0)" in verdict([d])
     # without the per-image record (older results), or for macro F1: the interval over seeds only
-    older = [dict(r, metrics={k: v for k, v in r["metrics"].items() if k != "correct"}) for r in results]
-    for d in (paired_difference(tidy_rows(older))[0], paired_difference(tidy_rows(results), metric="f1_macro")[0]):
-        assert d["ci_over"] == "seeds" and d["ci_low"] == pytest.approx(d["ci_high"])
-    assert "over seeds and test images" not in verdict([paired_difference(tidy_rows(older))[0]])
-    moved = [dict(r, metrics={**r["metrics"], "correct_of": "a" if r["seed"] else "b"}) for r in results]
-    assert paired_difference(tidy_rows(moved))[0]["ci_over"] == "seeds"  # scored on other images: not paired by image
-    for r in results:  # the report says which interval each row has
+    older = [dataclasses.replace(r, metrics=dataclasses.replace(r.metrics, correct=None)) for r in results]
+    for d in (paired_difference(older)[0], paired_difference(results, metric="f1_macro")[0]):
+        assert d.ci_over == "seeds" and d.ci_low == pytest.approx(d.ci_high)
+    assert "over seeds and test images" not in verdict([paired_difference(older)[0]])
+    moved = [
+        dataclasses.replace(r, metrics=dataclasses.replace(r.metrics, correct_of="a" if r.seed else "b"))
+        for r in results
+    ]
+    assert paired_difference(moved)[0].ci_over == "seeds"  # scored on other images: not paired by image
+    for r in raw:  # the report says which interval each row has
         (tmp_path / r["run_id"]).mkdir()
         (tmp_path / r["run_id"] / "results.json").write_text(json.dumps(r))
     md = write_report(tmp_path, out_dir=tmp_path / "report")[1].read_text(encoding="utf-8")
@@ -402,16 +417,16 @@ def test_paired_interval_counts_the_test_images_when_runs_record_them(tmp_path):
     assert "over seeds and test images contains 0" in md
 
 
-def test_verdict_clear_win(rows):
-    d = [p for p in paired_difference(rows) if p["objective_name"] == "kl+cos" and p["alpha"] == 0.3]
+def test_verdict_clear_win(results):
+    d = [_pick(paired_difference(results), "kl+cos", 0.3)]
     assert verdict(d) == (
         "KL+cosine (α=0.3, T=4) beats the student alone in accuracy by 2.7 ± 0.6 points "
         "(mean ± sd over 3 seeds; 95% CI 1.2 to 4.1), better in 3/3 seeds."
     )
 
 
-def test_verdict_inconclusive(rows):
-    d = [p for p in paired_difference(rows) if p["objective_name"] == "kl" and p["alpha"] == 0.1]
+def test_verdict_inconclusive(results):
+    d = [_pick(paired_difference(results), "kl", 0.1)]
     assert verdict(d) == (
         "KL (α=0.1, T=4) does not clearly differ from the student alone in accuracy: "
         "0.3 ± 1.2 points (mean ± sd over 3 seeds; the 95% CI −2.5 to 3.2 contains 0), "
@@ -419,38 +434,38 @@ def test_verdict_inconclusive(rows):
     )
 
 
-def test_verdict_whole_sweep(rows):
-    text = verdict(paired_difference(rows))
+def test_verdict_whole_sweep(results):
+    text = verdict(paired_difference(results))
     assert text.startswith("The best setting, KL+cosine (α=0.3, T=4), beats the student alone")
     assert "Of the 15 settings tried, 1 clearly beats the student alone, 13 do not clearly differ from it" in text
 
 
-def test_verdict_worse_single_seed_and_missing_baseline(rows):
-    worse = [dict(r, accuracy=r["accuracy"] - 0.05) if r["objective_name"] == "kl+cos" else r for r in rows]
-    d = [p for p in paired_difference(worse) if p["objective_name"] == "kl+cos" and p["alpha"] == 0.3]
+def test_verdict_worse_single_seed_and_missing_baseline(results):
+    worse = [_acc(r, r.value("accuracy") - 0.05) if r.objective_name == "kl+cos" and r.ok else r for r in results]
+    d = [_pick(paired_difference(worse), "kl+cos", 0.3)]
     assert verdict(d).startswith("KL+cosine (α=0.3, T=4) is worse than the student alone in accuracy by 2.3")
     assert "worse in 3/3 seeds" in verdict(d)
 
-    one_seed = [r for r in rows if r["seed"] == 0]
-    d1 = [p for p in paired_difference(one_seed) if p["objective_name"] == "kl+cos" and p["alpha"] == 0.3]
-    assert d1[0]["n"] == 1 and math.isnan(d1[0]["ci_low"])
+    one_seed = [r for r in results if r.seed == 0]
+    d1 = [_pick(paired_difference(one_seed), "kl+cos", 0.3)]
+    assert d1[0].n == 1 and math.isnan(d1[0].ci_low)
     assert verdict(d1) == (
         "KL+cosine (α=0.3, T=4) is 3.0 points above the student alone in accuracy on a "
         "single seed; with one seed there is no confidence interval, so this is one "
         "observation, not evidence."
     )
 
-    no_base = [r for r in rows if r["objective_name"] != "student"]
+    no_base = [r for r in results if r.objective_name != "student"]
     d0 = paired_difference(no_base)
-    assert all(p["n"] == 0 and p["seeds_without_baseline"] for p in d0)
+    assert all(p.n == 0 and p.seeds_without_baseline for p in d0)
     assert verdict(d0) == (
         "No setting could be compared: there is no 'student' run (role 'student') of the "
         "same dataset, model and seed to pair with."
     )
 
-    orphan = dict(next(r for r in rows if r["objective_name"] == "kl"), alpha=0.9, seed=7)
-    mixed = paired_difference([*rows, orphan])
-    assert next(p for p in mixed if p["alpha"] == 0.9)["seeds_without_baseline"] == [7]
+    orphan = dataclasses.replace(next(r for r in results if r.objective_name == "kl"), alpha=0.9, seed=7)
+    mixed = paired_difference([*results, orphan])
+    assert next(p for p in mixed if p.setting.alpha == 0.9).seeds_without_baseline == [7]
     assert verdict(mixed).endswith(
         "Of the 16 settings tried, 1 clearly beats the student alone, 13 do not clearly differ from it, 1 is "
         "clearly worse and 1 has no baseline run to pair with (a setting counts as clear when its 95% CI excludes 0)."
@@ -471,20 +486,22 @@ def _assert_png_svg(paths, stem: Path):
     assert ET.parse(paths[1]).getroot().tag.endswith("svg")
 
 
-def test_plots_write_valid_png_and_svg(rows, tmp_path):
-    _assert_png_svg(plot_alpha(rows, tmp_path / "alpha"), tmp_path / "alpha")
-    _assert_png_svg(plot_compression(rows, tmp_path / "cost"), tmp_path / "cost")
+def test_plots_write_valid_png_and_svg(results, tmp_path):
+    _assert_png_svg(plot_alpha(results, tmp_path / "alpha"), tmp_path / "alpha")
+    _assert_png_svg(plot_compression(results, tmp_path / "cost"), tmp_path / "cost")
     _assert_png_svg(plot_confusion([[8, 1, 1], [0, 9, 1], [2, 0, 8]], CLASSES, tmp_path / "cm"), tmp_path / "cm")
-    _assert_png_svg(plot_curves(_all_results()[0]["history"], tmp_path / "curves"), tmp_path / "curves")
+    _assert_png_svg(
+        plot_curves(RunResult.from_dict(_all_results()[0]).history, tmp_path / "curves"), tmp_path / "curves"
+    )
     svg = (tmp_path / "cm.svg").read_text(encoding="utf-8")
     assert "forest" in svg or "glyph" in svg  # class names are drawn (as text or glyph paths)
 
 
-def test_plot_input_errors(rows, tmp_path):
+def test_plot_input_errors(results, tmp_path):
     with pytest.raises(GeodistillError, match="3 x 3"):
         plot_confusion([[1, 2], [3, 4]], CLASSES, tmp_path / "cm")
     with pytest.raises(GeodistillError, match="α"):
-        plot_alpha([r for r in rows if r["alpha"] is None], tmp_path / "a")
+        plot_alpha([r for r in results if r.alpha is None], tmp_path / "a")
     with pytest.raises(GeodistillError, match="history"):
         plot_curves([], tmp_path / "c")
     assert not list(tmp_path.iterdir())  # nothing half-written
@@ -499,7 +516,7 @@ def report(sweep_dir):
     return html_path, md_path
 
 
-def test_report_html_sections_and_embedded_plots(report, sweep_dir, rows):
+def test_report_html_sections_and_embedded_plots(report, sweep_dir, results):
     html_path, _ = report
     assert html_path == sweep_dir / "report" / "report.html"
     text = html_path.read_text(encoding="utf-8")
@@ -526,7 +543,7 @@ def test_report_html_sections_and_embedded_plots(report, sweep_dir, rows):
     results_table = re.search(r'<table class="results">(.*?)</table>', text, re.S).group(1)
     assert results_table.count("<tr>") == N_RUNS + 1
     aggregate_table = re.search(r'<table class="aggregate">(.*?)</table>', text, re.S).group(1)
-    assert aggregate_table.count("<tr>") == len(aggregate(rows)) + 1
+    assert aggregate_table.count("<tr>") == len(aggregate(results)) + 1
     # every PNG written is embedded, byte for byte, with alt text
     pngs = sorted((html_path.parent / "figures").glob("*.png"))
     assert len(pngs) == 2 + 3 * 2  # alpha, compression, confusion + curves for teacher/student/distilled

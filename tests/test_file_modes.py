@@ -45,16 +45,16 @@ def test_train_run_sweep_report_and_export_write_0644_under_umask_022(tmp_path, 
         "grid": {"alpha": [0.3], "loss": ["kl"]},
         "seeds": [0],
     }
-    run_sweep(sweep, tmp_path / "sweep", teacher_ckpt=str(tmp_path / "run" / "teacher" / "model.ckpt"))
+    run_sweep(sweep, tmp_path / "sweep", teacher_ckpt=str(tmp_path / "run" / "teacher-s0" / "model.ckpt"))
     write_report(tmp_path / "run")
     write_report(tmp_path / "sweep")
     export(tmp_path / "run" / "student-s0" / "model.ckpt", "onnx", out=tmp_path / "export" / "student.onnx")
 
     modes = _modes(tmp_path)
     for must in (
-        "run/teacher/results.json",
-        "run/teacher/model.ckpt",
-        "run/teacher/metrics.csv",
+        "run/teacher-s0/results.json",
+        "run/teacher-s0/model.ckpt",
+        "run/teacher-s0/metrics.csv",
         "run/summary.json",
         "run/summary.md",
         "run/latency.json",

@@ -4,16 +4,19 @@ sweep plan, the point label, the results table and the paired statistics."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
 from geodistill.analysis.stats import paired_difference, setting_label, verdict
-from geodistill.analysis.table import aggregate, has_nuclear, tidy_rows
+from geodistill.analysis.table import aggregate, has_nuclear
 from geodistill.losses import (
     LossInputs,
     Objective,
     Preset,
+    loss_coords,
+    loss_fragment,
     make_term,
     register_preset,
     term,
@@ -21,7 +24,9 @@ from geodistill.losses import (
     unregister_term,
 )
 from geodistill.results.result import RunResult, hyper
-from geodistill.study.sweep import ablation, plan, point_label
+from geodistill.study.grid import ablation, sweep_study
+from geodistill.study.plan import plan
+from results_helpers import result
 
 
 @pytest.fixture
@@ -57,37 +62,28 @@ def test_toy_objective_formula_and_value(toy):
 
 
 def test_toy_preset_through_sweep_table_and_statistics(toy):
-    assert "toy" in ablation()
-    assert point_label({"loss": "toy", "alpha": 0.25, "beta": 0.1, "T": 2.0}) == "toy-a0.25"  # β, T unused
-    p = plan({"teacher": {"train": {"model": "cnn4"}}, "grid": {"alpha": [0.25], "loss": ["toy"]}, "seeds": [0, 1]})
-    assert [pt.name for pt in p.points] == ["student-s0", "toy-a0.25-s0", "student-s1", "toy-a0.25-s1"]
-    assert [pt.teacher for pt in p.points] == [None, "teacher-s0", None, "teacher-s1"]
+    assert "toy" in [o.loss for o in ablation(None)]
+    assert (
+        loss_fragment("toy", loss_coords("toy", {"alpha": 0.25, "beta": 0.1, "T": 2.0})) == "toy-a0.25"
+    )  # β, T unused
+    study = sweep_study(
+        {"teacher": {"train": {"model": "cnn4"}}, "grid": {"alpha": [0.25], "loss": ["toy"]}, "seeds": [0, 1]}
+    )
+    p = plan(study, Path("/out"))
+    assert [j.name for j in p.runs] == ["student-s0", "student-s1", "toy-a0.25-s0", "toy-a0.25-s1"]
+    assert [j.teachers for j in p.runs] == [(), (), ("teacher-s0",), ("teacher-s1",)]
 
-    def result(loss: str, seed: int, acc: float) -> dict:
+    def run(loss: str, seed: int, acc: float) -> RunResult:
         role = "distilled" if loss == "toy" else "student"
-        obj = Objective.preset(loss, alpha=0.25)
-        return RunResult(
-            run_id=f"{loss}-s{seed}",
-            role=role,
-            dataset="synthetic",
-            model="cnn3",
-            teacher=None,
-            objective=str(obj),
-            objective_name=loss,
-            **hyper(loss, role, 0.25, None, 4.0),
-            seed=seed,
-            size=16,
-            metrics={"accuracy": acc, "f1_macro": acc / 2},
-        ).to_dict()
+        return result(loss, seed, acc, role=role, **hyper(loss, role, 0.25, None, 4.0), f1_macro=acc / 2)
 
-    runs = [result("student", 0, 0.5), result("student", 1, 0.55), result("toy", 0, 0.6), result("toy", 1, 0.7)]
-    rows = tidy_rows(runs)
-    agg = {a["objective_name"]: a for a in aggregate(rows)}
-    assert agg["toy"]["n"] == 2 and agg["toy"]["accuracy_mean"] == pytest.approx(0.65)
-    assert not has_nuclear(agg["toy"])
-    (diff,) = paired_difference(rows)
-    assert diff["objective_name"] == "toy" and diff["mean_diff"] == pytest.approx(0.125)
-    assert diff["wins"] == 2
+    runs = [run("student", 0, 0.5), run("student", 1, 0.55), run("toy", 0, 0.6), run("toy", 1, 0.7)]
+    agg = {g.setting.objective: g for g in aggregate(runs)}
+    assert agg["toy"].n == 2 and agg["toy"].mean("accuracy") == pytest.approx(0.65)
+    assert not has_nuclear("toy", None, 4.0)
+    (diff,) = paired_difference(runs)
+    assert diff.setting.objective == "toy" and diff.mean_diff == pytest.approx(0.125)
+    assert diff.wins == 2
     assert verdict([diff]).startswith("The toy objective (α=0.25) ")  # only what the preset uses
 
 
@@ -96,7 +92,7 @@ def test_a_run_records_only_the_hyperparameters_its_loss_uses():
     claim an α; a spec string records all three; a teacher none."""
     dist = hyper("dist", "distilled", 0.5, 0.01, 1.0)
     assert dist == {"alpha": None, "beta": None, "T": 1.0}
-    assert setting_label({"objective_name": "dist", **dist}) == "DIST (T=1)"
+    assert setting_label(result("dist", **dist).setting) == "DIST (T=1)"
     assert hyper("kl", "distilled", 0.5, 0.01, 4.0) == {"alpha": 0.5, "beta": None, "T": 4.0}
     assert hyper("ce:0.5 + kl:0.5@T=4", "distilled", 0.5, 0.01, 4.0) == {"alpha": 0.5, "beta": 0.01, "T": 4.0}
     assert hyper("kl", "teacher", 0.5, 0.01, 4.0) == {"alpha": None, "beta": None, "T": None}

@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ import pytest
 from geodistill.core.errors import GeodistillError
 from geodistill.study.shards import Shard, parse_shard, read_lock, release, slurm_shard, try_lock, wait_lock
 from geodistill.study.sweep import run_sweep
-from kill_hook import kill_env
+from kill_hook import host_env, kill_env
 from log_capture import captured_log
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -42,8 +43,10 @@ seeds: [0]
 
 
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """This checkout's package first on the path (the venv's editable install may point elsewhere)."""
-    extra = dict(extra or {})
+    """This checkout's package first on the path (the venv's editable install may point elsewhere);
+    every process believes its CPU has bf16 units unless ``extra`` says otherwise (`host_env`), so
+    precision auto trains the same on any machine that runs the tests."""
+    extra = {**host_env(True), **(extra or {})}
     path = os.pathsep.join(p for p in (extra.pop("PYTHONPATH", ""), str(SRC)) if p)
     return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=path, **extra)
 
@@ -119,6 +122,27 @@ def test_two_shards_at_once_run_each_point_once_with_one_process_numbers(referen
     assert json.loads((out / "sweep.json").read_text())["points"] == POINTS
 
 
+def test_a_shard_on_a_host_whose_rule_differs_trains_as_the_study_decided(reference, work):
+    """Precision auto is decided once per study: shard 1 (a host with bf16 units) records it
+    before anything trains; shard 2 starts on a host whose rule would say fp32, reads the
+    study's decision, and every number equals the one-process sweep's."""
+    out = work / "mixed"
+    f = sweep_yaml(work, "cache-mixed")
+    first = _sweep(f, out, "--shard", "1/2")
+    decided = [out / "precision" / f"{m}.json" for m in ("cnn4", "cnn3")]
+    deadline = time.monotonic() + 300
+    while not all(p.is_file() for p in decided) and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    second = _sweep(f, out, "--shard", "2/2", env=host_env(False))
+    (rc1, log1), (rc2, log2) = _finish(first), _finish(second)
+    assert (rc1, rc2) == (0, 0), (log1[-3000:], log2[-3000:])
+    assert all(json.loads(p.read_text())["value"] == "bf16-mixed" for p in decided)
+    assert "bf16-mixed (auto: a CPU with bf16 units" in log2  # shard 2's own rule would have said fp32
+    for name in ["teacher-s0", *POINTS]:
+        assert _result(out / name)["precision"]["value"] == "bf16-mixed"
+        _same_numbers(_result(out / name), _result(reference / name))
+
+
 def test_a_killed_shard_rerun_finishes_the_sweep_and_the_report_names_the_missing(reference, work):
     out = work / "killed"
     teacher = str(reference / "teacher-s0" / "model.ckpt")
@@ -175,8 +199,8 @@ def test_a_teacher_held_elsewhere_times_out_and_fails_only_its_points(work, tmp_
     }
     with captured_log() as lines:
         results = run_sweep(sweep, out, shard="1/1", teacher_timeout=0.2)
-    assert [(r["run_id"], r["status"]) for r in results] == [("student-s0", "ok"), ("thesis-a0.3-s0", "failed")]
-    err = results[1]["error"]
+    assert [(r.run_id, r.status) for r in results] == [("student-s0", "ok"), ("thesis-a0.3-s0", "failed")]
+    err = results[1].error
     assert err.startswith(f"teacher {out / 'teacher-s0'} was not ready after 0.2s: shard 2/2 (pid 4242 on ")
     assert "elsewhere.example" in err and "SLURM job 77" in err and str(out / "teacher-s0.lock") in err
     assert "delete the lock file and re-run (or raise --teacher-timeout)" in err

@@ -20,22 +20,15 @@ import pytest
 import geodistill.engine.api as api
 import geodistill.teachers.cache as cache_mod
 import geodistill.teachers.sets as teachers_mod
-from geodistill.config.recipes import RECIPES
+from geodistill.config import Study, load_recipe
 from geodistill.config.run import DistillConfig
 from geodistill.core.errors import GeodistillError, GeodistillWarning
+from geodistill.losses import PRESETS, loss_fragment
 from geodistill.report.build import write_report
-from geodistill.study.sweep import (
-    THESIS5,
-    THESIS11,
-    ablation,
-    failure_row,
-    load_sweep_file,
-    parse_grid,
-    plan,
-    point_label,
-    run_sweep,
-    worker_threads,
-)
+from geodistill.study.grid import THESIS5, THESIS11, load_sweep_file, parse_grid, sweep_study
+from geodistill.study.plan import plan
+from geodistill.study.runs import failure_result, worker_threads
+from geodistill.study.sweep import run_sweep
 from kill_hook import kill_env
 from log_capture import captured_log
 
@@ -80,17 +73,17 @@ def alpha_sweep(work):
 
 def test_thesis_alpha_sweep_end_to_end(alpha_sweep, work):
     out, _, results, lines = alpha_sweep
-    names = [r["run_id"] for r in results]
-    assert names == [f"{n}-s{s}" for s in (0, 1) for n in ["student"] + [f"thesis-a{a:g}" for a in THESIS5]]
-    assert all(r["status"] == "ok" for r in results)
+    names = [r.run_id for r in results]
+    assert names == [f"{n}-s{s}" for n in ["student"] + [f"thesis-a{a:g}" for a in THESIS5] for s in (0, 1)]
+    assert all(r.status == "ok" for r in results)
     for r in results:
-        assert (r["model"], r["epochs"], r["size"]) == ("cnn3", 2, 16)  # base overrides the recipe's 40 epochs
-        if r["objective_name"] == "student":
-            assert r["role"] == "student" and r["alpha"] is None and r["teacher"] is None
+        assert (r.model, r.epochs, r.size) == ("cnn3", 2, 16)  # base overrides the recipe's 40 epochs
+        if r.objective_name == "student":
+            assert r.role == "student" and r.alpha is None and r.teacher is None
         else:  # every student of a seed distils from that seed's teacher
-            assert r["role"] == "distilled" and r["beta"] is None and r["T"] == 4.0
-            assert r["teacher"] == str((out / f"teacher-s{r['seed']}" / "model.ckpt").resolve())
-    assert [r["alpha"] for r in results if r["seed"] == 1 and r["alpha"] is not None] == THESIS5
+            assert r.role == "distilled" and r.beta is None and r.T == 4.0
+            assert r.teacher == str((out / f"teacher-s{r.seed}" / "model.ckpt").resolve())
+    assert [r.alpha for r in results if r.seed == 1 and r.alpha is not None] == THESIS5
     # one teacher per seed, trained once; one cache per teacher, built once and then only read
     for seed in (0, 1):
         t = json.loads((out / f"teacher-s{seed}" / "results.json").read_text())
@@ -99,7 +92,7 @@ def test_thesis_alpha_sweep_end_to_end(alpha_sweep, work):
     assert sum(line.startswith("teacher cache built") for line in lines) == 2
     assert sum(line.startswith("teacher cache hit") for line in lines) == 10  # one per distilled student
     assert len(list((work / "cache" / "teacher").iterdir())) == 2
-    conv = sum(r["convergence"]["converged"] for r in results)  # 2-epoch points: the closing line counts them
+    conv = sum(r.converged for r in results)  # 2-epoch points: the closing line counts them
     assert any(f"\nsweep: {conv} of 12 finished points converged" in line for line in lines)
     meta = json.loads((out / "sweep.json").read_text())
     assert meta["points"] == names and meta["teachers"] == ["teacher-s0", "teacher-s1"] and meta["seeds"] == [0, 1]
@@ -121,7 +114,7 @@ def test_rerun_of_finished_sweep_trains_and_writes_nothing(alpha_sweep, monkeypa
         monkeypatch.setattr(target, name, forbidden)
     with captured_log() as lines:
         again = run_sweep(sweep, out)
-    assert [r["metrics"] for r in again] == [r["metrics"] for r in results]
+    assert [r.metrics for r in again] == [r.metrics for r in results]
     assert "sweep: 12 points, 12 already done, 0 to run" in lines
     assert _snapshot(out) == before  # not even sweep.json is rewritten
 
@@ -147,7 +140,7 @@ def test_report_of_the_alpha_sweep(alpha_sweep, work):
         long = list(csv.DictReader(fh))
     assert [float(r["alpha"]) for r in long] == THESIS5 and {r["n"] for r in long} == {"2"}
     for r in long:
-        accs = [x["metrics"]["accuracy"] for x in results if x["alpha"] == float(r["alpha"])]
+        accs = [x.metrics.accuracy for x in results if x.alpha == float(r["alpha"])]
         assert float(r["accuracy_mean"]) == pytest.approx(statistics.fmean(accs))
         assert float(r["accuracy_std"]) == pytest.approx(statistics.stdev(accs))
         assert r["nuclear"] == "True"
@@ -160,7 +153,7 @@ def test_report_of_the_alpha_sweep(alpha_sweep, work):
         ("distilled (best)", "cnn3"),
     ]
     teacher_params = json.loads((out / "teacher-s0" / "results.json").read_text())["cost"]["params"]
-    assert float(ts[1]["params_ratio"]) == pytest.approx(teacher_params / results[0]["cost"]["params"])
+    assert float(ts[1]["params_ratio"]) == pytest.approx(teacher_params / results[0].cost.params)
     assert '<table class="teacher-student">' in html and html.count('<table class="alpha-table">') == 1
     # the verdict is computed from the paired statistics of the 5 settings over 2 seeds
     verdict = re.search(r'<p class="verdict">(.*?)</p>', html, re.S).group(1)
@@ -213,23 +206,20 @@ def test_ablation_with_a_given_teacher_shares_its_cache(alpha_sweep, work):
             out,
             teacher_ckpt=str(teacher),
         )
-    assert [r["objective_name"] for r in results] == ablation() and all(r["status"] == "ok" for r in results)
+    assert [r.objective_name for r in results] == list(PRESETS) and all(r.ok for r in results)
     assert not list(out.glob("teacher-*"))  # the given teacher is used, none trained
-    assert all(r["teacher"] == str(teacher) for r in results if r["objective_name"] != "student")
-    thesis = next(r for r in results if r["objective_name"] == "thesis")
-    kl = next(r for r in results if r["objective_name"] == "kl")
-    recipe = next(o for o in RECIPES["thesis"]["objectives"] if o["loss"] == "kl")
-    assert kl["config"]["distill"]["alpha"] == recipe["alpha"] != DistillConfig().alpha  # the recipe's α
-    assert recipe["teachers"] == "ensemble" and kl["teacher"] == str(teacher)  # its α, not its teacher set
-    assert (
-        "‖W₁‖*" in thesis["objective"]
-        and "DKD" in next(r for r in results if r["objective_name"] == "dkd")["objective"]
-    )
+    assert all(r.teacher == str(teacher) for r in results if r.objective_name != "student")
+    thesis = next(r for r in results if r.objective_name == "thesis")
+    kl = next(r for r in results if r.objective_name == "kl")
+    recipe = next(o for o in load_recipe("thesis").objectives if o.loss == "kl")
+    assert kl.config["distill"]["alpha"] == recipe.alpha != DistillConfig().alpha  # the recipe's α
+    assert recipe.teachers == "ensemble" and kl.teacher == str(teacher)  # its α, not its teacher set
+    assert "‖W₁‖*" in thesis.objective and "DKD" in next(r for r in results if r.objective_name == "dkd").objective
     # same teacher, same data: the α sweep's cache is found, not rebuilt
     assert not any(line.startswith("teacher cache built") for line in lines)
     html_path, _ = write_report(out)
     html = html_path.read_text(encoding="utf-8")
-    assert f"Of the {len(ablation()) - 1} settings tried" in html and "No α sweep among these runs" in html
+    assert f"Of the {len(PRESETS) - 1} settings tried" in html and "No α sweep among these runs" in html
 
 
 def test_broken_points_are_recorded_and_the_others_complete(alpha_sweep, work, monkeypatch):
@@ -250,8 +240,8 @@ def test_broken_points_are_recorded_and_the_others_complete(alpha_sweep, work, m
 
     monkeypatch.setattr(api, "train", crash_kl)
     results = run_sweep(sweep, out, teacher_ckpt=teacher)
-    status = {r["run_id"]: r["status"] for r in results}
-    spec_name = f"{point_label({'loss': 'ce:1e39 + kl', 'alpha': 0.3})}-s0"
+    status = {r.run_id: r.status for r in results}
+    spec_name = f"{loss_fragment('ce:1e39 + kl', {'alpha': 0.3})}-s0"
     assert status == {"student-s0": "ok", "thesis-a0.3-s0": "ok", "kl-a0.3-s0": "failed", spec_name: "failed"}
     kl = json.loads((out / "kl-a0.3-s0" / "failed.json").read_text())
     assert kl["error"] == "RuntimeError: simulated crash"
@@ -281,7 +271,7 @@ def test_broken_points_are_recorded_and_the_others_complete(alpha_sweep, work, m
     # the next run retries only the failures: the crash is gone, the overflow is not
     monkeypatch.setattr(api, "train", real_train)
     kept = {n: (out / n / "results.json").stat().st_mtime_ns for n in ("student-s0", "thesis-a0.3-s0")}
-    again = {r["run_id"]: r["status"] for r in run_sweep(sweep, out, teacher_ckpt=teacher)}
+    again = {r.run_id: r.status for r in run_sweep(sweep, out, teacher_ckpt=teacher)}
     assert again == {"student-s0": "ok", "thesis-a0.3-s0": "ok", "kl-a0.3-s0": "ok", spec_name: "failed"}
     assert not (out / "kl-a0.3-s0" / "failed.json").exists()
     assert kept == {n: (out / n / "results.json").stat().st_mtime_ns for n in kept}
@@ -298,8 +288,8 @@ def test_a_failed_teacher_fails_its_students_only(work, monkeypatch):
     monkeypatch.setattr(api, "train", no_teacher)
     out = work / "no-teacher"
     results = run_sweep({"recipe": "thesis", "base": base(work), "grid": {"alpha": [0.3]}, "seeds": [0]}, out)
-    assert [(r["run_id"], r["status"]) for r in results] == [("student-s0", "ok"), ("thesis-a0.3-s0", "failed")]
-    assert results[1]["error"] == "teacher teacher-s0 failed: RuntimeError: teacher exploded"
+    assert [(r.run_id, r.status) for r in results] == [("student-s0", "ok"), ("thesis-a0.3-s0", "failed")]
+    assert results[1].error == "teacher teacher-s0 failed: RuntimeError: teacher exploded"
     t = json.loads((out / "teacher-s0" / "failed.json").read_text())
     assert (t["role"], t["model"], t["seed"]) == ("teacher", "cnn4", 0)
 
@@ -321,34 +311,35 @@ grid:
 seeds: [0]
 """)
     sweep = load_sweep_file(f)
-    names = [p.name for p in plan(sweep, teacher_ckpt=teacher).points]
+    study = sweep_study(sweep).model_copy(update={"teacher_ckpt": teacher})
+    names = [p.name for p in plan(study, work / "pool").runs]
     assert names == ["student-s0", "thesis-a0-T2-s0", "thesis-a0-T4-s0", "thesis-a0.4-T2-s0", "thesis-a0.4-T4-s0"]
     results = run_sweep(sweep, work / "pool", workers=2, teacher_ckpt=teacher)
-    assert [r["run_id"] for r in results] == names and all(r["status"] == "ok" for r in results)
+    assert [r.run_id for r in results] == names and all(r.ok for r in results)
     # at α = 0 (β tied = 0) the objective is CE alone and the engine calls the run a student;
     # the sweep still records the coordinates it asked for, so the point stays on its α curve
-    assert [(r["role"], r["alpha"], r["beta"], r["T"]) for r in results[1:]] == [
+    assert [(r.role, r.alpha, r.beta, r.T) for r in results[1:]] == [
         ("student", 0.0, None, 2.0),
         ("student", 0.0, None, 4.0),
         ("distilled", 0.4, None, 2.0),
         ("distilled", 0.4, None, 4.0),
     ]
-    assert {r["machine"]["threads"] for r in results} == {worker_threads(2)}  # each worker its fair share
+    assert {r.machine["threads"] for r in results} == {worker_threads(2)}  # each worker its fair share
 
 
 def test_a_worker_that_dies_is_recorded_and_the_sweep_returns(alpha_sweep, work, monkeypatch):
     teacher = str(alpha_sweep[0] / "teacher-s0" / "model.ckpt")
     sweep = {"recipe": "thesis", "base": base(work), "grid": {"alpha": [0.3]}, "seeds": [0]}
     out = work / "killed"
-    for k, v in kill_env(1).items():  # tests/kill_at_step: each worker SIGKILLs itself after step 1
+    for k, v in kill_env(1).items():  # tests/hooks: each worker SIGKILLs itself after step 1
         monkeypatch.setenv(k, v)
     results = run_sweep(sweep, out, workers=2, teacher_ckpt=teacher)
-    assert [r["status"] for r in results] == ["failed", "failed"]
-    assert all(r["error"].startswith("worker process failed: BrokenProcessPool") for r in results)
+    assert [r.status for r in results] == ["failed", "failed"]
+    assert all(r.error.startswith("worker process failed: BrokenProcessPool") for r in results)
     assert json.loads((out / "student-s0" / "failed.json").read_text())["role"] == "student"
     monkeypatch.delenv("GEODISTILL_KILL_AT_STEP")
     again = run_sweep(sweep, out, teacher_ckpt=teacher)
-    assert [r["status"] for r in again] == ["ok", "ok"] and not list(out.glob("*/failed.json"))
+    assert [r.status for r in again] == ["ok", "ok"] and not list(out.glob("*/failed.json"))
 
 
 def test_sweep_file_errors(tmp_path):
@@ -413,28 +404,27 @@ def test_same_field_twice_is_an_error():
         parse_grid(["alpha=0.1", "alpha=0.2"])
 
 
-def test_plan_precedence_and_roles(monkeypatch):
-    monkeypatch.setitem(
-        RECIPES,
-        "tiny",
-        {
-            "base": {"train": {"lr": 0.003}},
-            "teacher": {"train": {"model": "cnn4", "epochs": 40}},
-            "student": {"train": {"model": "cnn3", "epochs": 40}},
-            "objectives": [],
-            "seeds": [0],
-        },
+def _plan(sweep: dict, teacher: str | None = None):
+    study = sweep_study(sweep)
+    return plan(study.model_copy(update={"teacher_ckpt": teacher}) if teacher else study, Path("/out"))
+
+
+def test_plan_precedence_and_roles():
+    tiny = Study(
+        base={"train": {"lr": 0.003}},
+        teacher={"train": {"model": "cnn4", "epochs": 40}},
+        student={"train": {"model": "cnn3", "epochs": 40}},
     )
-    p = plan(
+    p = _plan(
         {
-            "recipe": "tiny",
+            "recipe": tiny,
             "seeds": [3],
             "grid": {"alpha": [0.1]},
             "base": {"train": {"epochs": 2}, "teacher": {"train": {"epochs": 5}}},
             "student": {"train": {"lr": 0.01}},
         }
     )
-    (t,), (alone, point) = p.teachers, p.points
+    (t,), (alone, point) = p.teachers, p.runs
     assert (t.name, t.spec["train"]["model"], t.spec["train"]["epochs"], t.spec["train"]["seed"]) == (
         "teacher-s3",
         "cnn4",
@@ -443,28 +433,16 @@ def test_plan_precedence_and_roles(monkeypatch):
     )
     assert (point.spec["train"]["model"], point.spec["train"]["epochs"], point.spec["train"]["lr"]) == ("cnn3", 2, 0.01)
     assert t.spec["train"]["lr"] == 0.003  # the student-only override stays with the students
-    assert (alone.name, alone.teacher, point.teacher) == ("student-s3", None, "teacher-s3")
-    assert point.spec["distill"] == {"loss": "thesis", "alpha": 0.1}
-    teacher_spec, seeds, points = p  # the earlier tuple form still unpacks
-    assert (teacher_spec, seeds, points) == (t.spec, [3], p.points)
+    assert (alone.name, alone.teachers, point.teachers) == ("student-s3", (), ("teacher-s3",))
+    assert point.spec["distill"] == {"loss": "thesis", "alpha": 0.1, "teacher": "/out/teacher-s3/model.ckpt"}
     with pytest.warns(GeodistillWarning, match="teacher and student are both the default cnn3"):
-        plan({"grid": {"alpha": [0.1]}})  # no recipe, no teacher model: distilling cnn3 into cnn3
+        _plan({"grid": {"alpha": [0.1]}})  # no recipe, no teacher model: distilling cnn3 into cnn3
 
 
-def test_plan_ablation_grid_overlap_and_unused_coordinates(monkeypatch):
-    monkeypatch.setitem(
-        RECIPES,
-        "tiny",
-        {
-            "base": {},
-            "teacher": {"train": {"model": "cnn4"}},
-            "student": {},
-            "objectives": [{"loss": "kl+cos", "alpha": 0.7, "T": 2.0}],
-            "seeds": [0],
-        },
-    )
-    p = plan({"recipe": "tiny", "ablation": True, "grid": {"alpha": [0.7], "loss": ["kl+cos", "dkd", "student"]}})
-    names = [x.name for x in p.points]
+def test_plan_ablation_grid_overlap_and_unused_coordinates():
+    tiny = Study(teacher={"train": {"model": "cnn4"}}, objectives=[{"loss": "kl+cos", "alpha": 0.7, "T": 2.0}])
+    p = _plan({"recipe": tiny, "ablation": True, "grid": {"alpha": [0.7], "loss": ["kl+cos", "dkd", "student"]}})
+    names = [x.name for x in p.runs]
     # the recipe gives kl+cos α=0.7, T=2 in the ablation; dkd and the student ignore α, so the
     # grid's dkd and student points are the ablation's and run once
     assert names == [
@@ -478,12 +456,17 @@ def test_plan_ablation_grid_overlap_and_unused_coordinates(monkeypatch):
         "kl_feat-s0",
         "kl_cos-a0.7-s0",
     ]
-    assert p.points[3].spec["distill"] == {"loss": "kl+cos", "alpha": 0.7, "T": 2.0}
+    assert p.runs[3].spec["distill"] == {
+        "loss": "kl+cos",
+        "alpha": 0.7,
+        "T": 2.0,
+        "teacher": "/out/teacher-s0/model.ckpt",
+    }
     assert [t.name for t in p.teachers] == ["teacher-s0"] and p.teachers[0].spec["train"]["model"] == "cnn4"
 
 
-def test_plan_one_teacher_per_dataset_and_seed():
-    p = plan(
+def test_plan_one_teacher_per_dataset_and_seed(tmp_path):
+    p = _plan(
         {
             "recipe": "thesis",
             "datasets": ["synthetic", {"dataset": "eurosat", "root": "/data/eurosat"}],
@@ -497,47 +480,44 @@ def test_plan_one_teacher_per_dataset_and_seed():
         "teacher-eurosat-s0",
         "teacher-eurosat-s1",
     ]
-    eu = [x for x in p.points if x.name.startswith("eurosat-")]
+    eu = [x for x in p.runs if x.name.startswith("eurosat-")]
     assert len(eu) == 6 and {x.spec["data"]["root"] for x in eu} == {"/data/eurosat"}
-    assert {x.teacher for x in eu if x.teacher} == {"teacher-eurosat-s0", "teacher-eurosat-s1"}
+    assert {t for x in eu for t in x.teachers} == {"teacher-eurosat-s0", "teacher-eurosat-s1"}
+    (tmp_path / "t.ckpt").write_bytes(b"")
     with pytest.raises(GeodistillError, match="A teacher checkpoint serves one dataset"):
-        plan({"datasets": ["synthetic", "eurosat"], "grid": {"alpha": [0.2]}}, teacher_ckpt="t.ckpt")
+        run_sweep(
+            {"datasets": ["synthetic", "eurosat"], "grid": {"alpha": [0.2]}},
+            tmp_path,
+            teacher_ckpt=str(tmp_path / "t.ckpt"),
+        )
     with pytest.raises(GeodistillError, match="lists a dataset twice"):
-        plan({"datasets": ["synthetic", "synthetic"], "grid": {"alpha": [0.2]}})
+        _plan({"datasets": ["synthetic", "synthetic"], "grid": {"alpha": [0.2]}})
     with pytest.raises(GeodistillError, match="The sweep has no points"):
-        plan({"seeds": [0]})
-    with pytest.raises(GeodistillError, match="sweep point student-s0, field 'train.epochs'"):
-        plan({"base": {"train": {"epochs": 0}}, "grid": {"alpha": [0.2]}})
+        _plan({"seeds": [0]})
+    with pytest.raises(GeodistillError, match="run student-s0, field 'train.epochs'"):
+        _plan({"base": {"train": {"epochs": 0}}, "grid": {"alpha": [0.2]}})
 
 
 def test_labels_and_failure_rows():
-    assert point_label({"loss": "thesis", "alpha": 0.05, "beta": None}) == "thesis-a0.05-btied"
-    assert point_label({"loss": "kl+cos", "alpha": 0.3, "T": 2.0}) == "kl_cos-a0.3-T2"
-    a, b = point_label({"loss": "ce:0.5 + kl:0.5"}), point_label({"loss": "ce:0.5 + kl:0.5@T=2"})
+    assert loss_fragment("thesis", {"alpha": 0.05, "beta": None}) == "thesis-a0.05-btied"
+    assert loss_fragment("kl+cos", {"alpha": 0.3, "T": 2.0}) == "kl_cos-a0.3-T2"
+    a, b = loss_fragment("ce:0.5 + kl:0.5", {}), loss_fragment("ce:0.5 + kl:0.5@T=2", {})
     assert re.fullmatch(r"[A-Za-z0-9._=-]+", a) and a != b
-    row = failure_row(
+    row = failure_result(
         {
             "data": {"dataset": "synthetic"},
-            "train": {"seed": 2},
+            "train": {"seed": 2, "label_smoothing": 0.1},
             "distill": {"loss": "thesis", "alpha": 0.2, "beta": 0.0},
         },
         "/x/thesis-a0.2-b0-s2",
         ValueError("bad"),
     )
-    assert {
-        k: row[k] for k in ("run_id", "status", "error", "role", "objective_name", "alpha", "beta", "T", "seed")
-    } == {
-        "run_id": "thesis-a0.2-b0-s2",
-        "status": "failed",
-        "error": "ValueError: bad",
-        "role": "distilled",
-        "objective_name": "thesis",
-        "alpha": 0.2,
-        "beta": 0.0,
-        "T": 4.0,
-        "seed": 2,
-    }
-    assert row["objective"] == "L = 0.2·softCE(T=4) + 0.8·CE + 0·‖W₁‖*" and row["model"] == "cnn3"
+    assert (row.run_id, row.status, row.error, row.role, row.objective_name) == (
+        "thesis-a0.2-b0-s2", "failed", "ValueError: bad", "distilled", "thesis"
+    )  # fmt: skip
+    assert (row.alpha, row.beta, row.T, row.seed, row.model) == (0.2, 0.0, 4.0, 2, "cnn3")
+    # the formula a finished run of it would record, label smoothing included
+    assert row.objective == "L = 0.2·softCE(T=4) + 0.8·CE(ls=0.1) + 0·‖W₁‖*"
 
 
 def test_run_sweep_argument_errors(tmp_path):

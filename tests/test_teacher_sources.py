@@ -12,17 +12,19 @@ import pytest
 import torch
 
 from geodistill.analysis.stats import paired_difference, setting_label
-from geodistill.config.recipes import RECIPES
+from geodistill.config import Study, build_study
 from geodistill.config.run import build_config
 from geodistill.core.errors import GeodistillError
 from geodistill.data.folds import make_folds
 from geodistill.data.prepare import prepare_data
 from geodistill.data.transforms import Normalizer, apply_view
 from geodistill.engine.api import distill, train
+from geodistill.study.plan import plan
 from geodistill.study.recipe import run
 from geodistill.teachers.combine import EnsembleSource, OutOfFoldSource
 from geodistill.teachers.sets import load_teachers, teacher_source
 from log_capture import captured_log
+from results_helpers import result
 
 
 def spec(tmp: Path, **over) -> dict:
@@ -132,7 +134,7 @@ def test_a_student_distils_from_out_of_fold_teachers_and_records_them(work):
     folds = [str(work / f"fold{k}" / "model.ckpt") for k in (0, 1)]
     cfg = build_config(spec(work, distill={"teacher": folds, "ensemble": "out_of_fold", "loss": "kl", "alpha": 0.5}))
     res = distill(cfg, work / "oof-student")
-    assert res["teacher"] == folds and res["status"] == "ok" and res["method"] == "2 out-of-fold teachers"
+    assert res.teacher == folds and res.ok and str(res.method) == "2 out-of-fold teachers"
     assert json.loads((work / "oof-student" / "results.json").read_text())["teacher"] == folds
 
 
@@ -141,43 +143,41 @@ def test_methods_are_separate_settings_in_tables_and_verdicts():
     the student alone, each named with its method."""
     rows = []
     for seed, (alone, one, ens) in enumerate([(0.70, 0.71, 0.74), (0.72, 0.72, 0.75), (0.71, 0.73, 0.76)]):
-        common = {"dataset": "d", "model": "cnn3", "seed": seed, "role": "student", "status": "ok", "beta": None}
-        rows.append({**common, "objective_name": "student", "accuracy": alone})
-        rows.append({**common, "objective_name": "kl", "alpha": 0.5, "T": 4.0, "accuracy": one})
-        ens_method = "an ensemble of 3 teachers (mean logits)"
-        rows.append({**common, "objective_name": "kl", "alpha": 0.5, "T": 4.0, "method": ens_method, "accuracy": ens})
-    diffs = {d.get("method") or "": d for d in paired_difference(rows)}
-    assert set(diffs) == {"", "an ensemble of 3 teachers (mean logits)"}
-    assert diffs[""]["mean_diff"] == pytest.approx(0.01) and diffs[ens_method]["mean_diff"] == pytest.approx(0.04)
-    assert setting_label(diffs[ens_method]) == "KL (α=0.5, T=4) with an ensemble of 3 teachers (mean logits)"
-    assert setting_label(diffs[""]) == "KL (α=0.5, T=4)"
+        rows.append(result("student", seed, alone))
+        rows.append(result("kl", seed, one, alpha=0.5, T=4.0))
+        rows.append(result("kl", seed, ens, alpha=0.5, T=4.0, teachers="ensemble"))
+    ens_method = "an ensemble of 3 teachers (mean logits)"
+    diffs = {d.setting.method: d for d in paired_difference(rows)}
+    assert set(diffs) == {"", ens_method}
+    assert diffs[""].mean_diff == pytest.approx(0.01) and diffs[ens_method].mean_diff == pytest.approx(0.04)
+    assert setting_label(diffs[ens_method].setting) == "KL (α=0.5, T=4) with an ensemble of 3 teachers (mean logits)"
+    assert setting_label(diffs[""].setting) == "KL (α=0.5, T=4)"
 
 
-def test_a_recipe_trains_the_teacher_sets_its_objectives_ask_for(tmp_path, monkeypatch):
+def test_a_recipe_trains_the_teacher_sets_its_objectives_ask_for(tmp_path):
     tiny = spec(tmp_path)
-    monkeypatch.setitem(
-        RECIPES,
-        "tiny-sets",
-        {
-            "base": {"data": tiny["data"], "train": tiny["train"]},
-            "teacher": {},
-            "student": {},
-            "objectives": [
-                {"loss": "student"},
-                {"loss": "kl", "alpha": 0.5, "teachers": "ensemble"},
-                {"loss": "kl", "alpha": 0.5, "teachers": "out_of_fold"},
-            ],
-            "seeds": [0, 1],
-            "teacher_seeds": [0, 1],
-            "folds": 2,
-        },
+    recipe = Study(
+        base={"data": tiny["data"], "train": tiny["train"]},
+        objectives=[
+            {"loss": "student"},
+            {"loss": "kl", "alpha": 0.5, "teachers": "ensemble"},
+            {"loss": "kl", "alpha": 0.5, "teachers": "out_of_fold"},
+        ],
+        seeds=[0, 1],
+        teacher_seeds=[0, 1],
+        folds=2,
     )
     with captured_log() as lines:
-        summary = run("tiny-sets", out=tmp_path / "job")
-    assert not [line for line in lines if "already finished" in line]  # each teacher set resolved once, not per seed
+        summary = run(recipe, out=tmp_path / "job")
+    assert sum("] test accuracy" in line and "[teacher" in line for line in lines) == 4  # each teacher once
     job = tmp_path / "job"
-    assert sorted(p.name for p in job.glob("teacher*")) == ["teacher", "teacher-fold0", "teacher-fold1", "teacher-s1"]
-    labels = [t["label"] for t in summary["table"]]
+    assert sorted(p.name for p in job.glob("teacher*")) == [
+        "teacher-fold0-s0",
+        "teacher-fold1-s0",
+        "teacher-s0",
+        "teacher-s1",
+    ]
+    labels = [t.label for t in summary.lines]
     assert labels == [
         "teacher",
         "student",
@@ -185,32 +185,30 @@ def test_a_recipe_trains_the_teacher_sets_its_objectives_ask_for(tmp_path, monke
         "kl alpha=0.5 + 2 out-of-fold teachers",
     ]
     oof = json.loads(next(job.glob("kl-a0.5-oof-s0")).joinpath("results.json").read_text())
-    assert oof["teacher"] == [str(job / f"teacher-fold{k}" / "model.ckpt") for k in (0, 1)]
+    assert oof["teacher"] == [str((job / f"teacher-fold{k}-s0" / "model.ckpt").resolve()) for k in (0, 1)]
 
 
-def test_recipe_objectives_get_their_own_folders_or_a_clear_error(tmp_path, monkeypatch):
+def test_recipe_objectives_get_their_own_folders_or_a_clear_error(tmp_path):
     tiny = spec(tmp_path)
-    recipe = {"base": {"data": tiny["data"], "train": tiny["train"]}, "teacher": {}, "student": {}, "seeds": [0]}
+    recipe = {"base": {"data": tiny["data"], "train": tiny["train"]}, "seeds": [0]}
     same = [{"loss": "kl", "alpha": 0.5, "T": 2.0}, {"loss": "kl", "alpha": 0.5, "T": 4.0}]
-    monkeypatch.setitem(RECIPES, "tiny-clash", {**recipe, "objectives": same})
-    with pytest.raises(GeodistillError, match="'kl-a0.5'"):
-        run("tiny-clash", out=tmp_path / "clash", teacher=str(tmp_path / "unused.ckpt"))
-    assert not (tmp_path / "clash" / "kl-a0.5-s0").exists()  # refused before anything trained
+    clash = [{"loss": "kl", "alpha": 0.5, "teachers": "one"}, {"loss": "kl", "alpha": 0.5, "teachers": "per_seed"}]
+    with pytest.raises(GeodistillError, match="share the run folder 'kl-a0.5-s0'"):
+        run(Study(**recipe, objectives=clash), out=tmp_path / "clash")
+    assert not (tmp_path / "clash").exists()  # refused before anything trained
+    run_names = sorted(j.name for j in plan(Study(**recipe, objectives=same), tmp_path).runs)
+    assert run_names == ["kl-a0.5-T2-s0", "kl-a0.5-T4-s0"]  # the T each gives is in its name
     both = [{"loss": "kl", "alpha": 0.5}, {"loss": "kl", "alpha": 0.5, "view_mean": True}]
-    monkeypatch.setitem(RECIPES, "tiny-tta", {**recipe, "objectives": both})
     teacher = str(tmp_path / "t" / "model.ckpt")
     train(build_config(spec(tmp_path)), tmp_path / "t", role="teacher")
-    summary = run("tiny-tta", out=tmp_path / "tta", teacher=teacher)
+    summary = run(Study(**recipe, objectives=both), out=tmp_path / "tta", teacher=teacher)
     assert sorted(p.name for p in (tmp_path / "tta").glob("kl-*")) == ["kl-a0.5-s0", "kl-a0.5-view_mean-s0"]
-    assert [t["label"] for t in summary["table"]][-1] == "kl alpha=0.5 + teacher averaged over 8 views"
+    assert [t.label for t in summary.lines][-1] == "kl alpha=0.5 + teacher averaged over 8 views"
 
 
-def test_an_unknown_teacher_set_in_a_recipe_is_one_sentence(tmp_path, monkeypatch):
-    tiny = spec(tmp_path)
-    recipe = {"base": {"data": tiny["data"], "train": tiny["train"]}, "teacher": {}, "student": {}, "seeds": [0]}
-    monkeypatch.setitem(RECIPES, "tiny-bad", {**recipe, "objectives": [{"loss": "kl", "teachers": "many"}]})
-    with pytest.raises(GeodistillError, match="'teachers' must be one, ensemble or out_of_fold, not 'many'"):
-        run("tiny-bad", out=tmp_path / "bad", teacher=str(tmp_path / "unused.ckpt"))
+def test_an_unknown_teacher_set_in_a_recipe_is_one_sentence():
+    with pytest.raises(GeodistillError, match=r"field 'objectives.0.teachers' is invalid: Input should be 'one'"):
+        build_study({"objectives": [{"loss": "kl", "teachers": "many"}]})
 
 
 def test_a_teacher_at_twice_the_students_size_answers_from_its_own_size_exactly(work):
@@ -234,7 +232,7 @@ def test_a_teacher_at_twice_the_students_size_answers_from_its_own_size_exactly(
         f, half(live_f), atol=2e-3, rtol=2e-3
     )
     res = distill(cfg, work / "s16-from-t32")
-    assert res["size"] == 16 and res["status"] == "ok"
+    assert res.size == 16 and res.ok
     grid = build_config(spec(work, data={"augment": "dihedral+grid"}, distill={"teacher": path, "loss": "kl"}))
     with pytest.raises(GeodistillError, match="needs data.augment=dihedral"):
         teacher_source(grid, prepare_data(grid), load_teachers(grid, prepare_data(grid)), feats=False)

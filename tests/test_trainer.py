@@ -15,6 +15,7 @@ from geodistill.data.prepare import prepare_data
 from geodistill.data.transforms import NUM_VIEWS
 from geodistill.data.views import ViewPlan, ViewSet, view_plan
 from geodistill.engine.batches import assemble_batch
+from geodistill.engine.context import run_context
 from geodistill.engine.trainer import Trainer, TrainState, patience_rule
 from geodistill.losses import Objective
 from geodistill.models import build_model
@@ -86,13 +87,12 @@ def test_trainer_calls_step_hooks_and_obeys_a_custom_stop_rule(cfg_and_data):
     torch.manual_seed(0)
     student = build_model("cnn3", len(data.classes), in_channels=data.channels)
     seen: list[int] = []
+    ctx = run_context(cfg, Path(tmp / "run"), data, student, resume=False)
     trainer = Trainer(
-        cfg,
-        data,
+        ctx,
         student,
         Objective.preset("student"),
         None,
-        Path(tmp / "run"),
         meta={"arch": "cnn3"},
         hooks=[lambda st: seen.append(st.global_step)],
         stop_rule=lambda st: "one epoch is enough" if st.epoch == 1 else None,

@@ -5,6 +5,7 @@ A :class:`GeodistillError` is printed as one sentence (no traceback) with exit s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -28,8 +29,10 @@ from geodistill.engine.api import evaluate as evaluate_api
 from geodistill.engine.api import train as train_api
 from geodistill.losses import list_presets
 from geodistill.report.build import write_report
+from geodistill.study.execute import TEACHER_TIMEOUT_S
+from geodistill.study.grid import load_sweep_file, parse_grid
 from geodistill.study.recipe import run as run_api
-from geodistill.study.sweep import TEACHER_TIMEOUT_S, load_sweep_file, parse_grid, run_sweep
+from geodistill.study.sweep import run_sweep
 
 app = typer.Typer(
     add_completion=False,
@@ -253,9 +256,8 @@ def evaluate(
     """
     given = dataset is not None or root is not None or config is not None or bool(set_)
     m = evaluate_api(ckpt, _build(config, set_, dataset=dataset, root=root) if given else None, split=split)
-    typer.echo(
-        json.dumps({k: v for k, v in m.items() if k not in ("confusion_matrix", "correct", "correct_of")}, indent=2)
-    )
+    shown = {k: v for k, v in dataclasses.asdict(m).items() if k not in ("confusion_matrix", "correct", "correct_of")}
+    typer.echo(json.dumps(shown, indent=2))
 
 
 @app.command()

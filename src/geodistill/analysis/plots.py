@@ -14,10 +14,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from geodistill.analysis.format import is_number
 from geodistill.analysis.stats import pretty_objective
-from geodistill.analysis.table import has_nuclear, is_number
+from geodistill.analysis.table import has_nuclear
 from geodistill.core.atomic import atomic_file
 from geodistill.core.errors import GeodistillError
+from geodistill.results.result import Epoch, RunResult, is_baseline
 
 _ANNOTATE_MAX_CLASSES = 15
 _ROLE_STYLE = {  # role -> (label, marker, colour)
@@ -53,8 +55,8 @@ def _save(fig: Any, out_stem: str | Path) -> list[Path]:
     return written
 
 
-def _ok_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in rows if r.get("status", "ok") == "ok"]
+def _ok_rows(rows: Iterable[RunResult]) -> list[RunResult]:
+    return [r for r in rows if r.ok]
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -82,35 +84,31 @@ def _metric_label(metric: str) -> str:
 
 
 def plot_alpha(
-    rows: Iterable[dict[str, Any]], out_stem: str | Path, metric: Sequence[str] | str = ("accuracy", "f1_macro")
+    rows: Iterable[RunResult], out_stem: str | Path, metric: Sequence[str] | str = ("accuracy", "f1_macro")
 ) -> list[Path]:
     """α against each metric (one panel per metric), mean over seeds with ±1 sample-std error
     bars; one line per objective family with / without the nuclear norm (and per β, T when
     those vary). The student alone, if present, is drawn as a dashed level with a ±1 sd band."""
     metrics = [metric] if isinstance(metric, str) else list(metric)
     rows = _ok_rows(rows)
-    swept = [
-        r
-        for r in rows
-        if r.get("alpha") is not None and r.get("role") != "teacher" and r.get("objective_name") != "student"
-    ]
+    swept = [r for r in rows if r.alpha is not None and r.role != "teacher" and not is_baseline(r)]
     if not swept:
         raise GeodistillError("No finished run has an α value, so there is no α plot to draw; run an α sweep first.")
-    scopes = sorted({(r.get("dataset"), r.get("model")) for r in swept}, key=str)
+    scopes = sorted({(r.dataset, r.model) for r in swept}, key=str)
     multi_scope = len(scopes) > 1
-    vary_beta = len({r.get("beta") for r in swept}) > 1
-    vary_t = len({r.get("T") for r in swept}) > 1
-    lines: dict[tuple, dict[float, list[dict[str, Any]]]] = {}
+    vary_beta = len({r.beta for r in swept}) > 1
+    vary_t = len({r.T for r in swept}) > 1
+    lines: dict[tuple, dict[float, list[RunResult]]] = {}
     for r in swept:
         key = (
-            r.get("dataset"),
-            r.get("model"),
-            r.get("objective_name"),
-            has_nuclear(r),
-            r.get("beta") if vary_beta else None,
-            r.get("T") if vary_t else None,
+            r.dataset,
+            r.model,
+            r.objective_name,
+            has_nuclear(r.objective_name, r.beta, r.T),
+            r.beta if vary_beta else None,
+            r.T if vary_t else None,
         )
-        lines.setdefault(key, {}).setdefault(float(r["alpha"]), []).append(r)
+        lines.setdefault(key, {}).setdefault(float(r.alpha), []).append(r)
 
     all_alphas = sorted({a for by_alpha in lines.values() for a in by_alpha})
     gaps = [b - a for a, b in zip(all_alphas, all_alphas[1:])]
@@ -124,7 +122,7 @@ def plot_alpha(
             nuclear = key[3]
             alphas = sorted(by_alpha)
             stats = [
-                _mean_std([k * float(r[m]) for r in by_alpha[a] if is_number(r.get(m))] or [math.nan]) for a in alphas
+                _mean_std([k * v for r in by_alpha[a] if is_number(v := r.value(m))] or [math.nan]) for a in alphas
             ]
             shift = dodge * (i - (len(lines) - 1) / 2)
             label = _alpha_line_label(key, vary_beta, multi_scope)
@@ -167,16 +165,10 @@ def _alpha_line_label(key: tuple, vary_beta: bool, multi_scope: bool) -> str:
     return label + (f" [{ds}/{model}]" if multi_scope else "")
 
 
-def _draw_student_band(ax: Any, rows: list[dict[str, Any]], ds: Any, model: Any, m: str, k: float, multi: bool) -> None:
+def _draw_student_band(ax: Any, rows: list[RunResult], ds: Any, model: Any, m: str, k: float, multi: bool) -> None:
     """The student alone as a dotted level at its mean with a ±1 sd band (nothing if absent)."""
     base = [
-        k * float(r[m])
-        for r in rows
-        if r.get("objective_name") == "student"
-        and r.get("role", "student") == "student"
-        and r.get("dataset") == ds
-        and r.get("model") == model
-        and is_number(r.get(m))
+        k * v for r in rows if is_baseline(r) and (r.dataset, r.model) == (ds, model) and is_number(v := r.value(m))
     ]
     if base:
         mu, sd = _mean_std(base)
@@ -224,7 +216,7 @@ def plot_confusion(
     return _save(fig, out_stem)
 
 
-def plot_curves(history: Sequence[dict[str, Any]], out_stem: str | Path, title: str = "Training curves") -> list[Path]:
+def plot_curves(history: Sequence[Epoch], out_stem: str | Path, title: str = "Training curves") -> list[Path]:
     """Loss and accuracy per epoch, train vs validation (two panels); keys absent from the
     history (e.g. no validation split) are left out."""
     if not history:
@@ -235,7 +227,7 @@ def plot_curves(history: Sequence[dict[str, Any]], out_stem: str | Path, title: 
     ax_loss, ax_acc = fig.subplots(1, 2)
     for ax, what, k in ((ax_loss, "loss", 1.0), (ax_acc, "acc", 100.0)):
         for split, style in (("train", "-"), ("val", "--")):
-            pts = [(h.get("epoch", i), h.get(f"{split}_{what}")) for i, h in enumerate(history)]
+            pts = [(h.epoch, getattr(h, f"{split}_{what}", None)) for h in history]
             pts = [(e, k * float(v)) for e, v in pts if is_number(v)]
             if pts:
                 ax.plot(
@@ -255,26 +247,17 @@ def plot_curves(history: Sequence[dict[str, Any]], out_stem: str | Path, title: 
     return _save(fig, out_stem)
 
 
-def plot_compression(rows_with_cost: Iterable[dict[str, Any]], out_stem: str | Path) -> list[Path]:
+def plot_compression(rows_with_cost: Iterable[RunResult], out_stem: str | Path) -> list[Path]:
     """Accuracy against parameters, FLOPs and latency (three panels, log x) for teachers,
     students alone and distilled students: one point per (role, model, setting), mean ± sd
     of accuracy over seeds."""
-    rows = [r for r in _ok_rows(rows_with_cost) if is_number(r.get("accuracy"))]
-    groups: dict[tuple, list[dict[str, Any]]] = {}
+    rows = [r for r in _ok_rows(rows_with_cost) if is_number(r.value("accuracy"))]
+    groups: dict[tuple, list[RunResult]] = {}
     for r in rows:
-        role = r.get("role") if r.get("role") in _ROLE_STYLE else "distilled"
-        key = (
-            role,
-            r.get("dataset"),
-            r.get("model"),
-            r.get("objective_name"),
-            r.get("alpha"),
-            r.get("beta"),
-            r.get("T"),
-        )
-        groups.setdefault(key, []).append(r)
+        role = r.role if r.role in _ROLE_STYLE else "distilled"
+        groups.setdefault((role, r.setting), []).append(r)
     axes_spec = (("params", "parameters"), ("flops", "FLOPs per image"), ("latency_ms", "latency (ms / image)"))
-    if not any(is_number(r.get(f)) and r[f] > 0 for r in rows for f, _ in axes_spec):
+    if not any(is_number(v := r.value(f)) and v > 0 for r in rows for f, _ in axes_spec):
         raise GeodistillError(
             "No finished run reports its cost (params, flops, latency_ms), so there is no compression plot to draw."
         )
@@ -283,12 +266,12 @@ def plot_compression(rows_with_cost: Iterable[dict[str, Any]], out_stem: str | P
     for ax, (field, xlabel) in zip(axes, axes_spec):
         seen_roles = set()
         for key, members in sorted(groups.items(), key=lambda kv: str(kv[0])):
-            xs = [float(r[field]) for r in members if is_number(r.get(field)) and r[field] > 0]
+            xs = [v for r in members if is_number(v := r.value(field)) and v > 0]
             if not xs:
                 continue
-            role, model = key[0], key[2]
+            role, model = key[0], key[1].model
             label, marker, colour = _ROLE_STYLE[role]
-            mu, sd = _mean_std([100.0 * float(r["accuracy"]) for r in members])
+            mu, sd = _mean_std([100.0 * r.value("accuracy") for r in members])
             ax.errorbar(
                 [statistics.fmean(xs)],
                 [mu],

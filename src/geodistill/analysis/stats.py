@@ -1,7 +1,7 @@
 """Paired comparison of each distillation setting with the student trained alone.
 
-For a setting (dataset, model, objective, α, β, T) and the baseline run of the same dataset,
-student model and seed, d_i = x_i − base_i over the n seeds both have. Then
+For a setting (`results.Setting`) and the student alone of its baseline setting (same data,
+model, size, epochs and precision: `Setting.baseline`) and seed, d_i = x_i − base_i over the n seeds both have. Then
 
     mean d = (1/n) Σ d_i,   sd = sqrt(Σ (d_i − mean d)² / (n − 1)),
     95% CI = mean d ± t_{0.975, n−1} · sd / √n          (Student's t, paired design)
@@ -36,14 +36,16 @@ import math
 import statistics
 import warnings
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from geodistill.analysis.table import AGGREGATE_BY, check_columns, sort_key
-from geodistill.core.errors import GeodistillWarning
-from geodistill.engine.convergence import BUDGET_GAIN, NOT_CONVERGED
+from geodistill.analysis.format import sort_key
+from geodistill.analysis.table import setting_cells
+from geodistill.core.errors import GeodistillError, GeodistillWarning
+from geodistill.engine.convergence import BUDGET_GAIN, NOT_CONVERGED, BudgetCheck
 from geodistill.losses import loss_prose
+from geodistill.results.result import COST_FIELDS, QUALITY_METRICS, RunResult, Setting, is_baseline
 
-GROUP_BY = AGGREGATE_BY
 FRACTION_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
 IMAGES = "seeds and test images"  # `ci_over` of an interval that counts the test split's sampling
 
@@ -106,26 +108,69 @@ def t_quantile(p: float, df: int) -> float:
 # ---------------------------------------------------------------- paired differences
 
 
-def _ok(row: dict[str, Any], metric: str) -> bool:
-    v = row.get(metric)
-    return row.get("status", "ok") == "ok" and isinstance(v, (int, float)) and not math.isnan(v)
+@dataclass
+class Pairing:
+    """One setting paired seed by seed with the student alone (see the module docstring):
+    n pairs, the means, mean_diff, sd_diff, the 95% interval (nan when n < 2) and what it is
+    over, wins and losses, the paired seeds, the seeds without a baseline, the precisions the
+    baselines of those seeds trained in instead (never paired), and every paired run's
+    convergence flag (run id -> flag or None)."""
+
+    setting: Setting
+    objective: str | None
+    metric: str
+    n: int
+    mean: float
+    baseline_mean: float
+    mean_diff: float
+    sd_diff: float
+    ci_low: float
+    ci_high: float
+    ci_over: str
+    wins: int
+    losses: int
+    seeds: list
+    seeds_without_baseline: list = field(default_factory=list)
+    baseline_precisions: list[str] = field(default_factory=list)
+    converged_by_run: dict[str, bool | None] = field(default_factory=dict)
+
+    def flat(self) -> dict[str, Any]:
+        """A CSV row: the setting, then the figures."""
+        figures = {
+            k: getattr(self, k)
+            for k in (
+                "objective",
+                "metric",
+                "n",
+                "mean",
+                "baseline_mean",
+                "mean_diff",
+                "sd_diff",
+                "ci_low",
+                "ci_high",
+                "ci_over",
+                "wins",
+                "losses",
+            )
+        }
+        return {
+            **setting_cells(self.setting),
+            **figures,
+            "seeds": self.seeds,
+            "seeds_without_baseline": self.seeds_without_baseline,
+        }
 
 
-def _is_baseline(row: dict[str, Any], baseline: str) -> bool:
-    return row.get("objective_name") == baseline and row.get("role", "student") == "student"
-
-
-def _baselines(rows: Sequence[dict[str, Any]], baseline: str) -> dict[tuple, list[dict[str, Any]]]:
-    """The baseline runs per (dataset, model, seed, precision); several for one key are averaged,
-    with a warning. A run is only ever paired with a baseline that trained in its precision."""
-    base: dict[tuple, list[dict[str, Any]]] = {}
-    for r in rows:
-        if _is_baseline(r, baseline):
-            base.setdefault((r.get("dataset"), r.get("model"), r.get("seed"), r.get("precision")), []).append(r)
-    for (ds, model, seed, _), runs in base.items():
+def _baselines(results: Sequence[RunResult]) -> dict[tuple, list[RunResult]]:
+    """The student-alone runs per (setting, seed); several for one key are averaged, with a warning."""
+    base: dict[tuple, list[RunResult]] = {}
+    for r in results:
+        if is_baseline(r):
+            base.setdefault((r.setting.baseline(), r.seed), []).append(r)
+    for (s, seed), runs in base.items():
         if len(runs) > 1:
             warnings.warn(
-                f"{len(runs)} '{baseline}' runs for dataset {ds}, model {model}, seed {seed}; "
+                f"{len(runs)} student-alone runs for dataset {s.dataset}, model {s.model}, seed {seed}; "
                 "their mean is used as the baseline.",
                 GeodistillWarning,
                 stacklevel=3,
@@ -133,64 +178,60 @@ def _baselines(rows: Sequence[dict[str, Any]], baseline: str) -> dict[tuple, lis
     return base
 
 
-def _run_key(row: dict[str, Any]) -> str:
-    """A run's identity for counting it once: its run_id, else its setting and seed."""
-    return str(row.get("run_id") or (*(row.get(k) for k in GROUP_BY), row.get("seed"), row.get("role")))
-
-
-def _flag(row: dict[str, Any]) -> bool | None:
-    """The run's `converged` flag; None when it records none (results from before it was kept)."""
-    v = row.get("converged")
-    return v if isinstance(v, bool) else None
-
-
-def paired_difference(
-    rows: Iterable[dict[str, Any]], baseline: str = "student", metric: str = "accuracy"
-) -> list[dict[str, Any]]:
-    """For every setting other than the baseline and the teachers, pair each seed's run with
-    the baseline run (objective_name `baseline`, role 'student') of the same dataset, model and
-    seed. Returns one row per setting with n (pairs), mean_diff, sd_diff, ci_low, ci_high
-    (95%, t distribution; nan when n < 2), wins (d_i > 0), losses (d_i < 0), the means of
-    the setting and the baseline over the paired seeds, the seeds without a baseline, and
-    `_converged_by_run` (run -> `converged` flag or None, for every run in a pair, the baseline's
-    included; `_` keeps it out of tables). Differences are in the metric's own units."""
-    rows = list(rows)
-    check_columns(rows, [*GROUP_BY, metric], "paired_difference")
-    rows = [r for r in rows if _ok(r, metric)]
-    base = _baselines(rows, baseline)
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for r in rows:
-        if not (_is_baseline(r, baseline) or r.get("role") == "teacher"):
-            groups.setdefault(tuple(r.get(k) for k in GROUP_BY), []).append(r)
-    out = []
-    for key, members in groups.items():
-        by_seed: dict[Any, list[dict[str, Any]]] = {}
-        for r in members:
-            by_seed.setdefault(r.get("seed"), []).append(r)
-        pairs, missing, other, flags, gains, images = [], [], [], {}, [], set()
-        hits = lambda runs: [r.get("_correct") for r in runs]  # noqa: E731
-        precision = members[0].get("precision")
-        for seed in sorted(by_seed, key=lambda s: (str(type(s)), s)):
-            b = base.get((key[0], key[1], seed, precision))
-            if b is None:
-                missing.append(seed)
-                other += [p for (d, m, s, p) in base if (d, m, s) == (key[0], key[1], seed)]
-                continue
-            pairs.append((seed, _mean(by_seed[seed], metric), _mean(b, metric)))
-            flags.update({_run_key(r): _flag(r) for r in [*by_seed[seed], *b]})
-            gains.append(image_gains(hits(by_seed[seed]), hits(b)) if metric == "accuracy" else None)
-            images.update(r.get("_correct_of") for r in [*by_seed[seed], *b])
-        row = dict(zip(GROUP_BY, key), objective=members[0].get("objective"), metric=metric, baseline=baseline)
-        v = image_variance(gains) if len(images) == 1 else None  # every run scored on the same images
-        row.update(pair_stats(pairs, v), seeds_without_baseline=missing, _converged_by_run=flags)
-        row["baseline_precisions"] = sorted(set(map(str, other)))  # unpaired: the baseline trained otherwise
-        out.append(row)
-    out.sort(key=lambda r: tuple(sort_key(r.get(k)) for k in GROUP_BY))
+def paired_difference(results: Iterable[RunResult], metric: str = "accuracy") -> list[Pairing]:
+    """Every setting other than the student alone and the teachers, paired seed by seed with the
+    student alone of its baseline setting (`Setting.baseline`): one `Pairing` per setting, in the
+    metric's own units. Runs of different precisions are never paired."""
+    if metric not in (*QUALITY_METRICS, *COST_FIELDS):
+        raise GeodistillError(
+            f"'{metric}' asked of paired_difference is not a metric; use one of {', '.join(QUALITY_METRICS)}."
+        )
+    results = [r for r in results if r.ok and r.value(metric) is not None and not math.isnan(r.value(metric))]
+    base = _baselines(results)
+    groups: dict[Setting, list[RunResult]] = {}
+    for r in results:
+        if not is_baseline(r) and r.role != "teacher":
+            groups.setdefault(r.setting, []).append(r)
+    out = [_pair(s, members, base, metric) for s, members in groups.items()]
+    out.sort(key=lambda p: tuple(sort_key(v) for v in setting_cells(p.setting).values()))
     return out
 
 
-def _mean(runs: Sequence[dict[str, Any]], metric: str) -> float:
-    return statistics.fmean(float(r[metric]) for r in runs)
+def _pair(s: Setting, members: list[RunResult], base: dict[tuple, list[RunResult]], metric: str) -> Pairing:
+    by_seed: dict[Any, list[RunResult]] = {}
+    for r in members:
+        by_seed.setdefault(r.seed, []).append(r)
+    pairs, missing, other, flags, gains, images = [], [], set(), {}, [], set()
+    hits = lambda runs: [r.metrics.correct if r.metrics else None for r in runs]  # noqa: E731
+    for seed in sorted(by_seed, key=lambda x: (str(type(x)), x)):
+        b = base.get((s.baseline(), seed))
+        if b is None:
+            missing.append(seed)
+            other |= {str(k.precision) for k, sd in base if sd == seed and k == _any_precision(s.baseline(), k)}
+            continue
+        pairs.append((seed, _mean(by_seed[seed], metric), _mean(b, metric)))
+        flags.update({r.run_id: r.converged for r in [*by_seed[seed], *b]})
+        gains.append(image_gains(hits(by_seed[seed]), hits(b)) if metric == "accuracy" else None)
+        images.update(r.metrics.correct_of if r.metrics else None for r in [*by_seed[seed], *b])
+    v = image_variance(gains) if len(images) == 1 else None  # every run scored on the same images
+    return Pairing(
+        s,
+        members[0].objective,
+        metric,
+        **pair_stats(pairs, v),
+        seeds_without_baseline=missing,
+        baseline_precisions=sorted(other),
+        converged_by_run=flags,
+    )
+
+
+def _any_precision(want: Setting, have: Setting) -> Setting:
+    """``want`` with ``have``'s precision (to find baselines that differ in precision only)."""
+    return Setting(**{**want.__dict__, "precision": have.precision})
+
+
+def _mean(runs: Sequence[RunResult], metric: str) -> float:
+    return statistics.fmean(float(r.value(metric)) for r in runs)
 
 
 def image_gains(hits: Sequence[str | None], base: Sequence[str | None]) -> list[float] | None:
@@ -262,17 +303,13 @@ def _num(x: float) -> str:
     return s.replace("-", "−")
 
 
-def setting_label(row: dict[str, Any]) -> str:
-    """'KL+cosine (α=0.3, β=0.1, T=4)': the objective in words and the α/β/T the row records,
+def setting_label(s: Setting) -> str:
+    """'KL+cosine (α=0.3, β=0.1, T=4)': the objective in words and the α/β/T the setting records,
     then its method when it has one ('KL (α=0.5, T=4) with an ensemble of 3 teachers (mean logits)')."""
-    name = pretty_objective(row.get("objective_name"))
-    params = [
-        f"{sym}={_param(row.get(k))}"
-        for k, sym in (("alpha", "α"), ("beta", "β"), ("T", "T"))
-        if row.get(k) is not None
-    ]
+    name = pretty_objective(s.objective)
+    params = [f"{sym}={_param(v)}" for v, sym in ((s.alpha, "α"), (s.beta, "β"), (s.T, "T")) if v is not None]
     label = f"{name} ({', '.join(params)})" if params else name
-    return f"{label} with {row['method']}" if row.get("method") else label
+    return f"{label} with {s.method}" if s.method else label
 
 
 def _param(v: Any) -> str:
@@ -287,40 +324,40 @@ def _seeds(n: int) -> str:
     return f"{n} seed" if n == 1 else f"{n} seeds"
 
 
-def _classify(row: dict[str, Any]) -> str:
-    if row["n"] == 0:
+def _classify(p: Pairing) -> str:
+    if p.n == 0:
         return "no_baseline"
-    if row["n"] == 1:
+    if p.n == 1:
         return "single"
-    if row["ci_low"] > 0:
+    if p.ci_low > 0:
         return "better"
-    if row["ci_high"] < 0:
+    if p.ci_high < 0:
         return "worse"
     return "unclear"
 
 
-def _sentence(row: dict[str, Any], lead: str = "") -> str:
+def _sentence(row: Pairing, lead: str = "") -> str:
     """One sentence judging one setting; `lead` (e.g. 'the best setting, ') goes before its name."""
-    k, unit = _scale(row["metric"])
+    k, unit = _scale(row.metric)
     unit_s = f" {unit}" if unit else ""
-    who = f"{lead}{setting_label(row)}," if lead else setting_label(row)
-    base = pretty_objective(row["baseline"])
-    metric = row["metric"].replace("_", " ")
+    who = f"{lead}{setting_label(row.setting)}," if lead else setting_label(row.setting)
+    base = pretty_objective("student")
+    metric = row.metric.replace("_", " ")
     kind = _classify(row)
-    n = row["n"]
+    n = row.n
     if kind == "no_baseline":
-        if row.get("baseline_precisions"):
+        if row.baseline_precisions:
             return (
-                f"{who} could not be compared: it trained in {row.get('precision')} and the "
-                f"'{row['baseline']}' runs of its seeds in {', '.join(row['baseline_precisions'])}, and runs of "
-                "different precisions are not paired; train both in one precision (train.precision)."
+                f"{who} could not be compared: it trained in {row.setting.precision} and the student-alone "
+                f"runs of its seeds in {', '.join(row.baseline_precisions)}, and runs of different precisions "
+                "are not paired; train both in one precision (train.precision)."
             )
         return (
-            f"{who} could not be compared: there is no '{row['baseline']}' run of the same "
-            f"dataset, model and seed ({_seeds(len(row['seeds_without_baseline']))} without one)."
+            f"{who} could not be compared: there is no 'student' run of the same "
+            f"dataset, model and seed ({_seeds(len(row.seeds_without_baseline))} without one)."
         )
-    m, sd = k * row["mean_diff"], k * row["sd_diff"]
-    lo, hi = k * row["ci_low"], k * row["ci_high"]
+    m, sd = k * row.mean_diff, k * row.sd_diff
+    lo, hi = k * row.ci_low, k * row.ci_high
     if kind == "single":
         direction = "above" if m > 0 else "below" if m < 0 else "level with"
         amount = f"{_num(abs(m))}{unit_s} " if m != 0 else ""
@@ -328,20 +365,20 @@ def _sentence(row: dict[str, Any], lead: str = "") -> str:
             f"{who} is {amount}{direction} {base} in {metric} on a single seed; with one "
             "seed there is no confidence interval, so this is one observation, not evidence."
         )
-    ci = f"95% CI {_num(lo)} to {_num(hi)}" + (f" over {row['ci_over']}" if row.get("ci_over") == IMAGES else "")
+    ci = f"95% CI {_num(lo)} to {_num(hi)}" + (f" over {row.ci_over}" if row.ci_over == IMAGES else "")
     if kind == "better":
         return (
             f"{who} beats {base} in {metric} by {_num(m)} ± {_num(sd)}{unit_s} "
-            f"(mean ± sd over {_seeds(n)}; {ci}), better in {row['wins']}/{n} seeds."
+            f"(mean ± sd over {_seeds(n)}; {ci}), better in {row.wins}/{n} seeds."
         )
     if kind == "worse":
         return (
             f"{who} is worse than {base} in {metric} by {_num(-m)} ± {_num(sd)}{unit_s} "
-            f"(mean ± sd over {_seeds(n)}; {ci}), worse in {row['losses']}/{n} seeds."
+            f"(mean ± sd over {_seeds(n)}; {ci}), worse in {row.losses}/{n} seeds."
         )
     return (
         f"{who} does not clearly differ from {base} in {metric}: {_num(m)} ± {_num(sd)}{unit_s} "
-        f"(mean ± sd over {_seeds(n)}; the {ci} contains 0), better in {row['wins']}/{n} seeds."
+        f"(mean ± sd over {_seeds(n)}; the {ci} contains 0), better in {row.wins}/{n} seeds."
     )
 
 
@@ -349,15 +386,15 @@ def _capitalize(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def verdict(diff_rows: Sequence[dict[str, Any]], budget: dict[str, Any] | None = None) -> str:
+def verdict(diff_rows: Sequence[Pairing], budget: BudgetCheck | None = None) -> str:
     """One paragraph in plain words from `paired_difference` rows: per dataset and student
     model, the best setting (largest mean difference) judged by its 95% CI, then how many
     settings clearly beat, do not clearly differ from, or are clearly worse than the baseline;
     last, when a compared run had not converged or the ``budget`` check failed, that the comparison
     is not evidence (`convergence_note`)."""
-    scopes: dict[tuple, list[dict[str, Any]]] = {}
+    scopes: dict[tuple, list[Pairing]] = {}
     for r in diff_rows:
-        scopes.setdefault((r.get("dataset"), r.get("model")), []).append(r)
+        scopes.setdefault((r.setting.dataset, r.setting.model), []).append(r)
     parts = (
         []
         if diff_rows
@@ -365,37 +402,37 @@ def verdict(diff_rows: Sequence[dict[str, Any]], budget: dict[str, Any] | None =
     )
     for (ds, model), rows in scopes.items():
         prefix = f"On {ds} with the {model} student, " if len(scopes) > 1 else ""
-        comparable = [r for r in rows if r["n"] > 0]
+        comparable = [r for r in rows if r.n > 0]
         if not comparable:
             parts.append(
                 _capitalize(
-                    f"{prefix}no setting could be compared: there is no '{rows[0]['baseline']}' run "
+                    f"{prefix}no setting could be compared: there is no 'student' run "
                     "(role 'student') of the same dataset, model and seed to pair with."
                 )
             )
             continue
-        best = max(comparable, key=lambda r: r["mean_diff"])
+        best = max(comparable, key=lambda r: r.mean_diff)
         lead = "the best setting, " if len(rows) > 1 else ""
         parts.append(_capitalize(prefix + _sentence(best, lead)))
         if len(rows) > 1:
             parts.append(_tally(rows))
     notes = [n for n in (convergence_note(diff_rows),) if n]
-    if budget is not None and not budget["converged"]:  # `engine.convergence.budget_check`
+    if budget is not None and not budget.converged:  # `engine.convergence.budget_check`
         lead = "The budget check also failed" if notes else "Not evidence of a converged comparison: the budget check"
         lead += "" if notes else " failed"
         notes.append(
-            f"{lead}: twice the epochs gained {budget['gain_pts']:+.2f} validation points (≥ {BUDGET_GAIN}); "
+            f"{lead}: twice the epochs gained {budget.gain_pts:+.2f} validation points (≥ {BUDGET_GAIN}); "
             "raise train.auto_images (or train.epochs)."
         )
     return " ".join([*parts, *notes])
 
 
-def convergence_note(diff_rows: Sequence[dict[str, Any]]) -> str:
+def convergence_note(diff_rows: Sequence[Pairing]) -> str:
     """'' when every compared run that records convergence converged (runs without a record are
     unknown and not counted); else the sentence saying how many had not, and what to do."""
     flags: dict[str, bool | None] = {}
     for r in diff_rows:
-        flags.update(r.get("_converged_by_run") or {})
+        flags.update(r.converged_by_run)
     known = [f for f in flags.values() if f is not None]
     bad = known.count(False)
     if not bad:
@@ -406,9 +443,9 @@ def convergence_note(diff_rows: Sequence[dict[str, Any]]) -> str:
     )
 
 
-def _tally(rows: Sequence[dict[str, Any]]) -> str:
+def _tally(rows: Sequence[Pairing]) -> str:
     kinds = [_classify(r) for r in rows]
-    base = pretty_objective(rows[0]["baseline"])
+    base = pretty_objective("student")
     bits = []
     counts = {k: kinds.count(k) for k in ("better", "unclear", "worse", "single", "no_baseline")}
     phrases = {  # kind -> (singular, plural)

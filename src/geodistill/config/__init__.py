@@ -2,21 +2,25 @@
 
 from geodistill.config.merge import deep_merge, load_yaml, parse_overrides
 from geodistill.config.protocols import PROTOCOLS, Protocol, get_protocol
-from geodistill.config.recipes import RECIPES, get_recipe
 from geodistill.config.run import DataConfig, DistillConfig, RunConfig, TrainConfig, build_config
+from geodistill.config.study import Objective, Study, build_study, load_recipe, recipe_names, role_spec
 
 __all__ = [
     "PROTOCOLS",
-    "RECIPES",
     "DataConfig",
     "DistillConfig",
+    "Objective",
     "Protocol",
     "RunConfig",
+    "Study",
     "TrainConfig",
     "build_config",
+    "build_study",
     "deep_merge",
     "get_protocol",
-    "get_recipe",
+    "load_recipe",
     "load_yaml",
     "parse_overrides",
+    "recipe_names",
+    "role_spec",
 ]

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 
 from geodistill.config.run import RunConfig
 
@@ -120,19 +121,29 @@ BUDGET_RULE = (
 )
 
 
-def budget_check(val: float, val_2x: float, epochs: int) -> dict:
+@dataclass(frozen=True)
+class BudgetCheck:
+    """A budget check: the student alone at ``epochs`` and at twice that, its best validation
+    accuracies (fractions), the gain in points and whether it is under `BUDGET_GAIN`."""
+
+    epochs: int
+    epochs_2x: int
+    val: float
+    val_2x: float
+    gain_pts: float
+    converged: bool
+    rule: str = BUDGET_RULE
+
+    def to_dict(self) -> dict:
+        """The JSON form (a recipe's summary.json)."""
+        return asdict(self)
+
+
+def budget_check(val: float, val_2x: float, epochs: int) -> BudgetCheck:
     """The budget check of a run with ``epochs`` epochs (best validation accuracy ``val``, a
     fraction) against the same run with ``2 epochs`` (``val_2x``): gain in points and the flag."""
     gain = 100.0 * (val_2x - val)
-    return {
-        "epochs": int(epochs),
-        "epochs_2x": 2 * int(epochs),
-        "val": val,
-        "val_2x": val_2x,
-        "gain_pts": gain,
-        "converged": gain < BUDGET_GAIN,
-        "rule": BUDGET_RULE,
-    }
+    return BudgetCheck(int(epochs), 2 * int(epochs), val, val_2x, gain, gain < BUDGET_GAIN)
 
 
 def auto_epochs(n_train: int, images: int, lo: int = 30, hi: int = 1000) -> int:

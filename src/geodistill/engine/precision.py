@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -29,26 +28,11 @@ from torch import nn
 from geodistill.config.run import TrainConfig
 from geodistill.core.atomic import create_once
 from geodistill.models.checkpoint import read_resumable
+from geodistill.results.result import Precision
 
 ALIASES = {"32": "32-true", "bf16": "bf16-mixed"}
 CONCRETE = ("32-true", "bf16-mixed", "16-mixed")
 FOLDER = "precision"  # the decisions' folder inside a study folder
-
-
-@dataclass(frozen=True)
-class Precision:
-    """What a run trains in (``value``, Lightning's name), whether ``auto`` chose it, why, and
-    (for ``auto``) the host whose rule decided it and the file that holds the decision."""
-
-    value: str
-    auto: bool
-    why: str
-    host: str | None = None
-    file: str | None = None
-
-    def to_dict(self) -> dict:
-        """The JSON form results.json records."""
-        return asdict(self)
 
 
 def cpu_bf16_units() -> bool:

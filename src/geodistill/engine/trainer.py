@@ -20,47 +20,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from lightning.fabric import Fabric
 from torch import Tensor, nn
 
-from geodistill.config.run import RunConfig
 from geodistill.core.errors import GeodistillError
 from geodistill.core.progress import Job, job
-from geodistill.data.prepare import TrainData
 from geodistill.data.views import plan_of
 from geodistill.engine.batches import assemble_batch, epoch_order
-from geodistill.engine.convergence import resolve_epochs
+from geodistill.engine.context import RunContext
 from geodistill.engine.evaluate import evaluate_split
-from geodistill.engine.precision import CONCRETE
 from geodistill.losses import LossInputs, Objective
 from geodistill.models import first_layer_weight
 from geodistill.models.checkpoint import read_resumable, save_checkpoint
 from geodistill.teachers.cache import TeacherSource
 
 logger = logging.getLogger(__name__)
-
-_FABRICS: dict[tuple, object] = {}
-
-
-def get_fabric(cfg: RunConfig):
-    """One Fabric per process and setting (DDP launches once; later runs reuse its processes)."""
-
-    t = cfg.train
-    precision = t.precision if t.precision in CONCRETE else {"32": "32-true", "bf16": "bf16-mixed"}.get(t.precision)
-    if precision is None:
-        raise ValueError(f"train.precision {t.precision!r} must be made concrete (engine.precision.decide) first")
-    key = (t.accelerator, str(t.devices), t.strategy, t.num_nodes, precision)
-    if key not in _FABRICS:
-        fabric = Fabric(
-            accelerator=t.accelerator,
-            devices=t.devices,
-            strategy=t.strategy,
-            num_nodes=t.num_nodes,
-            precision=precision,
-        )
-        fabric.launch()
-        _FABRICS[key] = fabric
-    return _FABRICS[key]
 
 
 class TrainStep(nn.Module):
@@ -167,7 +140,7 @@ StepHook = Callable[[TrainState], None]
 step_hooks: list[StepHook] = []
 """Called after every optimizer step (after any checkpoint) with the live state, by every
 :class:`Trainer` of this process built without its own ``hooks``. The resume tests append one
-that kills the process mid-epoch (tests/kill_at_step)."""
+that kills the process mid-epoch (tests/hooks)."""
 
 StopRule = Callable[[TrainState], str | None]
 """Asked after each epoch is recorded: the reason to stop now, or None to go on."""
@@ -197,7 +170,8 @@ def _check_finite(loss: Tensor, terms: dict[str, Tensor], epoch: int, step: int)
 
 
 class Trainer:
-    """Trains ``student`` under ``objective`` (with ``teacher``'s answers when given) in ``run_dir``.
+    """Trains ``student`` under ``objective`` (with ``teacher``'s answers when given) as the
+    `RunContext` says (its resolved config, data, Fabric and folder).
 
     Writes ``last.ckpt`` (resumable state, every ``checkpoint_every`` steps and each epoch),
     ``model.ckpt`` (best validation accuracy), ``metrics.csv`` and TensorBoard scalars.
@@ -205,26 +179,22 @@ class Trainer:
 
     def __init__(
         self,
-        cfg: RunConfig,
-        data: TrainData,
+        ctx: RunContext,
         student: nn.Module,
         objective: Objective,
         teacher: TeacherSource | None,
-        run_dir: Path,
         *,
         meta: dict,
         hooks: list[StepHook] | None = None,
         stop_rule: StopRule | None = None,
     ) -> None:
-        cfg = resolve_epochs(cfg, len(data.train))[0]  # a no-op when the caller resolved "auto" already
-        self.cfg, self.data, self.student, self.objective, self.teacher = cfg, data, student, objective, teacher
-        self.run_dir, self.meta = Path(run_dir), meta
+        self.cfg, self.data, self.fabric, self.run_dir = ctx.cfg, ctx.data, ctx.fabric, ctx.run_dir
+        self.student, self.objective, self.teacher, self.meta = student, objective, teacher, meta
         self.hooks = list(step_hooks if hooks is None else hooks)
-        self.stop_rule = stop_rule or patience_rule(cfg.train.patience)
-        self.plan = plan_of(cfg.data)
-        self.fabric = get_fabric(cfg)
+        self.stop_rule = stop_rule or patience_rule(ctx.cfg.train.patience)
+        self.plan = plan_of(ctx.cfg.data)
         self.state = TrainState()
-        self.last, self.best = self.run_dir / "last.ckpt", self.run_dir / "model.ckpt"
+        self.last, self.best = ctx.last, ctx.best
 
     def epoch_batches(self, epoch: int) -> list[np.ndarray]:
         """This process's image indices for each step of ``epoch``."""
@@ -385,21 +355,10 @@ class Trainer:
         )
 
 
-def fit(
-    cfg: RunConfig,
-    data: TrainData,
-    student: nn.Module,
-    objective: Objective,
-    teacher: TeacherSource | None,
-    run_dir: Path,
-    *,
-    meta: dict,
-    resume: bool = False,
-) -> dict:
+def fit(ctx: RunContext, student: nn.Module, objective: Objective, teacher: TeacherSource | None, *, meta: dict):
     """Train ``student`` under ``objective`` with a :class:`Trainer`; returns the final
-    :class:`TrainState` as a dict (``best_val``, ``best_epoch``, ``history``, ...)."""
-    trainer = Trainer(cfg, data, student, objective, teacher, run_dir, meta=meta)
-    return trainer.fit(resume).to_dict()
+    :class:`TrainState` (``best_val``, ``best_epoch``, ``history``, ...)."""
+    return Trainer(ctx, student, objective, teacher, meta=meta).fit(ctx.resume)
 
 
 class _Report:
@@ -469,9 +428,7 @@ __all__ = [
     "StopRule",
     "TrainState",
     "Trainer",
-    "evaluate_split",
     "fit",
-    "get_fabric",
     "lr_factor",
     "patience_rule",
     "step_hooks",

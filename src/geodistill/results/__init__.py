@@ -1,1 +1,53 @@
 """One run's results: the schema of results.json, written and read back as one type."""
+
+from geodistill.results.files import (
+    COST_CACHE_FILE,
+    FAILED_FILE,
+    RESULTS_FILE,
+    STUDY_FILE,
+    SUMMARY_FILE,
+    collect,
+    finished,
+    read_result,
+    write_result,
+)
+from geodistill.results.result import (
+    COST_FIELDS,
+    QUALITY_METRICS,
+    Convergence,
+    Cost,
+    Epoch,
+    Method,
+    Metrics,
+    Precision,
+    RunResult,
+    Setting,
+    hyper,
+    is_baseline,
+    role_of,
+)
+
+__all__ = [
+    "COST_CACHE_FILE",
+    "COST_FIELDS",
+    "FAILED_FILE",
+    "QUALITY_METRICS",
+    "RESULTS_FILE",
+    "STUDY_FILE",
+    "SUMMARY_FILE",
+    "Convergence",
+    "Cost",
+    "Epoch",
+    "Method",
+    "Metrics",
+    "Precision",
+    "RunResult",
+    "Setting",
+    "collect",
+    "finished",
+    "hyper",
+    "is_baseline",
+    "read_result",
+    "role_of",
+    "write_result",
+]
