@@ -30,7 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from geodistill.analysis.stats import pair_stats, paired_difference, t_quantile, verdict
+from geodistill.analysis.intervals import pair_stats, t_quantile
+from geodistill.analysis.stats import paired_difference
+from geodistill.analysis.verdict import verdict
 from geodistill.analysis.table import tidy_rows
 from geodistill.config.merge import deep_merge
 from geodistill.config.run import build_config

@@ -52,7 +52,7 @@ import torch
 
 from benchmarks.__main__ import assemble, machine
 from benchmarks.aid import _ci, _pm, paired
-from geodistill.analysis.stats import image_gains, image_variance
+from geodistill.analysis.intervals import image_gains, image_variance
 from geodistill.config.run import build_config
 from geodistill.data.prepare import prepare_data
 from geodistill.data.transforms import Normalizer, apply_view

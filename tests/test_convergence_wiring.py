@@ -13,9 +13,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from geodistill.analysis.stats import paired_difference, verdict
+from geodistill.analysis.stats import paired_difference
 from geodistill.analysis.summary import summarise
 from geodistill.analysis.table import aggregate
+from geodistill.analysis.verdict import verdict
 from geodistill.cli import app
 from geodistill.config import Study
 from geodistill.config.run import build_config

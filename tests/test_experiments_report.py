@@ -25,9 +25,11 @@ from geodistill.analysis.format import (
     write_markdown,
     write_rows_json,
 )
+from geodistill.analysis.intervals import image_variance, pair_stats, t_cdf, t_quantile
 from geodistill.analysis.plots import plot_alpha, plot_compression, plot_confusion, plot_curves
-from geodistill.analysis.stats import image_variance, pair_stats, paired_difference, t_cdf, t_quantile, verdict
+from geodistill.analysis.stats import paired_difference
 from geodistill.analysis.table import aggregate, run_rows
+from geodistill.analysis.verdict import verdict
 from geodistill.core.errors import GeodistillError, GeodistillWarning
 from geodistill.report.build import write_report
 from geodistill.results import RunResult, collect

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from geodistill.analysis.stats import paired_difference, setting_label, verdict
+from geodistill.analysis.stats import paired_difference
 from geodistill.analysis.table import aggregate, has_nuclear
+from geodistill.analysis.verdict import setting_label, verdict
 from geodistill.losses import (
     LossInputs,
     Objective,

@@ -25,8 +25,10 @@ from geodistill.config.run import DistillConfig
 from geodistill.core.errors import GeodistillError, GeodistillWarning
 from geodistill.losses import PRESETS, loss_fragment
 from geodistill.report.build import write_report
+from geodistill.results import read_result
 from geodistill.study.grid import THESIS5, THESIS11, load_sweep_file, parse_grid, sweep_study
 from geodistill.study.plan import plan
+from geodistill.study.recipe import run as run_recipe
 from geodistill.study.runs import failure_result, worker_threads
 from geodistill.study.sweep import run_sweep
 from kill_hook import kill_env
@@ -573,3 +575,27 @@ def test_cli_sweep_then_report(tmp_path):
     assert bad.returncode == 2
     assert bad.stderr.strip() == "error: Grid entry 'alpha=[2]': alpha value 2 is not a number in [0, 1]."
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_sweep_over_alpha_with_a_3_teacher_ensemble_gives_the_recipe_run_numbers(work):
+    b = base(work)
+    recipe = Study(
+        base={"data": b["data"], "train": {**b["train"], "epochs": 1}},
+        teacher={"train": {"model": "cnn4"}},
+        student={"train": {"model": "cnn3"}},
+        objectives=[{"loss": "student"}, {"loss": "kl", "alpha": 0.5, "teachers": "ensemble"}],
+        teacher_seeds=[0, 1, 2],
+        seeds=[0],
+    )
+    run_recipe(recipe, out=work / "ens-recipe")
+    results = run_sweep(
+        {"recipe": recipe, "grid": {"alpha": [0.3, 0.5], "loss": ["kl"]}, "teachers": "ensemble"}, work / "ens-sweep"
+    )
+    assert [r.run_id for r in results] == ["student-s0", "kl-a0.3-ens-s0", "kl-a0.5-ens-s0"]
+    assert sorted(p.name for p in (work / "ens-sweep").glob("teacher-*")) == ["teacher-s0", "teacher-s1", "teacher-s2"]
+    for name in ("teacher-s0", "teacher-s1", "teacher-s2", "student-s0", "kl-a0.5-ens-s0"):
+        a, b_ = read_result(work / "ens-recipe" / name), read_result(work / "ens-sweep" / name)
+        assert a.metrics.confusion_matrix == b_.metrics.confusion_matrix and a.val_accuracy == b_.val_accuracy
+        assert [h.train_loss for h in a.history] == [h.train_loss for h in b_.history]
+    kl = read_result(work / "ens-sweep" / "kl-a0.5-ens-s0")
+    assert str(kl.method) == "an ensemble of 3 teachers (mean logits)" and len(kl.teacher) == 3

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from geodistill.analysis.stats import paired_difference, setting_label
+from geodistill.analysis.stats import paired_difference
+from geodistill.analysis.verdict import setting_label
 from geodistill.config import Study, build_study
 from geodistill.config.run import build_config
 from geodistill.core.errors import GeodistillError

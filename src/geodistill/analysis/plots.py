@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from geodistill.analysis.format import is_number
-from geodistill.analysis.stats import pretty_objective
 from geodistill.analysis.table import has_nuclear
+from geodistill.analysis.verdict import pretty_objective
 from geodistill.core.atomic import atomic_file
 from geodistill.core.errors import GeodistillError
 from geodistill.results.result import Epoch, RunResult, is_baseline
@@ -97,18 +97,7 @@ def plot_alpha(
     scopes = sorted({(r.dataset, r.model) for r in swept}, key=str)
     multi_scope = len(scopes) > 1
     vary_beta = len({r.beta for r in swept}) > 1
-    vary_t = len({r.T for r in swept}) > 1
-    lines: dict[tuple, dict[float, list[RunResult]]] = {}
-    for r in swept:
-        key = (
-            r.dataset,
-            r.model,
-            r.objective_name,
-            has_nuclear(r.objective_name, r.beta, r.T),
-            r.beta if vary_beta else None,
-            r.T if vary_t else None,
-        )
-        lines.setdefault(key, {}).setdefault(float(r.alpha), []).append(r)
+    lines = _alpha_lines(swept, vary_beta)
 
     all_alphas = sorted({a for by_alpha in lines.values() for a in by_alpha})
     gaps = [b - a for a, b in zip(all_alphas, all_alphas[1:])]
@@ -149,6 +138,18 @@ def plot_alpha(
         else "α sweep: mean ± sd over seeds"
     )
     return _save(fig, out_stem)
+
+
+def _alpha_lines(swept: list[RunResult], vary_beta: bool) -> dict[tuple, dict[float, list[RunResult]]]:
+    """The runs of each α curve by α: one curve per (dataset, model, objective, nuclear norm or
+    not, and β and T where they vary)."""
+    vary_t = len({r.T for r in swept}) > 1
+    lines: dict[tuple, dict[float, list[RunResult]]] = {}
+    for r in swept:
+        nuclear = has_nuclear(r.objective_name, r.beta, r.T)
+        key = (r.dataset, r.model, r.objective_name, nuclear, r.beta if vary_beta else None, r.T if vary_t else None)
+        lines.setdefault(key, {}).setdefault(float(r.alpha), []).append(r)
+    return lines
 
 
 def _alpha_line_label(key: tuple, vary_beta: bool, multi_scope: bool) -> str:

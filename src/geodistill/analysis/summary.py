@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from geodistill.analysis.format import format_mean_std, format_points
-from geodistill.analysis.stats import paired_difference, verdict
+from geodistill.analysis.stats import paired_difference
 from geodistill.analysis.table import aggregate, cost_ratios
+from geodistill.analysis.verdict import verdict
 from geodistill.engine.convergence import BUDGET_GAIN, RULE, BudgetCheck
 from geodistill.results.result import COST_FIELDS, RunResult
 

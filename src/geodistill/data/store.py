@@ -158,6 +158,26 @@ def _remove_stale_temps(entry: Path, max_age_s: float = 6 * 3600) -> None:
             pass
 
 
+def _check_readable(files: FileList, labels: np.ndarray) -> None:
+    """One sentence when a class lost every image to decoding errors."""
+    empty = [c for c, k in zip(files.classes, np.bincount(labels, minlength=len(files.classes))) if k == 0]
+    if empty:
+        raise GeodistillError(
+            f"Every image of class '{empty[0]}' under '{files.root}' is unreadable: replace "
+            "the files or remove the class folder."
+        )
+
+
+def _keep_only(tmp: Path, images: np.ndarray, keep: np.ndarray, shape: tuple) -> None:
+    """Rewrite ``tmp/images.npy`` with the readable images ``keep`` only."""
+    kept = np.lib.format.open_memmap(tmp / "images.kept.npy", mode="w+", dtype=np.uint8, shape=(len(keep), *shape[1:]))
+    for start in range(0, len(keep), 1024):
+        kept[start : start + 1024] = images[keep[start : start + 1024]]
+    kept.flush()
+    del kept
+    os.replace(tmp / "images.kept.npy", tmp / "images.npy")
+
+
 def _build_entry(
     entry: Path,
     key: str,
@@ -181,24 +201,12 @@ def _build_entry(
             raise GeodistillError(
                 f"No image under '{files.root}' could be read: check that the files are JPEG/PNG/TIFF images."
             )
-        empty = [c for c, k in zip(files.classes, np.bincount(labels, minlength=len(files.classes))) if k == 0]
-        if empty:
-            raise GeodistillError(
-                f"Every image of class '{empty[0]}' under '{files.root}' is unreadable: replace "
-                "the files or remove the class folder."
-            )
+        _check_readable(files, labels)
         if bad:
-            kept = np.lib.format.open_memmap(
-                tmp / "images.kept.npy", mode="w+", dtype=np.uint8, shape=(len(keep), *shape[1:])
-            )
-            for start in range(0, len(keep), 1024):
-                kept[start : start + 1024] = images[keep[start : start + 1024]]
-            kept.flush()
-            del images, kept
-            os.replace(tmp / "images.kept.npy", tmp / "images.npy")
+            _keep_only(tmp, images, keep, shape)
         else:
             images.flush()
-            del images
+        del images
         meta = {
             "format": CACHE_FORMAT,
             "key": key,

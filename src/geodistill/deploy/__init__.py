@@ -4,10 +4,11 @@ Every exported model takes uint8 N x C x size x size pixels and returns logits; 
 ``geodistill.deploy.runtime`` for the contract and the metadata stored in the files.
 """
 
-from geodistill.deploy.export import describe_export, export, export_onnx, export_torchscript
+from geodistill.deploy.export import export_onnx, export_torchscript
 from geodistill.deploy.predict import find_images, predict, write_predictions
 from geodistill.deploy.quantize import onnx_accuracy, quantize_onnx
 from geodistill.deploy.runtime import INPUT_CONVENTION, Runner, load_runner
+from geodistill.deploy.verified import describe_export, export
 from geodistill.models.preprocess import with_preprocessing
 
 __all__ = [

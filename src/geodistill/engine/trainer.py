@@ -12,10 +12,7 @@ so a run resumed from a mid-epoch checkpoint is bit-identical to an uninterrupte
 from __future__ import annotations
 
 import logging
-import math
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +20,13 @@ import torch
 from torch import Tensor, nn
 
 from geodistill.core.errors import GeodistillError
-from geodistill.core.progress import Job, job
+from geodistill.core.progress import job
 from geodistill.data.views import plan_of
 from geodistill.engine.batches import assemble_batch, epoch_order
 from geodistill.engine.context import RunContext
 from geodistill.engine.evaluate import evaluate_split
+from geodistill.engine.outputs import RunOutputs
+from geodistill.engine.state import StepHook, StopRule, TrainState, lr_factor, patience_rule, step_hooks
 from geodistill.losses import LossInputs, Objective
 from geodistill.models import first_layer_weight
 from geodistill.models.checkpoint import read_resumable, save_checkpoint
@@ -63,98 +62,6 @@ class TrainStep(nn.Module):
             )
         )
         return total, terms, logits
-
-
-def lr_factor(step: int, total: int, warmup: int) -> float:
-    """Linear warm-up to 1 over ``warmup`` steps, then cosine decay to 0 at ``total``."""
-    if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
-@dataclass
-class TrainState:
-    """Where a run stands; with the model, optimizer, schedule and RNG it resumes exactly.
-
-    ``epoch`` counts finished epochs and ``step`` the finished steps of the current one, whose
-    running sums are ``loss_sum`` (Σ batch mean loss × batch size), ``correct`` and ``seen``.
-    ``history`` holds one row per finished epoch (the rows of metrics.csv).
-    """
-
-    epoch: int = 0
-    step: int = 0
-    global_step: int = 0
-    best_val: float = -1.0
-    best_epoch: int = -1
-    bad_epochs: int = 0
-    history: list[dict] = field(default_factory=list)
-    loss_sum: float = 0.0
-    correct: int = 0
-    seen: int = 0
-
-    @property
-    def train_loss(self) -> float:
-        """Mean training loss over the images seen so far this epoch."""
-        return self.loss_sum / max(self.seen, 1)
-
-    @property
-    def train_acc(self) -> float:
-        """Training accuracy over the images seen so far this epoch."""
-        return self.correct / max(self.seen, 1)
-
-    def add_step(self, loss: float, correct: int, n: int) -> None:
-        """Count one optimizer step over ``n`` images with mean loss ``loss``."""
-        self.loss_sum += loss * n
-        self.correct += correct
-        self.seen += n
-        self.step += 1
-        self.global_step += 1
-
-    def end_epoch(self, row: dict, val_acc: float) -> bool:
-        """Record a finished epoch and start the next; returns whether ``val_acc`` is a new best."""
-        self.history.append(row)
-        improved = val_acc > self.best_val
-        if improved:
-            self.best_val, self.best_epoch, self.bad_epochs = val_acc, self.epoch + 1, 0
-        else:
-            self.bad_epochs += 1
-        self.epoch, self.step = self.epoch + 1, 0
-        self.loss_sum, self.correct, self.seen = 0.0, 0, 0
-        return improved
-
-    def to_dict(self) -> dict:
-        """The fields as plain data (what ``last.ckpt`` stores and ``fit`` returns)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainState:
-        """The state stored by :meth:`to_dict` (or by older versions, with a ``partial`` slot)."""
-        kw = {f.name: d[f.name] for f in fields(cls) if f.name in d}
-        if "partial" in d and d.get("step"):
-            kw["loss_sum"], kw["correct"], kw["seen"] = d["partial"]
-        return cls(**kw)
-
-
-StepHook = Callable[[TrainState], None]
-step_hooks: list[StepHook] = []
-"""Called after every optimizer step (after any checkpoint) with the live state, by every
-:class:`Trainer` of this process built without its own ``hooks``. The resume tests append one
-that kills the process mid-epoch (tests/hooks)."""
-
-StopRule = Callable[[TrainState], str | None]
-"""Asked after each epoch is recorded: the reason to stop now, or None to go on."""
-
-
-def patience_rule(patience: int | None) -> StopRule:
-    """Stop once validation accuracy has not improved for ``patience`` epochs (never when None)."""
-
-    def rule(state: TrainState) -> str | None:
-        if patience is not None and state.bad_epochs >= patience:
-            return f"no validation gain for {patience} epochs (best epoch {state.best_epoch})"
-        return None
-
-    return rule
 
 
 def _check_finite(loss: Tensor, terms: dict[str, Tensor], epoch: int, step: int) -> None:
@@ -226,7 +133,7 @@ class Trainer:
             self.resume(self.last)
         t = self.cfg.train
         with job(1) as j:  # the job this run belongs to, or one of its own
-            self.report = _Report(self.run_dir, rank0=self.fabric.is_global_zero, progress=t.progress, job=j)
+            self.report = RunOutputs(self.run_dir, rank0=self.fabric.is_global_zero, progress=t.progress, job=j)
             self.report.start(t.epochs, self.state.epoch)
             try:
                 while self.state.epoch < t.epochs:
@@ -359,68 +266,6 @@ def fit(ctx: RunContext, student: nn.Module, objective: Objective, teacher: Teac
     """Train ``student`` under ``objective`` with a :class:`Trainer`; returns the final
     :class:`TrainState` (``best_val``, ``best_epoch``, ``history``, ...)."""
     return Trainer(ctx, student, objective, teacher, meta=meta).fit(ctx.resume)
-
-
-class _Report:
-    """Rank 0's outputs: the run's part of the progress view (`geodistill.progress`: epoch and
-    step bars on a terminal, epoch lines at each tenth of the run), metrics.csv, TensorBoard.
-    ``progress`` False: no bars and no epoch lines."""
-
-    def __init__(self, run_dir: Path, *, rank0: bool, progress: bool, job: Job) -> None:
-        self.csv, self.rank0, self.job = run_dir / "metrics.csv", rank0, job
-        self.name = run_dir.name
-        self.tb = _tensorboard(run_dir) if rank0 else None
-        self.shown = rank0 and progress
-
-    def start(self, epochs: int, done: int) -> None:
-        if self.shown:
-            self.job.start_epochs(self.name, epochs, done)
-
-    def start_epoch(self, steps: int, done: int) -> None:
-        if self.shown:
-            self.job.start_epoch(steps, done)
-
-    def step(self, state: TrainState) -> None:
-        if self.shown:
-            self.job.step(f"loss {state.train_loss:.3f} acc {state.train_acc:.3f}")
-
-    def epoch(self, row: dict, improved: bool, epochs: int, best: float) -> None:
-        if not self.rank0:
-            return
-        _append_csv(self.csv, row)
-        if self.tb is not None:
-            for k, v in row.items():
-                if k != "epoch":
-                    self.tb.add_scalar(k, v, row["epoch"])
-        if self.shown:
-            line = (
-                f"  [{self.name}] epoch {row['epoch']:3d}/{epochs}  loss {row['train_loss']:.4f}  "
-                f"train {100 * row['train_acc']:.2f}%  val {100 * row['val_acc']:.2f}%{' *' if improved else ''}  "
-                f"{row['time_s']:.1f}s"
-            )
-            self.job.end_epoch(row["epoch"], epochs, line, f"val {100 * row['val_acc']:.2f}% (best {100 * best:.2f}%)")
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
-
-
-def _tensorboard(run_dir: Path):
-    """TensorBoard event files next to metrics.csv when the tensorboard package is installed."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(str(run_dir / "tensorboard"))
-
-
-def _append_csv(path: Path, row: dict) -> None:
-    """Append ``row`` to a CSV file, writing the header first when the file is new."""
-    new = not path.is_file()
-    with open(path, "a") as f:
-        if new:
-            f.write(",".join(row) + "\n")
-        f.write(",".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in row.values()) + "\n")
 
 
 __all__ = [

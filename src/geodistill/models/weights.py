@@ -112,6 +112,28 @@ def strip_prefix(state: Mapping[str, Tensor], target: Mapping[str, Tensor]) -> t
     return {k[len(best) :]: v for k, v in state.items() if k.startswith(best)}, best
 
 
+def _check_fit(state: dict, target: dict, skipped: set[str], path: Path, arch: str) -> None:
+    """One sentence naming the missing, unexpected and mis-shaped tensors, if any."""
+    missing = sorted(set(target) - set(state) - skipped)
+    unexpected = sorted(set(state) - set(target))
+    wrong = sorted(k for k in set(state) & set(target) if state[k].shape != target[k].shape)
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)} (e.g. {', '.join(missing[:3])})")
+    if unexpected:
+        problems.append(f"unexpected {len(unexpected)} (e.g. {', '.join(unexpected[:3])})")
+    if wrong:
+        k = wrong[0]
+        shapes = f"file {tuple(state[k].shape)} vs model {tuple(target[k].shape)}"
+        problems.append(f"{len(wrong)} with a different shape (e.g. {k}: {shapes})")
+    if problems:
+        raise GeodistillError(
+            f"weights file {path} does not fit model {arch}: tensors "
+            + "; ".join(problems)
+            + "; check the architecture name and in_channels."
+        )
+
+
 def load_weights_file(net: nn.Module, path: str | Path, arch: str) -> None:
     """Load ``path`` into ``net``: adapt a 3-band first conv, skip a differently-shaped head,
     everything else strictly (any missing, unexpected or mis-shaped tensor is an error)."""
@@ -154,26 +176,7 @@ def load_weights_file(net: nn.Module, path: str | Path, arch: str) -> None:
             f"its classifier head '{head}' has a different number of classes, so the head was left freshly initialised"
         )
 
-    missing = sorted(set(target) - set(state) - (head_keys if skip_head else set()))
-    unexpected = sorted(set(state) - set(target))
-    wrong = sorted(k for k in set(state) & set(target) if state[k].shape != target[k].shape)
-    problems = []
-    if missing:
-        problems.append(f"missing {len(missing)} (e.g. {', '.join(missing[:3])})")
-    if unexpected:
-        problems.append(f"unexpected {len(unexpected)} (e.g. {', '.join(unexpected[:3])})")
-    if wrong:
-        k = wrong[0]
-        problems.append(
-            f"{len(wrong)} with a different shape (e.g. {k}: file "
-            f"{tuple(state[k].shape)} vs model {tuple(target[k].shape)})"
-        )
-    if problems:
-        raise GeodistillError(
-            f"weights file {path} does not fit model {arch}: tensors "
-            + "; ".join(problems)
-            + "; check the architecture name and in_channels."
-        )
+    _check_fit(state, target, head_keys if skip_head else set(), path, arch)
     net.load_state_dict(state, strict=False)
     for note in notes:
         warnings.warn(f"weights file {path}: {note}.", GeodistillWarning, stacklevel=3)

@@ -14,8 +14,9 @@ import logging
 from pathlib import Path
 
 from geodistill.analysis.format import write_csv, write_rows_json
-from geodistill.analysis.stats import paired_difference, verdict
+from geodistill.analysis.stats import paired_difference
 from geodistill.analysis.table import aggregate, alpha_table, run_rows, teacher_student_table
+from geodistill.analysis.verdict import verdict
 from geodistill.core.atomic import write_text
 from geodistill.engine.convergence import RULE
 from geodistill.report import content, html, markdown

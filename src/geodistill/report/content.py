@@ -17,8 +17,9 @@ from typing import Any
 
 from geodistill.analysis import plots
 from geodistill.analysis.format import format_mean_std, format_points, format_value, is_number, is_percent_column
-from geodistill.analysis.stats import Pairing, pretty_objective, setting_label
+from geodistill.analysis.stats import Pairing
 from geodistill.analysis.table import ALPHA_FAMILY, Group, alpha_groups, converged_cell, has_nuclear
+from geodistill.analysis.verdict import pretty_objective, setting_label
 from geodistill.report.sections import Figure
 from geodistill.results.files import FAILED_FILE, RESULTS_FILE
 from geodistill.results.result import RunResult, is_baseline

@@ -125,6 +125,25 @@ def _open(path: Path) -> TeacherCache | None:
     return TeacherCache(logits, feats, rows, int(meta["views"]), path, float(meta.get("build_seconds", 0.0)))
 
 
+def _fill(tmp: Path, teacher: nn.Module, images, indices, normalizer: Normalizer, views: ViewSet, batch: int):
+    """Write the teacher's fp16 logits and features for every (image, view) under ``tmp``;
+    returns (classes, feature width)."""
+    n, n_views = len(indices), views.n_views
+    probe_logits, probe_feats = teacher.forward_features(normalizer(torch.from_numpy(np.asarray(images[indices[:1]]))))
+    k, d = probe_logits.shape[1], probe_feats.shape[1]
+    logits = np.lib.format.open_memmap(tmp / "logits.npy", mode="w+", dtype=np.float16, shape=(n, n_views, k))
+    feats = np.lib.format.open_memmap(tmp / "feats.npy", mode="w+", dtype=np.float16, shape=(n, n_views, d))
+    for s in range(0, n, batch):
+        x_u8 = torch.from_numpy(np.asarray(images[indices[s : s + batch]]))
+        for v in range(n_views):
+            z, f = teacher.forward_features(normalizer(views.apply(x_u8, v)))
+            logits[s : s + len(x_u8), v] = z.float().numpy().astype(np.float16)
+            feats[s : s + len(x_u8), v] = f.float().numpy().astype(np.float16)
+    logits.flush()
+    feats.flush()
+    return k, d
+
+
 @torch.no_grad()
 def build_teacher_cache(
     teacher: nn.Module,
@@ -157,21 +176,7 @@ def build_teacher_cache(
     tmp.mkdir(parents=True)
     try:
         n = len(indices)
-        probe_logits, probe_feats = teacher.forward_features(
-            normalizer(torch.from_numpy(np.asarray(images[indices[:1]])))
-        )
-        k, d = probe_logits.shape[1], probe_feats.shape[1]
-        logits = np.lib.format.open_memmap(tmp / "logits.npy", mode="w+", dtype=np.float16, shape=(n, n_views, k))
-        feats = np.lib.format.open_memmap(tmp / "feats.npy", mode="w+", dtype=np.float16, shape=(n, n_views, d))
-        for s in range(0, n, batch_size):
-            x_u8 = torch.from_numpy(np.asarray(images[indices[s : s + batch_size]]))
-            for v in range(n_views):
-                z, f = teacher.forward_features(normalizer(views.apply(x_u8, v)))
-                logits[s : s + len(x_u8), v] = z.float().numpy().astype(np.float16)
-                feats[s : s + len(x_u8), v] = f.float().numpy().astype(np.float16)
-        logits.flush()
-        feats.flush()
-        del logits, feats
+        k, d = _fill(tmp, teacher, images, indices, normalizer, views, batch_size)
         rows = np.full(len(images), -1, dtype=np.int64)
         rows[indices] = np.arange(n)
         np.save(tmp / "rows.npy", rows)
