@@ -1,7 +1,9 @@
-"""Run the benchmarks and rewrite BENCHMARKS.md from their sections.
+"""Run the benchmarks; a full run rewrites their sections in BENCHMARKS.md.
 
-Each benchmark module has ``main(out_dir, quick) -> str`` (a Markdown section); the section is
-kept in ``benchmarks/results/NAME.md`` so one benchmark can be re-run without the others.
+Each benchmark module has ``main(out_dir, quick) -> str`` (a Markdown section). A full run keeps
+the section in ``benchmarks/results/NAME.md`` (so one benchmark can be re-run without the
+others) and rewrites BENCHMARKS.md from the sections; ``--quick`` (seconds, the synthetic set)
+writes only under ``--out``: ``OUT/NAME.md`` for each benchmark, nothing in the repository.
 """
 
 from __future__ import annotations
@@ -10,55 +12,42 @@ import argparse
 import datetime as dt
 import importlib
 import os
-import platform
 import sys
 from pathlib import Path
 
-import torch
+from benchmarks.common import machine
+from geodistill.core.atomic import write_text
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["speed", "precision", "compression", "aid", "thesis", "converged", "peers"]
-# converged runs for hours, in lanes: python -m benchmarks.converged
+ORDER = ["speed", "precision", "compression", "aid", "thesis", "converged", "peers", "frontier", "paper_gpu"]
+# `make bench`: the ones that fit an hour on 2 cores; converged and frontier run for hours in lanes
+# (python -m benchmarks.converged / benchmarks.frontier --shard I/N), thesis is the 80-minute
+# acceptance run, paper_gpu needs a GPU
 RUN_BY_DEFAULT = ["speed", "precision", "compression", "aid", "peers"]
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, no GPU used"
-    )
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks")
-    ap.add_argument("names", nargs="*", default=RUN_BY_DEFAULT, help=f"subset of {ORDER}")
-    ap.add_argument("--quick", action="store_true", help="smaller sizes for a fast check")
+    ap.add_argument("names", nargs="*", help=f"subset of {ORDER} (default: {' '.join(RUN_BY_DEFAULT)}; --quick: all)")
+    ap.add_argument("--quick", action="store_true", help="seconds on the synthetic set; writes only under --out")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("GEODISTILL_BENCH_DIR", "/tmp/geodistill-bench")))
     args = ap.parse_args(argv)
-    results = HERE / "results"
-    results.mkdir(exist_ok=True)
+    names = args.names or (ORDER if args.quick else RUN_BY_DEFAULT)
+    unknown = [n for n in names if n not in ORDER]
+    if unknown:
+        raise SystemExit(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(ORDER)}")
     threads = os.environ.get("OMP_NUM_THREADS")
-    cmd = (
-        (f"OMP_NUM_THREADS={threads} " if threads else "")
-        + "python -m benchmarks "
-        + " ".join(sys.argv[1:] if argv is None else argv)
-    )
-    for name in args.names:
-        mod = importlib.import_module(f"benchmarks.{name}")
+    given = " ".join(sys.argv[1:] if argv is None else argv)
+    cmd = (f"OMP_NUM_THREADS={threads} " if threads else "") + f"python -m benchmarks {given}".strip()
+    for name in names:
         print(f"== {name}", flush=True)
-        section = mod.main(args.out / name, quick=args.quick)
-        stamp = f"_Measured {dt.date.today().isoformat()} with `{cmd.strip()}` on {machine()}._\n\n"
-        (results / f"{name}.md").write_text(section.rstrip() + "\n\n" + stamp)
+        section = importlib.import_module(f"benchmarks.{name}").main(args.out / name, quick=args.quick)
+        stamp = f"_Measured {dt.date.today().isoformat()} with `{cmd}` on {machine()}._\n\n"
+        target = args.out / f"{name}.md" if args.quick else HERE / "results" / f"{name}.md"
+        write_text(target, section.rstrip() + "\n\n" + stamp)
         print(section, flush=True)
-    assemble(results)
+    if not args.quick:
+        assemble(HERE / "results")
 
 
 def assemble(results: Path) -> None:
@@ -66,11 +55,11 @@ def assemble(results: Path) -> None:
     parts = [
         "# geodistill benchmarks\n",
         "Every section says the command that produced it; re-run one with "
-        "`OMP_NUM_THREADS=1 python -m benchmarks NAME` (`make bench` runs all). Speed is measured as ratios "
-        "within one run on one machine.\n",
+        "`OMP_NUM_THREADS=1 python -m benchmarks NAME` (`make bench` runs the hour's worth). Speed is measured as "
+        "ratios within one run on one machine.\n",
     ]
     parts += [(results / f"{n}.md").read_text() for n in ORDER if (results / f"{n}.md").is_file()]
-    (HERE.parent / "BENCHMARKS.md").write_text("\n".join(parts))
+    write_text(HERE.parent / "BENCHMARKS.md", "\n".join(parts))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from benchmarks.common import AID
 from geodistill.config.run import RunConfig, build_config
 from geodistill.data.prepare import TrainData, prepare_data
 from geodistill.data.views import plan_of
@@ -40,7 +41,7 @@ from geodistill.models.checkpoint import load_classifier
 from geodistill.teachers.sets import load_teachers, teacher_source
 
 HERE = Path(__file__).resolve().parent
-AID = HERE.parents[1] / "shared" / "data" / "aid150"
+
 ALPHA, T, FEAT_WEIGHT = 0.5, 4.0, 1.0
 OBJECTIVES = {"logit": "kl", "feature": f"ce:1 + mse_feat:{FEAT_WEIGHT:g}"}
 
@@ -74,7 +75,13 @@ SETTINGS = (
     # cheap enough for a teacher and students that learn: the accuracy comparison
     Setting("AID 32 px, CNN4 → CNN3", 32, "cnn4", "cnn3", 3e-3, 30, Budget((100, 30, 30), 15, 3, 64)),
 )
-QUICK = Budget((4, 2, 4), epochs=1, repeats=1, batch=32)
+QUICK = Budget((4, 2, 2), epochs=1, repeats=1, batch=32)
+
+
+def _source(budget: Budget) -> dict:
+    """The dataset: AID, or for ``--quick`` the embedded synthetic set (no data on disk needed)."""
+    quick = {"dataset": "synthetic", "n_per_class": 12}
+    return quick if budget is QUICK else {"dataset": "folder", "root": str(AID)}
 
 
 # ---------------------------------------------------------------- timm's view of a geodistill model
@@ -126,12 +133,12 @@ def timm_task(kind: str, student: nn.Module, teacher: nn.Module, norm: dict) -> 
 def _split_files(setting: Setting, budget: Budget, out: Path) -> dict[str, str]:
     """A stratified subset of geodistill's seeded 60/20/20 split of AID: the first
     ``budget.per_class`` images of each class in each part, written as split files."""
-    full = prepare_data(build_config({"data": {"dataset": "folder", "root": str(AID), "size": setting.size}}))
+    full = prepare_data(build_config({"data": {**_source(budget), "size": setting.size}}))
     out.mkdir(parents=True, exist_ok=True)
     files = {}
     for part, n in zip(("train", "val", "test"), budget.per_class):
         idx = getattr(full, part)
-        keep = np.concatenate([idx[full.labels[idx] == c][:n] for c in range(len(full.classes))])
+        keep = np.concatenate([idx[full.labels[idx] == c][:n] for c in range(len(full.classes))])  # first n per class
         files[part] = str(out / f"{part}.txt")
         Path(files[part]).write_text("".join(full.dataset.paths[i] + "\n" for i in sorted(keep)))
     return files
@@ -140,7 +147,7 @@ def _split_files(setting: Setting, budget: Budget, out: Path) -> dict[str, str]:
 def _config(setting: Setting, budget: Budget, files: dict, seed: int, **over: object) -> RunConfig:
     """The student run's config (``over``: train/distill sections to merge)."""
     d = {
-        "data": {"dataset": "folder", "root": str(AID), "size": setting.size, "split_files": files},
+        "data": {**_source(budget), "size": setting.size, "split_files": files},
         "train": {
             "model": setting.student,
             "epochs": budget.epochs,
@@ -158,7 +165,8 @@ def _config(setting: Setting, budget: Budget, files: dict, seed: int, **over: ob
 
 def _teacher(setting: Setting, budget: Budget, files: dict, out: Path) -> Path:
     """Train the teacher briefly with geodistill (resumable: a finished one is reused)."""
-    cfg = _config(setting, budget, files, 0, train={"model": setting.teacher, "epochs": setting.teacher_epochs})
+    epochs = 1 if budget is QUICK else setting.teacher_epochs
+    cfg = _config(setting, budget, files, 0, train={"model": setting.teacher, "epochs": epochs})
     api.train(cfg, out / "teacher", resume=True, role="teacher")
     return out / "teacher" / "model.ckpt"
 
@@ -215,7 +223,7 @@ def run_geodistill(cfg: RunConfig, run_dir: Path) -> dict:
     """Train the student with ``engine.api.train`` (``cfg`` holds the teacher and objective); the
     same figures, from its results.json."""
     res = api.train(cfg, run_dir)
-    return {"epoch_s": [h["train_time_s"] for h in res["history"]], "test_acc": res["metrics"]["accuracy"]}
+    return {"epoch_s": [h.train_time_s for h in res.history], "test_acc": res.metrics.accuracy}
 
 
 # ---------------------------------------------------------------- the benchmark
@@ -263,6 +271,11 @@ def _one(framework: str, kind: str, setting: Setting, budget: Budget, prep: Prep
 Runs = dict[tuple[str, str], dict[str, list[dict]]]  # (setting, objective) -> framework -> one row per repeat
 
 
+def settings_of(quick: bool) -> tuple[Setting, ...]:
+    """Every setting; ``--quick`` runs the 32 px one only (VGG16 alone takes minutes)."""
+    return SETTINGS[1:] if quick else SETTINGS
+
+
 def budget_of(setting: Setting, quick: bool) -> Budget:
     """The setting's own budget, or the tiny one of ``--quick``."""
     return QUICK if quick else setting.full
@@ -271,10 +284,12 @@ def budget_of(setting: Setting, quick: bool) -> Budget:
 def measure(quick: bool, out_dir: Path) -> tuple[Runs, dict[str, Prepared]]:
     """Every run, interleaved: per repeat r (seed r), every setting and objective, timm and
     geodistill in an order that alternates with r, so drift in machine load biases neither."""
-    prepared = {s.name: _prepare(s, budget_of(s, quick), out_dir / f"{s.student}-{s.size}px") for s in SETTINGS}
-    runs: Runs = {(s.name, k): {"timm": [], "geodistill": []} for s in SETTINGS for k in OBJECTIVES}
-    for r in range(max(budget_of(s, quick).repeats for s in SETTINGS)):
-        for s in SETTINGS:
+    prepared = {
+        s.name: _prepare(s, budget_of(s, quick), out_dir / f"{s.student}-{s.size}px") for s in settings_of(quick)
+    }
+    runs: Runs = {(s.name, k): {"timm": [], "geodistill": []} for s in settings_of(quick) for k in OBJECTIVES}
+    for r in range(max(budget_of(s, quick).repeats for s in settings_of(quick))):
+        for s in settings_of(quick):
             if r >= budget_of(s, quick).repeats:
                 continue
             for kind in OBJECTIVES:
@@ -344,12 +359,12 @@ def main(out_dir: Path, quick: bool = False) -> str:
         ]
     head += [
         "Same student from the same teacher on the same AID subset and geodistill's seeded split ("
-        + "; ".join(_budget_words(s, budget_of(s, quick)) for s in SETTINGS)
+        + "; ".join(_budget_words(s, budget_of(s, quick)) for s in settings_of(quick))
         + f"), AdamW with warm-up + cosine decay, once with timm {_timm_version()}'s `LogitDistillationTask` / "
         "`FeatureDistillationTask` and once with geodistill (`engine.api.train`). Objectives: logit = "
         f"{1 - ALPHA:g}·CE + {ALPHA:g}·T²·KL(T={T:g}); feature = CE + {FEAT_WEIGHT:g}·MSE(P·f_s, f_t). "
         "Medians over the interleaved repeats (repeat r: seed r on both sides); teachers trained here "
-        f"({', '.join(f'{s.teacher} {s.teacher_epochs} epochs' for s in SETTINGS)}), so accuracies compare "
+        f"({', '.join(f'{s.teacher} {s.teacher_epochs} epochs' for s in settings_of(quick))}), so accuracies compare "
         "the two tools on the same budget, not the methods at convergence (at 64 px the VGG16 teacher is "
         "near chance: that row measures speed; the 32 px row carries the accuracy comparison); torch "
         f"threads {torch.get_num_threads()}.",

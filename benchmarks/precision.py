@@ -15,34 +15,21 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from benchmarks.common import AID, epochs_of, subset
 from geodistill.config.run import build_config
-from geodistill.data import load_dataset, make_split
 from geodistill.data.prepare import TrainData
-from geodistill.data.splits import Split
-from geodistill.data.transforms import Normalizer
 from geodistill.engine.precision import auto_rule, cpu_bf16_units
-from geodistill.engine.trainer import fit
 from geodistill.losses import Objective
 from geodistill.models import build_model
 
-AID = Path(__file__).resolve().parents[2] / "shared" / "data" / "aid150"
 PRECISIONS = ("32-true", "bf16-mixed")
-
-
-def _data(n_train: int, cache: Path) -> TrainData:
-    ds = load_dataset("folder", AID, size=32, cache_dir=cache / "images")
-    split = make_split(ds.labels, seed=0)
-    train = np.sort(split.train)[:: max(1, len(split.train) // n_train)][:n_train]
-    norm = Normalizer.from_images(np.asarray(ds.images[train]))
-    return TrainData(ds, Split(train, split.val[: n_train // 3], split.test[:64]), norm)
 
 
 def _cfg(model: str, precision: str):
     train = {"model": model, "epochs": 2, "batch_size": 64, "precision": precision, "progress": False}
-    return build_config({"data": {"dataset": "folder", "size": 32}, "train": train})
+    return build_config({"data": {"dataset": "folder", "root": str(AID), "size": 32}, "train": train})
 
 
 def _auto(model: str, data: TrainData, ratio: float) -> str:
@@ -57,16 +44,17 @@ def _epoch(model: str, precision: str, data: TrainData, run_dir: Path) -> tuple[
     cfg = _cfg(model, precision)
     torch.manual_seed(0)
     student = build_model(model, len(data.classes))
-    h = fit(cfg, data, student, Objective.preset("student"), None, run_dir, meta={"arch": model})["history"][-1]
+    h = epochs_of(cfg, data, student, Objective.preset("student"), None, run_dir)[-1]
     return h["train_time_s"], h["time_s"]
 
 
 def main(out_dir: Path, quick: bool = False) -> str:
     """Run the benchmark; returns its Markdown section."""
-    n_train, repeats = (384, 2) if quick else (1536, 3)
-    data = _data(n_train, out_dir / "cache")
+    n_train, repeats = (64, 1) if quick else (1536, 3)
+    data = subset(32, n_train, out_dir / "cache", quick, normalize=True)
     rows = []
-    for model in ("cnn4", "cnn3", "mobilenet_v2", "efficientnet_lite0"):  # teachers and students
+    models = ("cnn3", "mobilenet_v2") if quick else ("cnn4", "cnn3", "mobilenet_v2", "efficientnet_lite0")
+    for model in models:  # teachers and students
         times: dict[str, list[tuple[float, float]]] = {p: [] for p in PRECISIONS}
         for r in range(repeats):  # interleaved, so a machine getting busier biases neither side
             for p in PRECISIONS:

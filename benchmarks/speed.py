@@ -1,7 +1,7 @@
 """Training-speed benchmark (issue 4): what distillation costs over training the student alone.
 
-On AID (../shared/data/aid150) at 64 px, VGG16 teacher -> MobileNetV2 student, one process,
-same data, same batches. Each figure is the median over ``repeats`` epochs:
+On AID (../shared/data/aid150; ``--quick``: the synthetic set, one repeat) at 64 px, VGG16
+teacher -> MobileNetV2 student, one process, same data, same batches. Each figure is the median over ``repeats`` epochs:
 (a) epoch time of distillation reading the teacher cache / epoch time of the student alone;
 (b) the same with the teacher run on every step (what the cache saves);
 (c) images/s of geodistill's training step / a bare hand-written PyTorch loop doing the same
@@ -18,26 +18,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision
 
+from benchmarks.common import epochs_of, subset
 from geodistill.config.run import build_config
-from geodistill.data import load_dataset, make_split
 from geodistill.data.prepare import TrainData
-from geodistill.data.splits import Split
 from geodistill.data.transforms import NUM_VIEWS, Normalizer
 from geodistill.data.views import ViewSet
-from geodistill.engine.trainer import fit
 from geodistill.losses import Objective
 from geodistill.models import build_model
 from geodistill.teachers.cache import OnTheFlyTeacher, build_teacher_cache
-
-AID = Path(__file__).resolve().parents[2] / "shared" / "data" / "aid150"
-
-
-def _data(n_train: int, cache: Path) -> TrainData:
-    ds = load_dataset("folder", AID, size=64, cache_dir=cache / "images")
-    split = make_split(ds.labels, seed=0)
-    train = np.sort(split.train)[:: max(1, len(split.train) // n_train)][:n_train]
-    return TrainData(ds, Split(train, split.val[:64], split.test[:64]), Normalizer.unit(3))
 
 
 def _epoch_times(cfg, data, objective_name: str, teacher_src, t_dim, run_dir: Path, repeats: int) -> list[float]:
@@ -48,16 +38,13 @@ def _epoch_times(cfg, data, objective_name: str, teacher_src, t_dim, run_dir: Pa
         else Objective.preset("student")
     )
     cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": repeats + 1})})
-    state = fit(cfg, data, student, obj, teacher_src, run_dir, meta={"arch": "mobilenet_v2"})
-    return [h["train_time_s"] for h in state["history"][1:]]  # first epoch is warm-up
+    return [h["train_time_s"] for h in epochs_of(cfg, data, student, obj, teacher_src, run_dir)[1:]]  # warm-up first
 
 
 def _bare_loop(data: TrainData, cache, steps: int, batch: int, t_dim: int) -> float:
     """Images/s of a hand-written loop on torchvision's MobileNetV2: the same batch size, views,
     objective (CE + KL + cosine on logits, as the kl+cos preset) and optimiser, with none of
     geodistill's code in the step."""
-    import torchvision
-
     torch.manual_seed(0)
     net = torchvision.models.mobilenet_v2(num_classes=len(data.classes)).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=5e-4)
@@ -93,16 +80,16 @@ def _bare_loop(data: TrainData, cache, steps: int, batch: int, t_dim: int) -> fl
 
 def main(out_dir: Path, quick: bool = False) -> str:
     """Run the benchmark; returns its Markdown section."""
-    n_train, repeats, batch = (256, 3, 32) if quick else (512, 3, 32)
+    n_train, repeats, batch = (32, 1, 16) if quick else (512, 3, 32)
     cache = out_dir / "cache"
-    data = _data(n_train, cache)
+    data = subset(64, n_train, cache, quick)
     base = build_config(
         {
-            "data": {"dataset": "folder", "size": 64},
+            "data": {"dataset": "synthetic" if quick else "folder", "size": 64},
             "train": {"model": "mobilenet_v2", "batch_size": batch, "lr": 1e-3, "progress": False, "warmup_epochs": 0},
         }
     )
-    teacher = build_model("vgg16", len(data.classes)).eval()
+    teacher = build_model("cnn4" if quick else "vgg16", len(data.classes)).eval()  # quick: the code path only
     t0 = time.perf_counter()
     tcache = build_teacher_cache(
         teacher,

@@ -69,3 +69,28 @@ def test_metrics_match_hand_counts():
 def test_never_predicted_class_has_zero_precision_not_nan():
     m = classification_metrics(torch.tensor([0, 0]), torch.tensor([0, 1]), ["a", "b"])
     assert m["precision_macro"] == pytest.approx(0.25) and m["per_class_f1"]["b"] == 0.0
+
+
+def test_the_paper_recipe_is_the_papers_setting_and_says_how_to_give_weights(monkeypatch, tmp_path):
+    import urllib.error
+
+    import torch
+
+    p = plan(load_recipe("paper"), tmp_path)
+    t = build_config(p.teachers[0].spec)
+    s = build_config(next(j for j in p.runs if "kl_cos" in j.name).spec)
+    assert (t.train.model, t.train.weights, t.data.size) == ("vgg16", "imagenet", 224)
+    assert (s.train.model, s.train.weights, s.data.size, s.distill.loss) == ("mobilenet_v2", "imagenet", 224, "kl+cos")
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    from geodistill.study.recipe import run
+
+    tiny = {"data": {"dataset": "synthetic", "n_per_class": 3, "size": 32}, "train": {"epochs": 1}}
+    with pytest.raises(GeodistillError, match=r"ImageNet weights for model 'vgg16' could not be downloaded .*"
+                                              r"--set teacher.train.weights=PATH"):  # fmt: skip
+        run("paper", overrides=tiny, seeds=[0], out=tmp_path / "paper")
+    assert not list((tmp_path / "paper").glob("*/results.json"))  # nothing trained

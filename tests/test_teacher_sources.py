@@ -20,6 +20,7 @@ from geodistill.data.folds import make_folds
 from geodistill.data.prepare import prepare_data
 from geodistill.data.transforms import Normalizer, apply_view
 from geodistill.engine.api import distill, train
+from geodistill.results import read_result
 from geodistill.study.plan import plan
 from geodistill.study.recipe import run
 from geodistill.teachers.combine import EnsembleSource, OutOfFoldSource
@@ -237,3 +238,26 @@ def test_a_teacher_at_twice_the_students_size_answers_from_its_own_size_exactly(
     grid = build_config(spec(work, data={"augment": "dihedral+grid"}, distill={"teacher": path, "loss": "kl"}))
     with pytest.raises(GeodistillError, match="needs data.augment=dihedral"):
         teacher_source(grid, prepare_data(grid), load_teachers(grid, prepare_data(grid)), feats=False)
+
+
+def test_a_recipe_chooses_its_method_on_the_validation_split_of_the_first_seed(tmp_path):
+    tiny = spec(tmp_path)
+    recipe = Study(
+        base={"data": tiny["data"], "train": tiny["train"]},
+        teacher={"train": {"model": "cnn4"}},
+        choose_from=[{"loss": "kl", "alpha": 0.5}, {"loss": "dist"}],
+        seeds=[0, 1],
+    )
+    summary = run(recipe, out=tmp_path / "job")
+    job = tmp_path / "job"
+    vals = {name: read_result(job / f"{name}-s0").val_accuracy for name in ("kl-a0.5", "dist")}
+    best = max(vals, key=vals.__getitem__)
+    other = ({"kl-a0.5", "dist"} - {best}).pop()
+    assert (job / f"{best}-s1" / "results.json").is_file() and not (job / f"{other}-s1").exists()
+    assert summary.verdict.startswith("Method chosen on the validation split of seed(s) 0: ")
+    assert [line.label for line in summary.lines] == [
+        "teacher",
+        "student",
+        "kl alpha=0.5" if best == "kl-a0.5" else "dist",
+    ]
+    assert [line.n for line in summary.lines][1:] == [2, 2]  # the chosen method over both seeds

@@ -302,3 +302,33 @@ def plot_compression(rows_with_cost: Iterable[RunResult], out_stem: str | Path) 
         axes[0].legend(fontsize=8, loc="best")
     fig.suptitle("Accuracy against model cost")
     return _save(fig, out_stem)
+
+
+def plot_frontier(points: Sequence[Any], teacher_acc: float, out_stem: str | Path) -> list[Path]:
+    """Accuracy against int8 latency (log x), one curve for the students alone and one distilled,
+    mean ± sd over seeds, each student labelled, the teacher's accuracy as a dashed level.
+    ``points``: objects with ``student``, ``int8_latency_ms``, ``alone_mean``/``_std`` and
+    ``distilled_mean``/``_std`` (fractions)."""
+    pts = sorted(points, key=lambda p: p.int8_latency_ms)
+    if not pts:
+        raise GeodistillError("The frontier has no student with results, so there is no figure to draw.")
+    fig = _new_figure(7.0, 4.5)
+    ax = fig.subplots()
+    xs = [p.int8_latency_ms for p in pts]
+    for which, marker, colour in (("alone", "o", "#1f77b4"), ("distilled", "^", "#2ca02c")):
+        ys = [100 * getattr(p, f"{which}_mean") for p in pts]
+        err = [0.0 if math.isnan(sd := getattr(p, f"{which}_std")) else 100 * sd for p in pts]
+        label = "student alone" if which == "alone" else "distilled student"
+        ax.errorbar(xs, ys, yerr=err, marker=marker, color=colour, capsize=3, label=label)
+    for p in pts:
+        ax.annotate(p.student, (p.int8_latency_ms, 100 * p.distilled_mean), textcoords="offset points",
+                    xytext=(4, 6), fontsize=7)  # fmt: skip
+    if is_number(teacher_acc):
+        ax.axhline(100 * teacher_acc, color="#d62728", linestyle="--", linewidth=1.2, label="teacher")
+    ax.set_xscale("log")
+    ax.set_xlabel("int8 ONNX latency at batch 1 (ms, log)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(True, alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle("Accuracy against latency: students alone and distilled (mean ± sd over seeds)")
+    return _save(fig, out_stem)

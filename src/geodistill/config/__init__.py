@@ -3,7 +3,7 @@
 from geodistill.config.merge import deep_merge, load_yaml, parse_overrides
 from geodistill.config.protocols import PROTOCOLS, Protocol, get_protocol
 from geodistill.config.run import DataConfig, DistillConfig, RunConfig, TrainConfig, build_config
-from geodistill.config.study import Objective, Study, build_study, load_recipe, recipe_names, role_spec
+from geodistill.config.study import Objective, Student, Study, build_study, load_recipe, recipe_names, role_spec
 
 __all__ = [
     "PROTOCOLS",
@@ -12,6 +12,7 @@ __all__ = [
     "Objective",
     "Protocol",
     "RunConfig",
+    "Student",
     "Study",
     "TrainConfig",
     "build_config",

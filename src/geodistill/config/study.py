@@ -9,6 +9,13 @@ role's section) < ``overrides`` (the user's: ``--set``, ``--dataset``, a sweep f
 < ``overrides.teacher`` / ``overrides.student`` < the run's own coordinates (its objective,
 seed, split seed, teachers).
 
+``choose_from`` lists distillation methods of which the job keeps one: each is trained on the
+``screen_seeds`` (default: the first seed), the one with the best mean validation accuracy
+there is added to the objectives for every seed (`study.choose`); never chosen on test images.
+
+``students`` lists candidate students (each its model, size, weights and budget; their run
+names start with ``model@size-``); without it the student role's config is the one student.
+
 Teacher sets (``teachers``, per objective or for the whole study): ``one`` (one teacher, seed
 ``teacher_seed``, for every student seed), ``per_seed`` (a teacher per student seed),
 ``ensemble`` (the mean of teachers seeded ``teacher_seeds``), ``out_of_fold`` (``folds``
@@ -62,6 +69,33 @@ class Objective(_Strict):
         }
 
 
+class Student(_Strict):
+    """One candidate student of a study: its model, image size, weights, and any other config it
+    trains with (``train`` / ``data`` sections over the student role's)."""
+
+    model: str = Field(pattern=r"^[A-Za-z0-9_.:-]+$")
+    size: int | None = Field(None, ge=8, le=1024)
+    weights: str | None = None
+    train: dict[str, Any] = {}
+    data: dict[str, Any] = {}
+
+    @classmethod
+    def parse(cls, text: str, **more: Any) -> Student:
+        """``"cnn3x2@64"`` -> model cnn3x2 at 64 px (``more``: the other fields)."""
+        model, _, size = text.strip().partition("@")
+        return cls(model=model, size=int(size) if size else None, **more)
+
+    @property
+    def name(self) -> str:
+        """``model@size`` (``model`` alone without a size): the prefix of its runs' names."""
+        return self.model + (f"@{self.size}" if self.size else "")
+
+    def spec(self) -> dict[str, Any]:
+        """Its config layer."""
+        train = {"model": self.model, **({"weights": self.weights} if self.weights else {}), **self.train}
+        return {"train": train, "data": {**({"size": self.size} if self.size else {}), **self.data}}
+
+
 class Study(_Strict):
     """A study document (see the module docstring for the layers and the teacher sets)."""
 
@@ -71,9 +105,11 @@ class Study(_Strict):
     student: dict[str, Any] = {}
     overrides: dict[str, Any] = {}
     datasets: list[str | dict[str, Any]] | None = None
+    students: list[Student] = []
     objectives: list[Objective] = [Objective()]
+    choose_from: list[Objective] = []
+    screen_seeds: list[int] | None = None
     grid: dict[str, list[Any]] = {}
-    ablation: bool = False
     seeds: list[int] = [0]
     teachers: TeacherKind = "one"
     teacher_seed: int = 0
@@ -104,7 +140,8 @@ def build_study(d: dict[str, Any], where: str = "the study") -> Study:
 def updated(study: Study, where: str = "the study", **fields: Any) -> Study:
     """``study`` with some fields replaced, validated again (objectives keep what they give)."""
     d = study.model_dump()
-    d["objectives"] = [o.model_dump(exclude_unset=True) for o in study.objectives]
+    for key in ("objectives", "choose_from"):  # what each objective gives, not its defaults
+        d[key] = [o.model_dump(exclude_unset=True) for o in getattr(study, key)]
     return build_study({**d, **fields}, where=where)
 
 

@@ -106,9 +106,9 @@ def resolve(name: str) -> tuple[str, str]:
 
 def _imagenet_error(arch: str, exc: BaseException, cache: str) -> GeodistillError:
     return GeodistillError(
-        f"ImageNet weights for model '{arch}' could not be downloaded ({type(exc).__name__}: "
-        f"{exc}); they are cached in {cache} once downloaded, or pass weights=PATH to a local "
-        ".pt/.pth/.safetensors file."
+        f"ImageNet weights for model '{arch}' could not be downloaded ({type(exc).__name__}: {exc}); "
+        f"put them in {cache}, or give a local .pt/.pth/.safetensors file: --weights PATH for one run, "
+        "--set teacher.train.weights=PATH or --set student.train.weights=PATH in a recipe."
     )
 
 

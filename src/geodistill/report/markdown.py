@@ -34,7 +34,12 @@ def _block(b: Block, out_dir: Path) -> list[str]:
 def render(r: Report, out_dir: Path) -> str:
     """The whole document; figures are linked relative to ``out_dir``."""
     files = ", ".join(f"[{n}]({n})" for n in r.files)
-    lines = [f"# {text(r.title)}", "", f"Source folder: `{r.source}`. Tables as files: {files}.", ""]
+    lines = [
+        f"# {text(r.title)}",
+        "",
+        f"Source folder: `{r.source}`." + (f" Tables as files: {files}." if files else ""),
+        "",
+    ]
     for s in r.sections:
         lines += [f"## {text(s.title)}", ""]
         for b in s.blocks:

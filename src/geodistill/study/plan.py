@@ -2,8 +2,8 @@
 
 One naming rule for every study (`run_name`, `teacher_name`): a student run is
 ``[{dataset}-][{model}@{size}-]{loss}[-a…][-b…][-T…][-ens|-oof][-view_mean]-s{seed}`` (the
-dataset when the study has several, the student when it has several, the α/β/T its objective
-gives); a teacher is ``teacher[-{dataset}][-split{k}][-fold{j}]-s{seed}``; a budget check is
+dataset when the study has several, the student when the study lists its students, the α/β/T
+its objective gives); a teacher is ``teacher[-{dataset}][-split{k}][-fold{j}]-s{seed}``; a budget check is
 the student alone's name with ``-2x``. Every run's config is validated here, before any trains.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 from geodistill.config.merge import deep_merge
 from geodistill.config.run import build_config
-from geodistill.config.study import Objective, Study, role_spec
+from geodistill.config.study import Objective, Student, Study, role_spec
 from geodistill.core.errors import GeodistillError, GeodistillWarning
 from geodistill.losses import loss_coords, loss_fragment, loss_label, loss_needs_teacher, safe_name
 from geodistill.results.result import Method
@@ -128,7 +128,7 @@ class _Builder:
             return [self._teacher(ds, data, split, None, k) for k in rest], first or []
         return [self._teacher(ds, data, split, j, s.teacher_seed) for j in range(s.folds)], []
 
-    def student(self, prefix: str, ds: str | None, data: dict, o: Objective, seed: int) -> Job:
+    def student(self, prefix: str, ds: str | None, data: dict, o: Objective, seed: int, who: Student | None) -> Job:
         s = self.study
         kind = (o.teachers or s.teachers) if loss_needs_teacher(o.loss) else "one"
         over: dict[str, Any] = {"data": dict(data), "train": {"seed": seed}, "distill": o.distill()}
@@ -141,8 +141,8 @@ class _Builder:
             over["distill"]["teacher"] = paths[0] if len(paths) == 1 else paths
             if len(paths) > 1:
                 over["distill"]["ensemble"] = "out_of_fold" if kind == "out_of_fold" else "logits"
-        spec = deep_merge(self.sspec, over)
-        name = run_name(prefix, o, kind, seed)
+        spec = deep_merge(deep_merge(self.sspec, who.spec()) if who else self.sspec, over)
+        name = run_name(prefix + (f"{who.name}-" if who else ""), o, kind, seed)
         cfg = build_config(spec, where=f"the study's run {name}")
         method = str(Method.of(cfg.model_dump()))
         label = loss_label(o.loss, o.coords()) + (f" + {method}" if method and loss_needs_teacher(o.loss) else "")
@@ -165,15 +165,22 @@ def plan(study: Study, out: str | Path) -> StudyPlan:
     datasets = _datasets(study)
     for ds, data in datasets:
         prefix = f"{safe_name(ds)}-" if len(datasets) > 1 else ""
-        for o in objectives:
-            for seed in study.seeds:
-                _add(b.plan.runs, b.student(prefix, ds, data, o, seed))
-        alone = next((j for j in b.plan.runs if j.name == f"{prefix}student-s{study.seeds[0]}"), None)
-        if study.budget_check and alone is not None:
-            name = f"{prefix}student-2x-s{study.seeds[0]}"
-            b.plan.checks.append(Job(name, alone.spec, "student", (), "student at twice the epochs", alone.name))
+        for who in study.students or [None]:
+            for o in objectives:
+                for seed in study.seeds:
+                    _add(b.plan.runs, b.student(prefix, ds, data, o, seed, who))
+            _check(b, prefix + (f"{who.name}-" if who else ""))
     _same_model_warning(b)
     return b.plan
+
+
+def _check(b: _Builder, prefix: str) -> None:
+    """The budget check of the student alone of the first seed (its name with ``-2x``)."""
+    seed = b.study.seeds[0]
+    alone = next((j for j in b.plan.runs if j.name == f"{prefix}student-s{seed}"), None)
+    if b.study.budget_check and alone is not None:
+        name = f"{prefix}student-2x-s{seed}"
+        b.plan.checks.append(Job(name, alone.spec, "student", (), "student at twice the epochs", alone.name))
 
 
 def _same_model_warning(b: _Builder) -> None:

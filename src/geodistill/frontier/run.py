@@ -1,0 +1,108 @@
+"""``geodistill frontier``: the accuracy-latency frontier of candidate students, alone and
+distilled, and the best student under a latency or size budget.
+
+Steps (resumable and shardable like any study, since each is one): phase one trains every
+student alone and under every method on the screening seeds; each student's method is chosen
+on validation (`frontier.build.choose`); phase two trains the student alone and under its
+method on every seed; each student's int8 and fp32 ONNX latency at batch 1 is measured on this
+machine; then the table, the Pareto sets of both curves, the pick under the budget (exported
+as int8 ONNX) and the verdict against the best student alone under the same budget.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from geodistill.analysis.plots import plot_frontier
+from geodistill.core.atomic import write_json, write_text
+from geodistill.deploy.verified import export
+from geodistill.engine.api import evaluate
+from geodistill.frontier.build import candidate, choose, cost, split_teachers
+from geodistill.frontier.pareto import Candidate, alone, distilled, pareto, pick
+from geodistill.frontier.report import frontier_markdown, verdict
+from geodistill.frontier.spec import FrontierSpec
+from geodistill.study.execute import Options, execute
+from geodistill.study.plan import plan
+
+logger = logging.getLogger(__name__)
+FRONTIER_FILE = "frontier.json"
+
+
+@dataclass
+class Frontier:
+    """A frontier's outcome: one line per student, the teacher's test accuracy over the splits,
+    the Pareto sets, the picks under the budget (distilled and alone), where the pick was
+    exported, and the verdict in words."""
+
+    candidates: list[Candidate]
+    teacher_acc: float
+    pareto_alone: list[str] = field(default_factory=list)
+    pareto_distilled: list[str] = field(default_factory=list)
+    pick: Candidate | None = None
+    best_alone: Candidate | None = None
+    exported: str | None = None
+    verdict: str = ""
+
+    def to_dict(self) -> dict:
+        """The JSON form (frontier.json)."""
+        d = {k: getattr(self, k) for k in ("teacher_acc", "pareto_alone", "pareto_distilled", "exported", "verdict")}
+        d["students"] = [c.to_dict() for c in self.candidates]
+        d["pick"] = self.pick.to_dict() if self.pick else None
+        d["best_alone"] = self.best_alone.to_dict() if self.best_alone else None
+        return d
+
+
+def frontier(spec: FrontierSpec, out: str | Path, opts: Options | None = None) -> Frontier:
+    """Run (or resume) the frontier job ``spec`` in ``out``; returns its outcome, also written
+    to ``frontier.json``, ``frontier.md`` and ``frontier.png``."""
+    out = Path(out)
+    opts = opts or Options()
+    opts.what = "frontier"
+    screening = plan(spec.screening(), out)
+    execute(screening, out, opts)
+    chosen = choose(spec, screening, out)
+    finals = {s.name: plan(spec.final(s, chosen[s.name]), out) for s in spec.students}
+    for p in finals.values():
+        execute(p, out, opts)
+    cands = []
+    for s in spec.students:
+        ckpt = out / next(j.name for j in finals[s.name].runs if j.label == "student") / "model.ckpt"
+        cands.append(candidate(s, finals[s.name], chosen[s.name], cost(s, ckpt, out, spec.latency_threads), out))
+    result = Frontier(cands, _teacher_acc(spec, chosen, out))
+    result.pareto_alone = [c.student for c in pareto(cands, acc=alone)]
+    result.pareto_distilled = [c.student for c in pareto(cands, acc=distilled)]
+    result.pick = pick(cands, spec.max_latency_ms, spec.max_size_kb)
+    result.best_alone = pick(cands, spec.max_latency_ms, spec.max_size_kb, acc=alone)
+    if result.pick is not None and (spec.max_latency_ms or spec.max_size_kb):
+        result.exported = _export_pick(result.pick, finals, out)
+    result.verdict = verdict(result, spec)
+    _write(result, spec, out)
+    return result
+
+
+def _teacher_acc(spec: FrontierSpec, chosen: dict, out: Path) -> float:
+    """The teacher's test accuracy: the mean over the splits' teachers, or the given checkpoint's
+    on its own split."""
+    if spec.teacher_ckpt:
+        return evaluate(spec.teacher_ckpt).accuracy
+    accs = [t.value("accuracy") for t in split_teachers(spec, chosen, out) if t.value("accuracy") is not None]
+    return statistics.fmean(accs) if accs else math.nan
+
+
+def _export_pick(c: Candidate, finals: dict, out: Path) -> str:
+    """The picked student's distilled model of the first seed, as verified int8 ONNX."""
+    job = next(j for j in finals[c.student].runs if j.label != "student")
+    dest = out / f"pick-{c.student}.int8.onnx"
+    export(out / job.name / "model.ckpt", "onnx", int8=True, out=dest)
+    return str(dest)
+
+
+def _write(result: Frontier, spec: FrontierSpec, out: Path) -> None:
+    write_json(out / FRONTIER_FILE, result.to_dict())
+    png = plot_frontier(result.candidates, result.teacher_acc, out / "frontier")[0]
+    write_text(out / "frontier.md", frontier_markdown(result, spec, png.name))
+    logger.info("\n" + frontier_markdown(result, spec, None).rstrip() + f"\nresults in {out}")

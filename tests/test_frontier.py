@@ -1,0 +1,114 @@
+"""The accuracy-latency frontier: the Pareto sets and the budget pick on hand-made students, the
+method chosen on validation, repeated splits with a teacher per split, and a tiny frontier end
+to end on the synthetic set."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from geodistill.config import Student, Study
+from geodistill.frontier.build import choose
+from geodistill.frontier.pareto import Candidate, alone, fits, pareto, pick
+from geodistill.frontier.spec import FrontierSpec
+from geodistill.results import Metrics, RunResult, write_result
+from geodistill.study.plan import plan
+
+
+def cand(student: str, ms: float, a: float, d: float, kb: float = 100.0) -> Candidate:
+    return Candidate(student, 32, 1000, 1e6, kb, ms, 2 * ms, a, 0.01, d, 0.01, d - a, d - a - 0.01, d - a + 0.01,
+                     "seeds", 3, 6, 6, "kl")  # fmt: skip
+
+
+STUDENTS = [
+    cand("tiny", 0.05, 0.60, 0.66),
+    cand("small", 0.20, 0.70, 0.74),
+    cand("slow-and-worse", 0.40, 0.65, 0.69),  # dominated by small on both curves
+    cand("mid", 0.50, 0.80, 0.81, kb=900),
+    cand("big", 1.50, 0.88, 0.89),
+]
+
+
+def test_the_pareto_sets_of_both_curves():
+    assert [c.student for c in pareto(STUDENTS)] == ["tiny", "small", "mid", "big"]
+    assert [c.student for c in pareto(STUDENTS, acc=alone)] == ["tiny", "small", "mid", "big"]
+    tie = [cand("a", 0.1, 0.7, 0.7), cand("b", 0.1, 0.7, 0.7)]
+    assert len(pareto(tie)) == 2  # equal students do not dominate each other
+
+
+def test_the_pick_under_a_latency_or_size_budget():
+    assert pick(STUDENTS, max_latency_ms=1.0).student == "mid"
+    assert pick(STUDENTS, max_latency_ms=1.0, max_size_kb=500).student == "small"
+    assert pick(STUDENTS, max_latency_ms=1.0, acc=alone).student == "mid"
+    assert pick(STUDENTS).student == "big" and pick(STUDENTS, max_latency_ms=0.01) is None
+    assert fits(STUDENTS[0], 0.05, 100.0) and not fits(STUDENTS[0], 0.049)
+
+
+def _spec(**over) -> FrontierSpec:
+    d = {
+        "base": {"data": {"dataset": "synthetic", "n_per_class": 12, "train_ratio": 0.5}, "train": {"epochs": 2}},
+        "teacher": {"data": {"size": 16}, "train": {"model": "cnn4"}},
+        "students": [Student.parse("cnn3@16"), Student.parse("cnn3x2@16")],
+        "methods": ["kl", "dist", "ens"],
+        "seeds": [0, 1],
+        "teacher_seeds": [0, 1],
+    }
+    return FrontierSpec(**{**d, **over})
+
+
+def test_repeated_splits_tie_the_split_seed_to_the_run_seed_with_a_teacher_per_split(tmp_path):
+    p = plan(_spec().final(Student.parse("cnn3@16"), _spec().objectives()[2]), tmp_path)
+    assert [t.name for t in p.teachers] == [
+        "teacher-split0-s0",
+        "teacher-split0-s1",
+        "teacher-split1-s0",
+        "teacher-split1-s1",
+    ]
+    for t in p.teachers:  # every teacher sees its own split only: split seed from the run, seed from the set
+        split, seed = (int(x) for x in t.name.removeprefix("teacher-split").split("-s"))
+        assert (t.spec["data"]["split_seed"], t.spec["train"]["seed"]) == (split, seed)
+    for job in p.runs:
+        seed = int(job.name.rsplit("-s", 1)[1])
+        assert job.spec["data"]["split_seed"] == seed and job.spec["train"]["seed"] == seed
+        assert all(f"teacher-split{seed}-" in str(t) for t in job.teachers)  # distils from its split's teachers
+    assert [j.name for j in p.runs] == [
+        "cnn3@16-student-s0", "cnn3@16-student-s1", "cnn3@16-kl-a0.9-T4-ens-s0", "cnn3@16-kl-a0.9-T4-ens-s1"
+    ]  # fmt: skip
+    assert p.runs[0].spec["data"]["size"] == 16 and p.teachers[0].spec["data"]["size"] == 16
+    assert Study(splits="per_seed", seeds=[3]).splits == "per_seed"
+
+
+def test_each_student_gets_the_method_its_validation_split_prefers(tmp_path):
+    spec = _spec()
+    screening = plan(spec.screening(), tmp_path)
+    val = {"kl": {"cnn3@16": 0.5, "cnn3x2@16": 0.7}, "dist": {"cnn3@16": 0.6, "cnn3x2@16": 0.4},
+           "ens": {"cnn3@16": 0.55, "cnn3x2@16": 0.65}}  # fmt: skip
+    for job in screening.runs:
+        student, rest = job.name.split("-", 1)
+        method = "ens" if "-ens-" in rest else rest.split("-")[0]
+        v = 0.3 if method == "student" else val[method][student]
+        r = RunResult(job.name, "distilled", "synthetic", "cnn3", objective_name=method, seed=0,
+                      metrics=Metrics(accuracy=0.1), val_accuracy=v)  # fmt: skip
+        write_result(tmp_path / job.name, r)
+    chosen = choose(spec, screening, tmp_path)
+    assert chosen["cnn3@16"].loss == "dist" and chosen["cnn3x2@16"].loss == "kl"
+    assert chosen["cnn3x2@16"].teachers is None  # plain KL, not the ensemble (0.65 < 0.7)
+    record = json.loads((tmp_path / "frontier-choice.json").read_text())
+    assert record["cnn3@16"]["chosen"] == "dist T=1" and record["cnn3@16"]["mean_best_val"]["dist T=1"] == 0.6
+
+
+def test_a_tiny_frontier_end_to_end(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from benchmarks.frontier import main
+
+    text = main(tmp_path / "f", quick=True)
+    f = json.loads((tmp_path / "f" / "frontier.json").read_text())
+    assert [c["student"] for c in f["students"]] == ["cnn3x0.5@16", "cnn3@16"]
+    assert all(c["int8_latency_ms"] > 0 and c["n_seeds"] == 2 for c in f["students"])
+    assert f["pick"]["int8_latency_ms"] <= 1.0 and Path(f["exported"]).is_file()
+    assert set(f["pareto_distilled"]) <= {"cnn3x0.5@16", "cnn3@16"} and f["pareto_distilled"]
+    assert "| student | params |" in text and (tmp_path / "f" / "frontier.png").is_file()
+    assert not math.isnan(f["teacher_acc"])
