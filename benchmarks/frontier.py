@@ -31,7 +31,9 @@ from geodistill.config import Student, Study
 from geodistill.core import log as gdlog
 from geodistill.core.atomic import write_json
 from geodistill.frontier.defaults import embedded
-from geodistill.frontier.run import FRONTIER_FILE, frontier
+from geodistill.frontier.pareto import Frontier
+from geodistill.frontier.report import frontier_text
+from geodistill.frontier.run import frontier
 from geodistill.frontier.spec import FrontierSpec
 from geodistill.results import finished, read_result
 from geodistill.study.execute import Options, execute
@@ -122,13 +124,11 @@ def quick_spec() -> FrontierSpec:
     )
 
 
-def summary(out: Path, minutes: float | None = None) -> str:
-    """The Markdown section of a finished (or partial) frontier folder."""
-    f = json.loads((out / FRONTIER_FILE).read_text())
-    md = (out / "frontier.md").read_text()
+def summary(result: Frontier, spec: FrontierSpec, minutes: float | None = None) -> str:
+    """The Markdown section of a finished frontier."""
     head = "## The accuracy-latency frontier on AID at the 20% protocol (issue 27)\n\n"
-    spent = f" Wall time of this run: {minutes:.0f} min." if minutes is not None else ""
-    return head + md + spent + "\n" + f"\nTeacher test accuracy {100 * f['teacher_acc']:.2f}%.\n"
+    spent = f"\nWall time of this run: {minutes:.0f} min.\n" if minutes is not None else ""
+    return head + frontier_text(result, spec) + spent
 
 
 def main(out: Path, quick: bool = False, shard: str | None = None, stage: str = "all") -> str:
@@ -152,7 +152,7 @@ def main(out: Path, quick: bool = False, shard: str | None = None, stage: str = 
     if not quick:
         rows = [dict(c.to_dict(), teacher_acc=result.teacher_acc, protocol="aid-20") for c in result.candidates]
         write_json(HERE / "results" / "frontier.json", [_json_safe(r) for r in rows])
-    return summary(out, minutes)
+    return summary(result, spec, minutes)
 
 
 def _chosen(out: Path) -> tuple[str, int]:

@@ -30,7 +30,7 @@ QUICK = [
     "--seeds",
     "0,1",
     "--set",
-    "data.n_per_class=12",
+    "data.n_per_class=8",
     "--set",
     "train.epochs=2",
 ]

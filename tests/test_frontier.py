@@ -111,4 +111,6 @@ def test_a_tiny_frontier_end_to_end(tmp_path):
     assert f["pick"]["int8_latency_ms"] <= 1.0 and Path(f["exported"]).is_file()
     assert set(f["pareto_distilled"]) <= {"cnn3x0.5@16", "cnn3@16"} and f["pareto_distilled"]
     assert "| student | params |" in text and (tmp_path / "f" / "frontier.png").is_file()
+    page = (tmp_path / "f" / "frontier.html").read_text()
+    assert '<section id="frontier">' in page and '<section id="results">' in page and "data:image/png" in page
     assert not math.isnan(f["teacher_acc"])

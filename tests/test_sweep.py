@@ -213,7 +213,8 @@ def test_ablation_with_a_given_teacher_shares_its_cache(alpha_sweep, work):
     assert all(r.teacher == str(teacher) for r in results if r.objective_name != "student")
     thesis = next(r for r in results if r.objective_name == "thesis")
     kl = next(r for r in results if r.objective_name == "kl")
-    recipe = next(o for o in load_recipe("thesis").objectives if o.loss == "kl")
+    thesis_recipe = load_recipe("thesis")
+    recipe = next(o for o in [*thesis_recipe.objectives, *thesis_recipe.choose_from] if o.loss == "kl")
     assert kl.config["distill"]["alpha"] == recipe.alpha != DistillConfig().alpha  # the recipe's α
     assert recipe.teachers == "ensemble" and kl.teacher == str(teacher)  # its α, not its teacher set
     assert "‖W₁‖*" in thesis.objective and "DKD" in next(r for r in results if r.objective_name == "dkd").objective

@@ -1,4 +1,5 @@
-"""The accuracy-latency frontier of a set of students, and the pick under a deployment budget.
+"""The accuracy-latency frontier of a set of students, the pick under a deployment budget, and a
+frontier's outcome (`Frontier`).
 
 A student is on the Pareto set of a curve (alone, or distilled) when no other student is at
 least as fast (int8 latency) and at least as accurate, and strictly better in one of the two.
@@ -8,7 +9,7 @@ The pick under a budget is the most accurate student whose latency and size fit 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,30 @@ class Candidate:
     def to_dict(self) -> dict:
         """The JSON form (frontier.json)."""
         return asdict(self)
+
+
+@dataclass
+class Frontier:
+    """A frontier's outcome: one line per student, the teacher's test accuracy over the splits,
+    the Pareto sets, the picks under the budget (distilled and alone), where the pick was
+    exported, and the verdict in words."""
+
+    candidates: list[Candidate]
+    teacher_acc: float
+    pareto_alone: list[str] = field(default_factory=list)
+    pareto_distilled: list[str] = field(default_factory=list)
+    pick: Candidate | None = None
+    best_alone: Candidate | None = None
+    exported: str | None = None
+    verdict: str = ""
+
+    def to_dict(self) -> dict:
+        """The JSON form (frontier.json)."""
+        d = {k: getattr(self, k) for k in ("teacher_acc", "pareto_alone", "pareto_distilled", "exported", "verdict")}
+        d["students"] = [c.to_dict() for c in self.candidates]
+        d["pick"] = self.pick.to_dict() if self.pick else None
+        d["best_alone"] = self.best_alone.to_dict() if self.best_alone else None
+        return d
 
 
 Metric = Callable[[Candidate], float]

@@ -1,14 +1,21 @@
-"""A frontier in words and as Markdown: the table, the Pareto sets, the pick and the verdict."""
+"""A frontier in words, as a report section (HTML and Markdown) and for the terminal: the table,
+the Pareto sets, the pick and the verdict."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from geodistill.analysis.format import format_points
+from geodistill.analysis.format import format_points, markdown_table
+from geodistill.core.atomic import write_text
+from geodistill.report import html, markdown
+from geodistill.report.build import sections
+from geodistill.report.sections import Figure, Report, Section, Table, Text
+from geodistill.results.files import collect
 
 if TYPE_CHECKING:
-    from geodistill.frontier.run import Frontier
+    from geodistill.frontier.pareto import Frontier
     from geodistill.frontier.spec import FrontierSpec
 
 NOT_MUCH = 0.01  # a teacher this close to a student alone (accuracy, a fraction) has little to teach it
@@ -68,30 +75,73 @@ def _pick_sentence(f: Frontier, spec: FrontierSpec) -> str:
     return text + "."
 
 
-def frontier_markdown(f: Frontier, spec: FrontierSpec, figure: str | None) -> str:
-    """The frontier table (fastest first), the Pareto sets, the verdict, the figure."""
-    head = (
-        "| student | params | MFLOPs | int8 KB | int8 ms | fp32 ms | alone % | distilled % | method "
-        "| gain (pts) | 95% CI (pts) | seeds | converged |"
-    )
-    lines = [head, "|---|" + "---:|" * 7 + "---|" + "---:|" * 4]
-    for c in sorted(f.candidates, key=lambda c: c.int8_latency_ms):
-        lines.append(
-            f"| {c.student} | {c.params:,} | {c.flops / 1e6:.1f} | {c.size_kb:.0f} | {c.int8_latency_ms:.3f} | "
-            f"{c.fp32_latency_ms:.3f} | {_pm(c.alone_mean, c.alone_std)} | {_pm(c.distilled_mean, c.distilled_std)} | "
-            f"{c.method} | {format_points(100 * c.gain_mean)} | {_ci(c)} | {c.n_seeds} | "
-            f"{c.converged_runs}/{c.total_runs} |"
-        )
-    lines += [
-        "",
-        f"Teacher: {_pct(f.teacher_acc)}% test accuracy (mean over the splits). Latency: int8 / fp32 ONNX Runtime, "
-        f"batch 1, {spec.latency_threads} thread(s), median; accuracy: mean ± sd over seeds (each seed its own split).",
-        f"Pareto set alone: {', '.join(f.pareto_alone) or '–'}; distilled: {', '.join(f.pareto_distilled) or '–'}.",
-        "",
-        f.verdict,
+COLUMNS_NOTE = (
+    "Fastest first. Latency: int8 / fp32 ONNX Runtime at batch 1 on this machine, {threads} thread(s), median. "
+    "Accuracy: test split, mean ± sd over seeds, each seed its own random split. gain: distilled − alone, paired "
+    "by seed, with its 95% interval; converged: compared runs that met the convergence rule."
+)
+
+
+def frontier_rows(f: Frontier) -> list[dict[str, str]]:
+    """The frontier table as display rows, fastest student first."""
+    return [
+        {
+            "student": c.student,
+            "params": f"{c.params:,}",
+            "MFLOPs": f"{c.flops / 1e6:.1f}",
+            "int8 KB": f"{c.size_kb:.0f}",
+            "int8 ms": f"{c.int8_latency_ms:.3f}",
+            "fp32 ms": f"{c.fp32_latency_ms:.3f}",
+            "alone %": _pm(c.alone_mean, c.alone_std),
+            "distilled %": _pm(c.distilled_mean, c.distilled_std),
+            "method": c.method,
+            "gain (pts)": format_points(100 * c.gain_mean),
+            "95% CI (pts)": _ci(c),
+            "seeds": str(c.n_seeds),
+            "converged": f"{c.converged_runs}/{c.total_runs}",
+        }
+        for c in sorted(f.candidates, key=lambda c: c.int8_latency_ms)
     ]
-    if f.exported:
-        lines += ["", f"Exported the pick: {f.exported}"]
-    if figure:
-        lines += ["", f"![accuracy against int8 latency]({figure})"]
-    return "\n".join(lines) + "\n"
+
+
+def facts(f: Frontier, spec: FrontierSpec) -> list[str]:
+    """The lines under the table: the notes, the teacher, the Pareto sets, the exported pick."""
+    lines = [
+        COLUMNS_NOTE.format(threads=spec.latency_threads),
+        f"Teacher: {_pct(f.teacher_acc)}% test accuracy (mean over the splits).",
+        f"Pareto set alone: {', '.join(f.pareto_alone) or '–'}; distilled: {', '.join(f.pareto_distilled) or '–'}.",
+    ]
+    return lines + ([f"Exported the pick: {f.exported}"] if f.exported else [])
+
+
+def frontier_section(f: Frontier, spec: FrontierSpec, png: Path | None) -> Section:
+    """The frontier as a report section: the verdict, the table, the facts, the figure."""
+    blocks: list = [Text(f.verdict, "verdict"), Table(frontier_rows(f), "frontier")]
+    blocks += [Text(line, "note") for line in facts(f, spec)]
+    if png is not None:
+        blocks.append(
+            Figure(png, "accuracy against int8 latency", "Test accuracy against int8 latency, alone and distilled.")
+        )
+    return Section("frontier", "Accuracy against latency", blocks)
+
+
+def frontier_text(f: Frontier, spec: FrontierSpec) -> str:
+    """The frontier for the terminal: the table, the facts and the verdict."""
+    return "\n".join([markdown_table(frontier_rows(f)), *facts(f, spec), "", f.verdict]) + "\n"
+
+
+KEEP = ("what-was-run", "aggregate", "paired", "results", "failed")  # the run-level sections under the frontier
+
+
+def write_frontier_report(f: Frontier, spec: FrontierSpec, out: Path, png: Path | None) -> tuple[Path, Path]:
+    """``frontier.html`` and ``frontier.md``: the frontier section, then every run's sections."""
+    runs = [s for s in sections(collect(out), None, [], []) if s.key in KEEP]
+    doc = Report(
+        f"geodistill frontier: {out.resolve().name}",
+        str(out),
+        ["frontier.json"],
+        [frontier_section(f, spec, png), *runs],
+    )
+    return write_text(out / "frontier.html", html.render(doc)), write_text(
+        out / "frontier.md", markdown.render(doc, out)
+    )

@@ -14,16 +14,15 @@ from __future__ import annotations
 import logging
 import math
 import statistics
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from geodistill.analysis.plots import plot_frontier
-from geodistill.core.atomic import write_json, write_text
+from geodistill.core.atomic import write_json
 from geodistill.deploy.verified import export
 from geodistill.engine.api import evaluate
 from geodistill.frontier.build import candidate, choose, cost, split_teachers
-from geodistill.frontier.pareto import Candidate, alone, distilled, pareto, pick
-from geodistill.frontier.report import frontier_markdown, verdict
+from geodistill.frontier.pareto import Candidate, Frontier, alone, distilled, pareto, pick
+from geodistill.frontier.report import frontier_text, verdict, write_frontier_report
 from geodistill.frontier.spec import FrontierSpec
 from geodistill.study.execute import Options, execute
 from geodistill.study.plan import plan
@@ -32,33 +31,9 @@ logger = logging.getLogger(__name__)
 FRONTIER_FILE = "frontier.json"
 
 
-@dataclass
-class Frontier:
-    """A frontier's outcome: one line per student, the teacher's test accuracy over the splits,
-    the Pareto sets, the picks under the budget (distilled and alone), where the pick was
-    exported, and the verdict in words."""
-
-    candidates: list[Candidate]
-    teacher_acc: float
-    pareto_alone: list[str] = field(default_factory=list)
-    pareto_distilled: list[str] = field(default_factory=list)
-    pick: Candidate | None = None
-    best_alone: Candidate | None = None
-    exported: str | None = None
-    verdict: str = ""
-
-    def to_dict(self) -> dict:
-        """The JSON form (frontier.json)."""
-        d = {k: getattr(self, k) for k in ("teacher_acc", "pareto_alone", "pareto_distilled", "exported", "verdict")}
-        d["students"] = [c.to_dict() for c in self.candidates]
-        d["pick"] = self.pick.to_dict() if self.pick else None
-        d["best_alone"] = self.best_alone.to_dict() if self.best_alone else None
-        return d
-
-
 def frontier(spec: FrontierSpec, out: str | Path, opts: Options | None = None) -> Frontier:
     """Run (or resume) the frontier job ``spec`` in ``out``; returns its outcome, also written
-    to ``frontier.json``, ``frontier.md`` and ``frontier.png``."""
+    to ``frontier.json``, ``frontier.html``, ``frontier.md`` and ``frontier.png``."""
     out = Path(out)
     opts = opts or Options()
     opts.what = "frontier"
@@ -104,5 +79,5 @@ def _export_pick(c: Candidate, finals: dict, out: Path) -> str:
 def _write(result: Frontier, spec: FrontierSpec, out: Path) -> None:
     write_json(out / FRONTIER_FILE, result.to_dict())
     png = plot_frontier(result.candidates, result.teacher_acc, out / "frontier")[0]
-    write_text(out / "frontier.md", frontier_markdown(result, spec, png.name))
-    logger.info("\n" + frontier_markdown(result, spec, None).rstrip() + f"\nresults in {out}")
+    page, _ = write_frontier_report(result, spec, out, png)
+    logger.info("\n" + frontier_text(result, spec).rstrip() + f"\nreport: {page}")

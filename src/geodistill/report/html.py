@@ -85,7 +85,9 @@ def render(r: Report) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{e(r.title)}</title><style>{CSS}</style></head><body>",
         f"<h1>{e(r.title)}</h1>",
-        f'<p class="muted">Source folder: <code>{e(r.source)}</code>. Tables as files: {links}.</p>',
+        f'<p class="muted">Source folder: <code>{e(r.source)}</code>.'
+        + (f" Tables as files: {links}." if links else "")
+        + "</p>",
     ]
     for s in r.sections:
         parts += [f'<section id="{e(s.key)}"><h2>{e(s.title)}</h2>', *(_block(b) for b in s.blocks), "</section>"]

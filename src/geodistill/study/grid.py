@@ -149,8 +149,10 @@ def _check_keys(sweep: Mapping, where: str) -> None:
 
 def ablation(recipe: Study | None) -> list[Objective]:
     """The loss ablation: every registered preset, in registration order, at the α/β/T the
-    recipe's objectives give that loss."""
-    given = {o.loss: o for o in (recipe.objectives if recipe else [])}
+    recipe's objectives (then the methods it chooses from) first give that loss."""
+    given: dict[str, Objective] = {}
+    for o in [*recipe.objectives, *recipe.choose_from] if recipe else []:
+        given.setdefault(o.loss, o)
     out = []
     for name in PRESETS:
         o = given.get(name)
@@ -167,7 +169,7 @@ def sweep_study(sweep: Mapping[str, Any], where: str = "the sweep description") 
     base = dict(sweep.get("base") or {})
     overrides = deep_merge(base, {r: sweep[r] for r in ("teacher", "student") if sweep.get(r)})
     objectives = [Objective()] + (ablation(recipe) if sweep.get("ablation") else [])
-    doc = recipe.model_dump(exclude={"objectives", "about", "budget_check"}) if recipe else {}
+    doc = recipe.model_dump(exclude={"objectives", "choose_from", "about", "budget_check"}) if recipe else {}
     doc.update({k: sweep[k] for k in SWEEP_KEYS[8:] if sweep.get(k) is not None})
     doc["teachers"] = sweep.get("teachers") or "per_seed"
     seeds = sweep.get("seeds") if sweep.get("seeds") is not None else doc.get("seeds", [0])
