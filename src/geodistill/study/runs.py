@@ -7,6 +7,7 @@ stops the study. A finished job's ``failed.json`` is removed (it is stale).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -16,11 +17,9 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from geodistill.config.run import build_config
+from geodistill.core import interrupt, progress
 from geodistill.core import log as gdlog
-from geodistill.core import progress
 from geodistill.core.errors import GeodistillError
 from geodistill.engine import api
 from geodistill.engine.objective import objective_of
@@ -93,20 +92,14 @@ def run_job(spec: dict, run_dir: str, role: str | None = None, fail_fast: bool =
         return record_failure(spec, d, e, traceback.format_exc(limit=6), role or "")
 
 
-def worker_threads(workers: int) -> int:
-    """CPU threads per worker: the usable cores divided evenly, at least 1."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(1, workers))
-
-
-def _init_worker(threads: int, devices: Sequence[str] | None, slots: Any, printing: bool, verbose: bool) -> None:
-    """Pool worker start-up: a fair share of CPU threads, with ``devices`` one device, and the
-    parent's console output when it had one: warnings and errors only (the parent prints one
-    line per finished point and the progress view), everything with ``verbose``."""
+def _init_worker(devices: Sequence[str] | None, slots: Any, printing: bool, verbose: bool) -> None:
+    """Pool worker start-up: with ``devices`` one device, signals handled as in the parent (a
+    run checkpoints and stops; a second copy of the signal, forwarded by the parent, changes
+    nothing), and the parent's console output when it had one: warnings and errors only (the
+    parent prints one line per finished point and the progress view), everything with
+    ``verbose``. Each run sets its own CPU threads (``train.threads``)."""
     progress.disable_live()
+    interrupt.handle_signals(repeat_raises=False)
     if printing:
         gdlog.setup(verbose=verbose)
         if not verbose:
@@ -114,9 +107,13 @@ def _init_worker(threads: int, devices: Sequence[str] | None, slots: Any, printi
     slot = slots.get() if slots is not None else 0
     if devices:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(devices[slot % len(devices)])
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(threads)
-    torch.set_num_threads(threads)
+
+
+def _forward(signum: int) -> None:
+    """Pass a signal on to the worker processes, which checkpoint their runs and stop."""
+    for child in multiprocessing.active_children():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, signum)
 
 
 def run_parallel(jobs: list[tuple[dict, str]], workers: int, devices: Sequence[str] | None, j: progress.Job) -> None:
@@ -127,17 +124,24 @@ def run_parallel(jobs: list[tuple[dict, str]], workers: int, devices: Sequence[s
     slots = ctx.Queue()
     for i in range(n):
         slots.put(i)
-    threads = worker_threads(n)
+    threads = sorted({build_config(spec, where="a study's run").train.threads for spec, _ in jobs})
     on = f", devices {', '.join(map(str, devices))}" if devices else ""
-    logger.info(f"sweep: {len(jobs)} points on {n} worker processes, {threads} thread(s) each{on}")
+    each = "/".join(map(str, threads))
+    logger.info(f"sweep: {len(jobs)} points on {n} worker processes, {each} thread(s) each (train.threads){on}")
     verbose = logging.getLogger(gdlog.ROOT).getEffectiveLevel() <= logging.DEBUG
-    args = (threads, list(devices) if devices else None, slots, gdlog.is_setup(), verbose)
+    args = (list(devices) if devices else None, slots, gdlog.is_setup(), verbose)
     with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker, initargs=args) as pool:
         futures = {pool.submit(run_job, spec, run_dir): (spec, run_dir) for spec, run_dir in jobs}
-        for f in as_completed(futures):
-            spec, run_dir = futures[f]
-            try:
-                result = f.result()
-            except Exception as e:
-                result = record_failure(spec, run_dir, f"worker process failed: {type(e).__name__}: {e}")
-            j.end_run(api.result_line(result) if result.ok else f"[{result.run_id}] failed: {result.error}")
+        try:
+            for f in as_completed(futures):
+                spec, run_dir = futures[f]
+                try:
+                    result = f.result()
+                except Exception as e:
+                    result = record_failure(spec, run_dir, f"worker process failed: {type(e).__name__}: {e}")
+                line = api.result_line(result) if result.ok else f"[{result.run_id}] failed: {result.error}"
+                j.end_run(line, name=result.run_id)
+        except interrupt.Interrupted as e:  # the workers checkpoint their runs; then the parent stops
+            _forward(e.signum)
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
