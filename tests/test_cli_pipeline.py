@@ -107,7 +107,10 @@ def test_cli_data_info_train_export_predict_profile(tmp_path):
     assert r.returncode == 0, r.stderr
     ckpt = tmp_path / "runs" / "m" / "model.ckpt"
     r = _cli(["evaluate", str(ckpt), "--dataset", "synthetic", "--set", "data.n_per_class=12"], tmp_path)
-    assert r.returncode == 0 and '"accuracy"' in r.stdout, r.stderr
+    assert r.returncode == 0 and "on the test split (20 images): accuracy" in r.stdout, r.stderr
+    assert "F1 per class:" in r.stdout and "\\u" not in r.stdout
+    r = _cli(["evaluate", str(ckpt), "--split", "val", "--json"], tmp_path)
+    assert r.returncode == 0 and json.loads(r.stdout)["split"] == "val" and json.loads(r.stdout)["n"] == 30, r.stderr
     r = _cli(["export", str(ckpt), "--format", "onnx", "--out", str(tmp_path / "m.onnx")], tmp_path)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "m.onnx").is_file()
@@ -120,9 +123,13 @@ def test_cli_data_info_train_export_predict_profile(tmp_path):
     r = _cli(["predict", str(tmp_path / "m.onnx"), str(imgs), "--out", str(tmp_path / "p.csv")], tmp_path)
     assert r.returncode == 0, r.stderr
     assert "1 predicted, 1 unreadable" in r.stdout
-    r = _cli(["profile", str(ckpt), str(ckpt), "--size", "16", "--runtimes", "torch", "--batch", "1,2"], tmp_path)
+    r = _cli(["predict", str(tmp_path / "m.onnx"), str(imgs / "a.png"), "--top-k", "3"], tmp_path)
+    assert r.returncode == 0 and len(r.stdout.strip().split("\t")[1].split(", ")) == 3, r.stdout  # all 3 shown
+    r = _cli(["profile", str(ckpt), str(ckpt), "--runtimes", "torch", "--batch", "1,2"], tmp_path)
     assert r.returncode == 0, r.stderr
     assert "1.0x" in r.stdout  # a model against itself compresses by exactly 1
+    assert "m (cnn3) -> m (cnn3)" in r.stdout  # labelled by run folder and architecture
+    assert "| 16 " in r.stdout  # at the size it trained at
 
 
 def test_cli_bad_recipe_and_bad_override_are_one_line(tmp_path):
@@ -137,7 +144,10 @@ def test_train_written_to_a_file_is_at_most_15_lines(tmp_path):
     args += ["--set", "data.n_per_class=6", "--set", "train.batch_size=32"]
     lines = _cli_to_file([*args, "--name", "m"], tmp_path, "train.log")
     assert len(lines) <= 15, "\n".join(lines)
-    assert lines[0].startswith("[m] cnn3 on synthetic") and lines[-1].startswith("[m] test accuracy")
+    assert lines[0].startswith("[m] expected to take about ") and "ms/step" in lines[0]  # said before it is spent
+    assert lines[1].startswith("[m] cnn3 on synthetic") and lines[1].endswith(", 1 thread")
+    assert lines[-1].startswith("[m] test accuracy")
+    assert "left)" in lines[2]  # the epoch lines count down from the estimate
     epochs = [line.split(" epoch ")[1].split()[0] for line in lines if "] epoch " in line]
     assert epochs == [f"{e}/30" for e in range(3, 31, 3)]  # one line per tenth of the run
     verbose = _cli_to_file([*args, "--name", "v", "--verbose"], tmp_path, "verbose.log")
