@@ -50,10 +50,10 @@ def demo(tmp_path_factory) -> tuple[Path, dict]:
 def test_run_trains_teacher_once_and_every_student(demo):
     out, summary = demo
     labels = [line.label for line in summary.lines]
-    assert labels[0].startswith("teacher") and "student" in labels and any(l.startswith("kl+cos") for l in labels)
+    assert labels == ["teacher", "student", "kl alpha=0.5 T=4"]
     students = [line for line in summary.lines if not line.label.startswith("teacher")]
     assert all(line.n == 2 for line in students)  # two seeds each
-    assert len(list((out / "run").glob("*/results.json"))) == 1 + 2 * 3
+    assert len(list((out / "run").glob("*/results.json"))) == 1 + 2 * 2
     distilled = [line for line in students if line.label != "student"]
     assert all(line.mean_diff is not None and line.pairs == 2 for line in distilled)  # paired over both seeds
     assert summary.lines[1].params_ratio > 40  # cnn4 vs cnn3
@@ -67,7 +67,7 @@ def test_run_again_skips_finished_runs(demo):
     over = dict(TINY, data=dict(TINY["data"], cache_dir=str(out / "cache")))
     with captured_log() as lines:
         again = run("demo", overrides=over, seeds=[0, 1], out=out / "run")
-    assert any("6 points, 6 already done, 0 to run" in l for l in lines)
+    assert any("4 points, 4 already done, 0 to run" in l for l in lines)
     assert not any("test accuracy" in l for l in lines)  # nothing trained again
     assert format_summary(again) == format_summary(summary)
 
@@ -158,11 +158,13 @@ def test_demo_written_to_a_file_is_at_most_40_lines_and_ends_with_table_and_verd
     args = ["run", "--out", str(tmp_path / "demo"), "--size", "16"]
     lines = _cli_to_file(args + ["--set", "data.n_per_class=12", "--set", "train.epochs=3"], tmp_path, "run.log")
     assert len(lines) <= 40, "\n".join(lines)
+    assert "about" in lines[2] and " expected with 2 student runs at a time" in lines[2]  # said before it is spent
     ends = [line for line in lines if " runs done, " in line]  # one end line per run, with the job's count
-    assert len(ends) == 10 and "[10/10 runs done" in ends[-1]
+    assert len(ends) == 7 and "[7/7 runs done" in ends[-1] and "left]" in ends[0]  # time left from the first
+    assert "recipe demo: 6 points on 2 worker processes, 1 thread(s) each (train.threads)" in lines
     head = next(i for i, line in enumerate(lines) if line.startswith("| model / objective"))
-    table = lines[head : head + 6]  # header, rule, the teacher and the demo's 3 objectives
-    assert all(line.startswith("|") for line in table) and not lines[head + 6].strip()
+    table = lines[head : head + 5]  # header, rule, the teacher and the demo's 2 objectives
+    assert all(line.startswith("|") for line in table) and not lines[head + 5].strip()
     assert "student alone" in lines[-2] and "converged" in lines[-2]  # the verdict, then where the results are
     assert lines[-1].startswith(f"results in {tmp_path / 'demo'}")
     columns = [c.strip() for c in table[0].strip("|").split("|")]

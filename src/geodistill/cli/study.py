@@ -59,6 +59,10 @@ def run(
             default_text="the recipe's choice; paper does",
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        option(min=1, help="Student runs trained at once, each in a process of its own.", default_text="the recipe's"),
+    ] = None,
     dry_run: DryRun = False,
     set_: Sets = None,
     verbose: Verbose = False,
@@ -71,7 +75,7 @@ def run(
     load_recipe(recipe)  # an unknown recipe is said before anything is imported or trained
     errors.resume_with(drop=("--fresh",))
     run_api(recipe, overrides=over, teacher=teacher, out=out, resume=not fresh, seeds=seed_list(seeds),
-            budget_check=budget_check, dry_run=dry_run)  # fmt: skip
+            budget_check=budget_check, dry_run=dry_run, workers=workers)  # fmt: skip
 
 
 BaseRecipe = Annotated[str | None, option(help=f"Base recipe: {RECIPES}.", default_text="thesis", metavar="NAME")]

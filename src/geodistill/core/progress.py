@@ -69,7 +69,7 @@ class Job:
         self.expected: dict[str, float] = {}  # run name -> seconds the job's estimate expects, until it ends
         self.measured: list[tuple[float, float]] = []  # (seconds taken, seconds expected) of runs ended here
         self.run_name: str | None = None
-        self.planned, self.parallel = False, 1  # whether `expect` gave the job's estimate; runs at once
+        self.planned = False  # whether `expect` gave the job's estimate
         self.bars = _bars(console) if live else None
         self.job_task: TaskID | None = None
         self.run_task: TaskID | None = None
@@ -89,11 +89,12 @@ class Job:
         if self.bars is not None and self.job_task is None:
             self.job_task = self.bars.add_task("all runs", total=self.total, count=self._count(), info="")
 
-    def expect(self, expected: dict[str, float], parallel: int = 1) -> None:
-        """The job's estimate (run name -> expected seconds of each run still to train; ``parallel``
-        of them at a time): from now on the time left is counted down from it, corrected by how
-        the runs ended so far took against their estimate; a single run gets the job's bar too."""
-        self.expected, self.planned, self.parallel = dict(expected), True, max(1, parallel)
+    def expect(self, expected: dict[str, float]) -> None:
+        """The job's estimate (run name -> the seconds of the job's wall time each run still to
+        train is expected to take): from now on the time left is counted down from it, corrected
+        by how the runs ended so far took against their estimate; a single run gets the job's
+        bar too."""
+        self.expected, self.planned = dict(expected), True
         self._add_job_task()
         self._refresh_job()
 
@@ -143,7 +144,7 @@ class Job:
             share = (self.run_fraction - self.run_f0) / max(1 - self.run_f0, 1e-9)
             rest += self.expected[self.run_name] * (1 - min(max(share, 0.0), 1.0))
         taken, planned = (sum(x) for x in zip(*self.measured)) if self.measured else (1.0, 1.0)
-        return rest * (taken / planned if planned > 0 else 1.0) / self.parallel
+        return rest * (taken / planned if planned > 0 else 1.0)
 
     # ------------------------------------------------------------ runs
     def start_run(self, line: str, role: str = "student", name: str | None = None) -> None:

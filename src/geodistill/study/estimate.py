@@ -23,16 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from geodistill.config.run import RunConfig, build_config
+from geodistill.config.run import DistillConfig, RunConfig, build_config
 from geodistill.core.progress import duration
 from geodistill.data.prepare import TrainData
 from geodistill.data.views import plan_of
 from geodistill.engine import api
 from geodistill.engine.batches import assemble_batch, epoch_order
 from geodistill.engine.convergence import resolve_epochs
+from geodistill.engine.objective import objective_of
 from geodistill.engine.precision import decide
+from geodistill.engine.trainer import TrainStep
 from geodistill.models import build_model
 from geodistill.models.checkpoint import load_checkpoint
 from geodistill.models.cost import JOB_TIMING
@@ -62,6 +63,7 @@ class RunEstimate:
     steps: int
     seconds: float
     teachers: tuple[str, ...] = ()
+    serial: bool = False  # trained alone even in a pool: a teacher, a budget check
 
 
 @dataclass
@@ -71,29 +73,32 @@ class Estimate:
     runs: list[RunEstimate] = field(default_factory=list)
     speeds: dict[str, Speed] = field(default_factory=dict)
 
-    @property
-    def total_s(self) -> float:
-        return sum(r.seconds for r in self.runs)
+    def expected(self, parallel: int = 1) -> dict[str, float]:
+        """Run name -> the seconds of the job's wall time it is expected to take, with ``parallel``
+        student runs at a time (what the progress view counts down)."""
+        pooled = sum(not r.serial for r in self.runs)
+        share = max(1, min(parallel, pooled))
+        return {r.name: r.seconds / (1 if r.serial else share) for r in self.runs}
 
-    def expected(self) -> dict[str, float]:
-        """Run name -> expected seconds (what the progress view counts down)."""
-        return {r.name: r.seconds for r in self.runs}
+    def total_s(self, parallel: int = 1) -> float:
+        """The job's expected wall time."""
+        return sum(self.expected(parallel).values())
 
     def line(self, what: str, parallel: int = 1) -> str:
         """'recipe demo: 10 runs to train, about 1m40s expected (timed now: cnn4@32px b64 32-true
-        1t 12 ms/step, ...)'; ``parallel`` runs at a time divide the time."""
+        1t 12 ms/step, ...)'; ``parallel`` student runs at a time."""
         timed = ", ".join(f"{k} {1000 * s.step_s:.1f} ms/step" for k, s in self.speeds.items())
-        n, at_once = len(self.runs), max(1, min(parallel, len(self.runs)))
-        on = f" on {at_once} workers" if at_once > 1 else ""
+        n, at_once = len(self.runs), max(1, min(parallel, sum(not r.serial for r in self.runs)))
+        on = f" with {at_once} student runs at a time" if at_once > 1 else ""
         return (
-            f"{what}: {n} run{'s' if n != 1 else ''} to train, about {duration(self.total_s / at_once)} expected{on}"
+            f"{what}: {n} run{'s' if n != 1 else ''} to train, about {duration(self.total_s(parallel))} expected{on}"
             f" (timed now: {timed or 'nothing to time'})"
         )
 
     def run_line(self, name: str) -> str:
         """'[m] expected to take about 40s (timed now: cnn3@32px ... 12.0 ms/step)' for one run."""
         timed = ", ".join(f"{k} {1000 * s.step_s:.1f} ms/step" for k, s in self.speeds.items())
-        return f"[{name}] expected to take about {duration(self.total_s)} (timed now: {timed or 'nothing to time'})"
+        return f"[{name}] expected to take about {duration(self.total_s())} (timed now: {timed or 'nothing to time'})"
 
     def table(self) -> str:
         """The plan, one line per run: name, role, model, epochs, teachers, expected time."""
@@ -138,18 +143,21 @@ def speed_of(cfg: RunConfig, data: TrainData, precision: str) -> Speed:
             model = build_model(t.model, len(data.classes), in_channels=data.channels).to(device)
             if t.channels_last:
                 model = model.to(memory_format=torch.channels_last)
-            opt = torch.optim.AdamW(model.parameters(), lr=t.lr)
+            step = TrainStep(model, objective_of(cfg.model_copy(update={"distill": DistillConfig()})))
+            opt = torch.optim.AdamW(step.parameters(), lr=t.lr)
             batches = epoch_order(data.train, t.seed, 0, 0, 1, t.batch_size)
             took = []
-            for i in range(WARMUP + TIMED):
+            for i in range(WARMUP + TIMED):  # as Trainer.train_step does it, with the student-alone loss
                 t0 = time.perf_counter()
                 b = assemble_batch(data, batches[i % len(batches)], plan_of(cfg.data), seed=t.seed, epoch=0, step=i,
                                    rank=0, channels_last=t.channels_last, device=device)  # fmt: skip
                 with _autocast(device, precision):
-                    loss = F.cross_entropy(model(b.x).float(), b.y)
+                    loss, _, logits = step(b.x, b.y, None, None)
+                bool(torch.isfinite(loss))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                float(loss.detach()), int((logits.argmax(1) == b.y).sum())
                 _sync(device)
                 took.append(time.perf_counter() - t0)
             return Speed(statistics.median(took[WARMUP:]), _image_s(model, data, t.channels_last, device))
@@ -206,7 +214,7 @@ class _Estimator:
                                           "data": cfg.data.model_copy(update={"size": size})})  # fmt: skip
         return self.speed(tcfg, api.data_for(tcfg, self.data)).image_s
 
-    def run(self, job: Job, cfg: RunConfig) -> RunEstimate:
+    def run(self, job: Job, cfg: RunConfig, serial: bool = False) -> RunEstimate:
         data = api.data_for(cfg, self.data)
         resolved, _ = resolve_epochs(cfg, len(data.train))
         epochs = int(resolved.train.epochs)
@@ -223,7 +231,10 @@ class _Estimator:
                 seconds += len(data.train) * plan_of(cfg.data).views * self.teacher_image_s(path, cfg)
         if job.role == "teacher":
             self.known[str(self.out.resolve() / job.name / "model.ckpt")] = speed
-        return RunEstimate(job.name, job.role, cfg.train.model, data.size, epochs, left, steps, seconds, job.teachers)
+        serial = serial or job.role == "teacher"
+        return RunEstimate(
+            job.name, job.role, cfg.train.model, data.size, epochs, left, steps, seconds, job.teachers, serial
+        )
 
 
 def cost_s(speed: Speed) -> float:
@@ -265,7 +276,7 @@ def estimate(
             cfg = build_config(source.spec, where=source.name)
             epochs = resolve_epochs(cfg, len(api.data_for(cfg, e.data).train))[0].train.epochs
             twice = cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": 2 * int(epochs)})})
-            result.runs.append(e.run(check, twice))
+            result.runs.append(e.run(check, twice, serial=True))
     result.speeds = e.speeds
     return result
 

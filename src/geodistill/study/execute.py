@@ -196,7 +196,7 @@ def _group(job: Job) -> tuple[str, ...] | None:
     return () if given else None
 
 
-def _run(jobs: list[Job], broken: dict, out: Path, opts: Options, j: progress.Job) -> int:
+def _run(jobs: list[Job], broken: dict, out: Path, opts: Options, j: progress.Job, data: dict) -> int:
     """Run ``jobs`` (in a pool when ``opts.workers > 1``); a job whose teachers broke gets its
     failed.json instead. Returns how many ran."""
     todo = []
@@ -207,10 +207,14 @@ def _run(jobs: list[Job], broken: dict, out: Path, opts: Options, j: progress.Jo
         else:
             todo.append((job.spec, str(out / job.name)))
     if opts.workers > 1 and len(todo) > 1:
-        run_parallel(todo, opts.workers, opts.devices, j)
+        run_parallel(todo, opts.workers, opts.devices, j, opts.what)
+        if opts.fail_fast:  # a recipe stops at its first failure, in a pool as it does serially
+            failed = [r for r in (result_of(out, Path(d).name) for _, d in todo) if not r.ok]
+            if failed:
+                raise GeodistillError(f"Run {failed[0].run_id} failed: {failed[0].error}")
     else:
         for spec, run_dir in todo:
-            run_job(spec, run_dir, fail_fast=opts.fail_fast, resume=not opts.fresh)
+            run_job(spec, run_dir, fail_fast=opts.fail_fast, resume=not opts.fresh, data=data)
     return len(todo)
 
 
@@ -231,23 +235,23 @@ def _run_todo(todo: list[Job], teachers: _Teachers, out: Path, opts: Options, j:
             busy.append(key)
         elif state is not None:
             broken[key] = state
-    n = _run([job for job in todo if _group(job) not in busy], broken, out, opts, j)
+    n = _run([job for job in todo if _group(job) not in busy], broken, out, opts, j, teachers.data)
     for key in busy:
         if (state := teachers.prepare(key, groups[key], block=True)) is not None:
             broken[key] = state
             logger.warning(f"sweep: {state}")
-        n += _run(groups[key], broken, out, opts, j)
+        n += _run(groups[key], broken, out, opts, j, teachers.data)
     return n
 
 
-def _checks(plan: StudyPlan, mine: list[Job], out: Path, opts: Options, j: progress.Job) -> list[RunResult]:
+def _checks(plan: StudyPlan, mine: list[Job], out: Path, opts: Options, data: dict) -> list[RunResult]:
     """The budget checks of this shard's points: each doubles its point's resolved epochs."""
     results = []
     for check in (c for c in plan.checks if c.double_of in {m.name for m in mine}):
         source = result_of(out, check.double_of)
         if source.ok and (opts.fresh or not finished(out / check.name)):
             spec = deep_merge(check.spec, {"train": {"epochs": 2 * int(source.epochs or 0)}})
-            run_job(spec, str(out / check.name), fail_fast=opts.fail_fast, resume=not opts.fresh)
+            run_job(spec, str(out / check.name), fail_fast=opts.fail_fast, resume=not opts.fresh, data=data)
         results.append(result_of(out, check.name))
     return results
 
@@ -339,9 +343,9 @@ def execute(plan: StudyPlan, out: str | Path, opts: Options | None = None, **kw:
     t0 = time.perf_counter()
     with progress.job(len(teachers.counted) + len(work.todo) + len(work.checks)) as j:
         if e is not None:
-            j.expect(e.expected(), parallel=min(opts.workers, max(1, len(work.todo))))
+            j.expect(e.expected(opts.workers))
         ran = _run_todo(work.todo, teachers, out, opts, j)
-        check_results = _checks(plan, work.mine, out, opts, j)
+        check_results = _checks(plan, work.mine, out, opts, teachers.data)
     results = [result_of(out, job.name) for job in work.mine]
     _log_summary(out, plan, opts, results, ran, time.perf_counter() - t0)
     return Outcome(results, check_results, ran)

@@ -58,16 +58,21 @@ def run(
     resume: bool = True,
     budget_check: bool | None = None,
     dry_run: bool = False,
+    workers: int | None = None,
 ) -> Summary | None:
     """Run a recipe end to end; returns its summary (also written to ``summary.json``/``.md``);
-    ``dry_run``: only say the plan and its expected time (returns None)."""
+    ``dry_run``: only say the plan and its expected time (returns None); ``workers``: student
+    runs at once (default: the recipe's)."""
     name = recipe if isinstance(recipe, str) else "study"
     study = recipe_study(recipe, overrides=overrides, teacher=teacher, seeds=seeds, budget_check=budget_check)
     out_dir = Path(out or Path((overrides or {}).get("out", "runs")) / name)
     p = plan(study, out_dir)
     t0 = time.perf_counter()
     logger.info(f"recipe {name}: {study.about}; compares {recipe_methods(p)} over seeds {study.seeds}")
-    outcome = execute(p, out_dir, Options(fail_fast=True, fresh=not resume, what=f"recipe {name}", dry_run=dry_run))
+    opts = Options(
+        fail_fast=True, fresh=not resume, what=f"recipe {name}", dry_run=dry_run, workers=workers or study.workers
+    )
+    outcome = execute(p, out_dir, opts)
     if dry_run:
         return None
     summary = summarise(_labelled(p, out_dir), _check(p, outcome.checks, out_dir))

@@ -77,12 +77,22 @@ def record_failure(spec: dict[str, Any], run_dir: str | Path, error: BaseExcepti
     return result
 
 
-def run_job(spec: dict, run_dir: str, role: str | None = None, fail_fast: bool = False, resume: bool = True):
+_worker_data: dict | None = None  # a pool worker's prepared data, shared by the jobs it runs
+
+
+def run_job(
+    spec: dict, run_dir: str, role: str | None = None, fail_fast: bool = False, resume: bool = True,
+    data: dict | None = None,
+):  # fmt: skip
     """Train one job (resuming a half-done one); a failure becomes ``failed.json`` (or, fail-fast,
-    stops the study)."""
+    stops the study). ``data``: the study's memo of prepared data (`api.data_for`), so runs on the
+    same data do not prepare it again (a pool worker keeps its own)."""
     d = Path(run_dir)
+    memo = data if data is not None else _worker_data
     try:
-        result = api.train(build_config(spec, where=f"the study's run {d.name}"), d, resume=resume, role=role)
+        cfg = build_config(spec, where=f"the study's run {d.name}")
+        prepared = api.data_for(cfg, memo) if memo is not None else None
+        result = api.train(cfg, d, resume=resume, role=role, data=prepared)
         (d / FAILED_FILE).unlink(missing_ok=True)  # an earlier failure is now stale
         return result
     except Exception as e:
@@ -98,6 +108,8 @@ def _init_worker(devices: Sequence[str] | None, slots: Any, printing: bool, verb
     nothing), and the parent's console output when it had one: warnings and errors only (the
     parent prints one line per finished point and the progress view), everything with
     ``verbose``. Each run sets its own CPU threads (``train.threads``)."""
+    global _worker_data
+    _worker_data = {}
     progress.disable_live()
     interrupt.handle_signals(repeat_raises=False)
     if printing:
@@ -116,7 +128,9 @@ def _forward(signum: int) -> None:
             os.kill(child.pid, signum)
 
 
-def run_parallel(jobs: list[tuple[dict, str]], workers: int, devices: Sequence[str] | None, j: progress.Job) -> None:
+def run_parallel(
+    jobs: list[tuple[dict, str]], workers: int, devices: Sequence[str] | None, j: progress.Job, what: str = "sweep"
+) -> None:
     """Run jobs in a process pool of spawned workers (torch is not fork-safe once its thread
     pools exist); a worker that dies records its job as failed. One line per finished job."""
     ctx = multiprocessing.get_context("spawn")
@@ -127,7 +141,7 @@ def run_parallel(jobs: list[tuple[dict, str]], workers: int, devices: Sequence[s
     threads = sorted({build_config(spec, where="a study's run").train.threads for spec, _ in jobs})
     on = f", devices {', '.join(map(str, devices))}" if devices else ""
     each = "/".join(map(str, threads))
-    logger.info(f"sweep: {len(jobs)} points on {n} worker processes, {each} thread(s) each (train.threads){on}")
+    logger.info(f"{what}: {len(jobs)} points on {n} worker processes, {each} thread(s) each (train.threads){on}")
     verbose = logging.getLogger(gdlog.ROOT).getEffectiveLevel() <= logging.DEBUG
     args = (list(devices) if devices else None, slots, gdlog.is_setup(), verbose)
     with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker, initargs=args) as pool:
