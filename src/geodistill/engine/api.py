@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import platform
 import time
@@ -21,7 +22,7 @@ from geodistill.core.errors import GeodistillError
 from geodistill.core.progress import Job, duration, job
 from geodistill.data.prepare import TrainData, checkpoint_data_config, prepare_data
 from geodistill.engine.context import RunContext, eval_fabric, run_context, use_threads
-from geodistill.engine.convergence import run_evidence
+from geodistill.engine.convergence import MIN_EPOCHS, run_evidence
 from geodistill.engine.evaluate import evaluate_split
 from geodistill.engine.objective import checked_objective
 from geodistill.engine.precision import precision_note
@@ -147,10 +148,15 @@ def _threads(n: int) -> str:
 def result_line(r: RunResult) -> str:
     """'[name] test accuracy 85.24%, macro-F1 84.90%; converged (...); 12s': a run's end line."""
     m, conv = r.metrics or Metrics(), r.convergence or Convergence()
+    if math.isfinite(conv.late_slope_pts):
+        why = (
+            f"late slope {conv.late_slope_pts:.2f} points per 10% of the run, final lr {conv.lr_end_ratio:.0%} of peak"
+        )
+    else:  # too few epochs for a slope
+        why = f"{r.epochs} epochs, the rule needs at least {MIN_EPOCHS}"
     return (
         f"[{r.run_id}] test accuracy {100 * m.accuracy:.2f}%, macro-F1 {100 * m.f1_macro:.2f}%; "
-        f"{'converged' if conv.converged else 'NOT converged'} (late slope {conv.late_slope_pts:.2f} "
-        f"points per 10% of the run, final lr {conv.lr_end_ratio:.0%} of peak); {duration(r.wall_time_s or 0.0)}"
+        f"{'converged' if conv.converged else 'NOT converged'} ({why}); {duration(r.wall_time_s or 0.0)}"
     )
 
 
