@@ -158,7 +158,7 @@ def test_demo_written_to_a_file_is_at_most_40_lines_and_ends_with_table_and_verd
     args = ["run", "--out", str(tmp_path / "demo"), "--size", "16"]
     lines = _cli_to_file(args + ["--set", "data.n_per_class=12", "--set", "train.epochs=3"], tmp_path, "run.log")
     assert len(lines) <= 40, "\n".join(lines)
-    assert "about" in lines[2] and " expected with 2 student runs at a time" in lines[2]  # said before it is spent
+    assert "recipe demo: 7 runs to train, about " in lines[2] and " expected" in lines[2]  # said before it is spent
     ends = [line for line in lines if " runs done, " in line]  # one end line per run, with the job's count
     assert len(ends) == 7 and "[7/7 runs done" in ends[-1] and "left]" in ends[0]  # time left from the first
     assert "recipe demo: 6 points on 2 worker processes, 1 thread(s) each (train.threads)" in lines

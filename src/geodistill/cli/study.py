@@ -70,9 +70,9 @@ def run(
     """The main job: teacher, its cache, student alone and distilled, compared on the test split."""
     verbosity(verbose)
     over = study_overrides(set_, dataset=dataset, root=root, size=size, epochs=epochs, threads=threads)
+    load_recipe(recipe)  # an unknown recipe is said before anything is imported or trained
     from geodistill.study.recipe import run as run_api
 
-    load_recipe(recipe)  # an unknown recipe is said before anything is imported or trained
     errors.resume_with(drop=("--fresh",))
     run_api(recipe, overrides=over, teacher=teacher, out=out, resume=not fresh, seeds=seed_list(seeds),
             budget_check=budget_check, dry_run=dry_run, workers=workers)  # fmt: skip
@@ -138,6 +138,8 @@ def sweep(
     `geodistill report OUT`."""
     verbosity(verbose)
     over = study_overrides(set_, dataset=dataset, root=root, size=size, epochs=epochs, threads=threads)
+    if recipe:
+        load_recipe(recipe)  # an unknown recipe is said before anything is imported or trained
     from geodistill.study.grid import load_sweep_file, parse_grid
     from geodistill.study.sweep import run_sweep
 

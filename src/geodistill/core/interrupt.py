@@ -1,11 +1,11 @@
 """Ctrl-C (SIGINT) and SIGTERM: stop at a step boundary, after a resumable checkpoint.
 
-Once `handle_signals` is installed (the command line does it first thing, a sweep's worker
-processes at start-up) both signals raise `Interrupted` at once, except inside `deferred()` (the
-training loop): there the first signal is only recorded, and the loop calls `pending()` after each
-step, writes ``last.ckpt`` and raises `Interrupted` itself, so nothing is half-done and resume is
-exact. A second signal inside `deferred()` raises at once (unless ``repeat_raises`` is off),
-leaving the last checkpoint written. Without `handle_signals` (the Python API) Python's own
+Once `handle_signals` is installed (the command line does it first thing) both signals raise
+`Interrupted` at once, except inside `deferred()` (the training loop): there the first signal is
+only recorded, and the loop asks `take()` after each step, writes ``last.ckpt`` and raises
+`Interrupted` itself, so nothing is half-done and resume is exact. A second signal inside
+`deferred()` raises at once, leaving the last checkpoint written. A sweep's worker processes
+only record signals (``record_only``). Without `handle_signals` (the Python API) Python's own
 behaviour stands: SIGINT is a `KeyboardInterrupt` wherever it lands.
 """
 
@@ -19,7 +19,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 _pending: list[int] = []
 _depth = 0
-_repeat_raises = True
+_record_only = False
 
 
 class Interrupted(KeyboardInterrupt):
@@ -43,19 +43,20 @@ class Interrupted(KeyboardInterrupt):
 
 
 def _handler(signum: int, frame: object) -> None:
-    if _depth and (not _pending or not _repeat_raises):
+    if _record_only or (_depth and not _pending):
         if not _pending:
             _pending.append(signum)
         return
     raise Interrupted(signum)
 
 
-def handle_signals(repeat_raises: bool = True) -> None:
+def handle_signals(record_only: bool = False) -> None:
     """Turn SIGINT and SIGTERM into `Interrupted` (see the module docstring); main thread only.
-    ``repeat_raises`` False: a second signal inside `deferred()` is ignored too (a worker process
-    that may get the terminal's signal and its parent's forwarded copy)."""
-    global _repeat_raises
-    _repeat_raises = repeat_raises
+    ``record_only``: every signal is only recorded, wherever it lands, and a run stops at its
+    next step (a sweep's worker process: it may get the terminal's signal and its parent's
+    forwarded copy while idle, and the parent, which got it too, stops the pool)."""
+    global _record_only
+    _record_only = record_only
     for s in SIGNALS:
         signal.signal(s, _handler)
 

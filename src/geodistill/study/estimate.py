@@ -16,6 +16,7 @@ its result only goes into log lines and the progress view's "about ... left".
 from __future__ import annotations
 
 import contextlib
+import os
 import statistics
 import time
 from collections.abc import Iterable, Sequence
@@ -73,11 +74,15 @@ class Estimate:
     runs: list[RunEstimate] = field(default_factory=list)
     speeds: dict[str, Speed] = field(default_factory=dict)
 
+    def at_once(self, parallel: int) -> int:
+        """How many of the student runs are expected to train at a time: ``parallel`` worker
+        processes, at most one per core the machine's other work leaves free."""
+        return max(1, min(parallel, sum(not r.serial for r in self.runs), free_cores()))
+
     def expected(self, parallel: int = 1) -> dict[str, float]:
         """Run name -> the seconds of the job's wall time it is expected to take, with ``parallel``
         student runs at a time (what the progress view counts down)."""
-        pooled = sum(not r.serial for r in self.runs)
-        share = max(1, min(parallel, pooled))
+        share = self.at_once(parallel)
         return {r.name: r.seconds / (1 if r.serial else share) for r in self.runs}
 
     def total_s(self, parallel: int = 1) -> float:
@@ -88,8 +93,10 @@ class Estimate:
         """'recipe demo: 10 runs to train, about 1m40s expected (timed now: cnn4@32px b64 32-true
         1t 12 ms/step, ...)'; ``parallel`` student runs at a time."""
         timed = ", ".join(f"{k} {1000 * s.step_s:.1f} ms/step" for k, s in self.speeds.items())
-        n, at_once = len(self.runs), max(1, min(parallel, sum(not r.serial for r in self.runs)))
+        n, at_once = len(self.runs), self.at_once(parallel)
         on = f" with {at_once} student runs at a time" if at_once > 1 else ""
+        if at_once < parallel and sum(not r.serial for r in self.runs) >= parallel:
+            on = f" ({parallel} workers, but the machine's other work leaves {at_once} core(s) free)"
         return (
             f"{what}: {n} run{'s' if n != 1 else ''} to train, about {duration(self.total_s(parallel))} expected{on}"
             f" (timed now: {timed or 'nothing to time'})"
@@ -235,6 +242,18 @@ class _Estimator:
         return RunEstimate(
             job.name, job.role, cfg.train.model, data.size, epochs, left, steps, seconds, job.teachers, serial
         )
+
+
+def free_cores() -> int:
+    """The cores this process may use, less the load of other work (the 1-minute load average
+    minus this process, which is timing now): what a pool of workers can expect to use. A
+    reading of the machine for the estimate only; it decides nothing a run computes."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        others = max(0.0, os.getloadavg()[0] - 1.0)
+    except (AttributeError, OSError):  # no load average on this platform
+        others = 0.0
+    return max(1, int(round(cores - others)))
 
 
 def cost_s(speed: Speed) -> float:

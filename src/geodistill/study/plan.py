@@ -196,7 +196,7 @@ def tied_notes(p: StudyPlan) -> list[str]:
         preset = get_preset(str(d.get("loss")))
         if preset is not None and "beta" in preset.uses and d.get("beta") is None and preset.name not in notes:
             notes[preset.name] = (
-                f"{preset.name}: β is tied to α (β = α, the preset's default: {preset.about}); set it with "
-                "--grid 'beta=[...]' or --set distill.beta=X"
+                f"{preset.name}: β is tied to α (β = α, the preset's default), so β moves with α; set it "
+                "with --grid 'beta=[...]' or --set distill.beta=X"
             )
     return list(notes.values())

@@ -103,15 +103,15 @@ def run_job(
 
 
 def _init_worker(devices: Sequence[str] | None, slots: Any, printing: bool, verbose: bool) -> None:
-    """Pool worker start-up: with ``devices`` one device, signals handled as in the parent (a
-    run checkpoints and stops; a second copy of the signal, forwarded by the parent, changes
-    nothing), and the parent's console output when it had one: warnings and errors only (the
+    """Pool worker start-up: with ``devices`` one device, signals recorded (a run checkpoints at
+    its next step and stops; a copy forwarded by the parent, or one that comes while the worker
+    waits, changes nothing more), and the parent's console output when it had one: warnings and errors only (the
     parent prints one line per finished point and the progress view), everything with
     ``verbose``. Each run sets its own CPU threads (``train.threads``)."""
     global _worker_data
     _worker_data = {}
     progress.disable_live()
-    interrupt.handle_signals(repeat_raises=False)
+    interrupt.handle_signals(record_only=True)
     if printing:
         gdlog.setup(verbose=verbose)
         if not verbose:
