@@ -14,7 +14,7 @@ import typer
 
 from geodistill.cli import errors
 from geodistill.config.merge import deep_merge, load_yaml, parse_overrides
-from geodistill.config.run import DataConfig, RunConfig, TrainConfig, build_config, default_of, section_of
+from geodistill.config.run import RunConfig, TrainConfig, build_config, default_of, section_of
 from geodistill.config.study import recipe_names
 from geodistill.core import log as gdlog
 from geodistill.core.errors import GeodistillError
@@ -44,7 +44,6 @@ def choices(model: type, name: str) -> tuple[str, ...]:
 
 
 PrecisionChoice = Literal[choices(TrainConfig, "precision")]  # type: ignore[valid-type]
-AugmentChoice = Literal[choices(DataConfig, "augment")]  # type: ignore[valid-type]
 
 Dataset = Annotated[
     str | None,

@@ -10,7 +10,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -39,6 +39,9 @@ from geodistill.cli.options import (
 from geodistill.config.run import RunConfig
 from geodistill.core.errors import GeodistillError
 
+if TYPE_CHECKING:
+    from geodistill.study.estimate import Estimate
+
 logger = logging.getLogger("geodistill.cli")
 
 Precision = Annotated[
@@ -56,7 +59,7 @@ Devices = Annotated[
 ]
 
 
-def _start(cfg: RunConfig, resume: bool, dry_run: bool, data: dict):
+def _start(cfg: RunConfig, resume: bool, dry_run: bool, data: dict) -> Estimate:
     """Before one run trains: refuse to overwrite a finished run, check --devices against this
     machine, say the expected time (or, with --dry-run, only that), and name the resume command.
     ``data``: a memo the estimate fills with the prepared data, which the run then reuses."""
@@ -94,7 +97,6 @@ def _train(cfg: RunConfig, resume: bool, dry_run: bool) -> None:
 def _check_devices(cfg: RunConfig) -> None:
     """More CPU processes than cores slow every one of them down; say so, since the count also
     changes the numbers (the global batch is devices x batch size)."""
-
     n, accel = cfg.train.devices, cfg.train.accelerator
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     on_cpu = accel == "cpu" or (accel == "auto" and not _has_gpu())
