@@ -50,10 +50,10 @@ def demo(tmp_path_factory) -> tuple[Path, dict]:
 def test_run_trains_teacher_once_and_every_student(demo):
     out, summary = demo
     labels = [line.label for line in summary.lines]
-    assert labels[0].startswith("teacher") and "student" in labels and any(l.startswith("kl+cos") for l in labels)
+    assert labels == ["teacher", "student", "kl alpha=0.5 T=4"]
     students = [line for line in summary.lines if not line.label.startswith("teacher")]
     assert all(line.n == 2 for line in students)  # two seeds each
-    assert len(list((out / "run").glob("*/results.json"))) == 1 + 2 * 3
+    assert len(list((out / "run").glob("*/results.json"))) == 1 + 2 * 2
     distilled = [line for line in students if line.label != "student"]
     assert all(line.mean_diff is not None and line.pairs == 2 for line in distilled)  # paired over both seeds
     assert summary.lines[1].params_ratio > 40  # cnn4 vs cnn3
@@ -67,7 +67,7 @@ def test_run_again_skips_finished_runs(demo):
     over = dict(TINY, data=dict(TINY["data"], cache_dir=str(out / "cache")))
     with captured_log() as lines:
         again = run("demo", overrides=over, seeds=[0, 1], out=out / "run")
-    assert any("6 points, 6 already done, 0 to run" in l for l in lines)
+    assert any("4 points, 4 already done, 0 to run" in l for l in lines)
     assert not any("test accuracy" in l for l in lines)  # nothing trained again
     assert format_summary(again) == format_summary(summary)
 
@@ -107,7 +107,10 @@ def test_cli_data_info_train_export_predict_profile(tmp_path):
     assert r.returncode == 0, r.stderr
     ckpt = tmp_path / "runs" / "m" / "model.ckpt"
     r = _cli(["evaluate", str(ckpt), "--dataset", "synthetic", "--set", "data.n_per_class=12"], tmp_path)
-    assert r.returncode == 0 and '"accuracy"' in r.stdout, r.stderr
+    assert r.returncode == 0 and "on the test split (20 images): accuracy" in r.stdout, r.stderr
+    assert "F1 per class:" in r.stdout and "\\u" not in r.stdout
+    r = _cli(["evaluate", str(ckpt), "--split", "val", "--json"], tmp_path)
+    assert r.returncode == 0 and json.loads(r.stdout)["split"] == "val" and json.loads(r.stdout)["n"] == 30, r.stderr
     r = _cli(["export", str(ckpt), "--format", "onnx", "--out", str(tmp_path / "m.onnx")], tmp_path)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "m.onnx").is_file()
@@ -120,9 +123,13 @@ def test_cli_data_info_train_export_predict_profile(tmp_path):
     r = _cli(["predict", str(tmp_path / "m.onnx"), str(imgs), "--out", str(tmp_path / "p.csv")], tmp_path)
     assert r.returncode == 0, r.stderr
     assert "1 predicted, 1 unreadable" in r.stdout
-    r = _cli(["profile", str(ckpt), str(ckpt), "--size", "16", "--runtimes", "torch", "--batch", "1,2"], tmp_path)
+    r = _cli(["predict", str(tmp_path / "m.onnx"), str(imgs / "a.png"), "--top-k", "3"], tmp_path)
+    assert r.returncode == 0 and len(r.stdout.strip().split("\t")[1].split(", ")) == 3, r.stdout  # all 3 shown
+    r = _cli(["profile", str(ckpt), str(ckpt), "--runtimes", "torch", "--batch", "1,2"], tmp_path)
     assert r.returncode == 0, r.stderr
     assert "1.0x" in r.stdout  # a model against itself compresses by exactly 1
+    assert "m (cnn3) -> m (cnn3)" in r.stdout  # labelled by run folder and architecture
+    assert "| 16 " in r.stdout  # at the size it trained at
 
 
 def test_cli_bad_recipe_and_bad_override_are_one_line(tmp_path):
@@ -137,7 +144,10 @@ def test_train_written_to_a_file_is_at_most_15_lines(tmp_path):
     args += ["--set", "data.n_per_class=6", "--set", "train.batch_size=32"]
     lines = _cli_to_file([*args, "--name", "m"], tmp_path, "train.log")
     assert len(lines) <= 15, "\n".join(lines)
-    assert lines[0].startswith("[m] cnn3 on synthetic") and lines[-1].startswith("[m] test accuracy")
+    assert lines[0].startswith("[m] expected to take about ") and "ms/step" in lines[0]  # said before it is spent
+    assert lines[1].startswith("[m] cnn3 on synthetic") and lines[1].endswith(", 1 thread")
+    assert lines[-1].startswith("[m] test accuracy")
+    assert "left)" in lines[2]  # the epoch lines count down from the estimate
     epochs = [line.split(" epoch ")[1].split()[0] for line in lines if "] epoch " in line]
     assert epochs == [f"{e}/30" for e in range(3, 31, 3)]  # one line per tenth of the run
     verbose = _cli_to_file([*args, "--name", "v", "--verbose"], tmp_path, "verbose.log")
@@ -148,11 +158,13 @@ def test_demo_written_to_a_file_is_at_most_40_lines_and_ends_with_table_and_verd
     args = ["run", "--out", str(tmp_path / "demo"), "--size", "16"]
     lines = _cli_to_file(args + ["--set", "data.n_per_class=12", "--set", "train.epochs=3"], tmp_path, "run.log")
     assert len(lines) <= 40, "\n".join(lines)
+    assert "recipe demo: 7 runs to train, about " in lines[2] and " expected" in lines[2]  # said before it is spent
     ends = [line for line in lines if " runs done, " in line]  # one end line per run, with the job's count
-    assert len(ends) == 10 and "[10/10 runs done" in ends[-1]
+    assert len(ends) == 7 and "[7/7 runs done" in ends[-1] and "left]" in ends[0]  # time left from the first
+    assert "recipe demo: 6 points on 2 worker processes, 1 thread(s) each (train.threads)" in lines
     head = next(i for i, line in enumerate(lines) if line.startswith("| model / objective"))
-    table = lines[head : head + 6]  # header, rule, the teacher and the demo's 3 objectives
-    assert all(line.startswith("|") for line in table) and not lines[head + 6].strip()
+    table = lines[head : head + 5]  # header, rule, the teacher and the demo's 2 objectives
+    assert all(line.startswith("|") for line in table) and not lines[head + 5].strip()
     assert "student alone" in lines[-2] and "converged" in lines[-2]  # the verdict, then where the results are
     assert lines[-1].startswith(f"results in {tmp_path / 'demo'}")
     columns = [c.strip() for c in table[0].strip("|").split("|")]

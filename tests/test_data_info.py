@@ -46,6 +46,16 @@ def test_data_info_on_folder(tmp_path):
     assert "8 x 8 px, 3 channels" in text and "\x1b[" not in text
     total = [line for line in text.splitlines() if line.startswith("total")][0]
     assert re.findall(r"\d+", total) == ["15", "9", "3", "3"]
+    assert info["native_sizes"] == {"8 x 8": 15} and "(native 8 x 8 px)" in text  # one size, said as such
+
+
+def test_data_info_names_the_unreadable_images(tmp_path):
+    root = make_folder(tmp_path / "d", {"farm": 5, "forest": 5}, size=12)
+    (root / "farm" / "broken.png").write_bytes(b"not a png")
+    with pytest.warns(UserWarning):
+        info = gd.data_info("folder", root, size=8, cache_dir=tmp_path / "c")
+    text = gd.format_info(info)
+    assert "1 unreadable image(s): farm/broken.png" in text and "(native 12 x 12 px)" in text
 
 
 def test_data_info_synthetic_and_bad_root(tmp_path):

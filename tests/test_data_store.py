@@ -284,7 +284,9 @@ def _add_corrupt(root: Path) -> None:
 def test_corrupt_images_skipped_with_warning(tmp_path, monkeypatch):
     root = make_folder(tmp_path / "d", {"a": 2, "b": 2})
     _add_corrupt(root)
-    with pytest.warns(GeodistillWarning, match=r"Skipped 2 unreadable.*a/garbage.jpg, b/truncated.png.*strict=True"):
+    with pytest.warns(
+        GeodistillWarning, match=r"Skipped 2 unreadable.*a/garbage.jpg, b/truncated.png.*data.strict=true"
+    ):
         ds = load_dataset("folder", root, size=8, cache_dir=tmp_path / "c")
     assert len(ds) == 4 and ds.skipped == ["a/garbage.jpg", "b/truncated.png"]
     assert "a/garbage.jpg" not in ds.paths

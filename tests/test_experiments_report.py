@@ -599,6 +599,37 @@ def test_report_of_single_run(tmp_path):
     assert md_path.is_file()
 
 
+def _folder(root: Path, runs: list[dict]) -> Path:
+    for r in runs:
+        (root / r["run_id"]).mkdir(parents=True)
+        (root / r["run_id"] / "results.json").write_text(json.dumps(r))
+    return root
+
+
+def test_report_of_a_recipe_folder_draws_no_alpha_plot_for_one_alpha(tmp_path):
+    """A `run` folder: the student alone, KL and KL+cosine, each at one α: no α sweep to plot."""
+    runs = [_result("teacher-s0", "teacher", "teacher", 0.9, 0, model="cnn4")]
+    for s in range(2):
+        runs.append(_result(f"student-s{s}", "student", "student", 0.8, s))
+        runs.append(_result(f"kl-a0.7-T4-s{s}", "distilled", "kl", 0.82, s, 0.7, None, 4.0))
+        runs.append(_result(f"kl_cos-a0.7-b0.1-T4-s{s}", "distilled", "kl+cos", 0.83, s, 0.7, 0.1, 4.0))
+    html_path, _ = write_report(_folder(tmp_path / "run", runs), out_dir=tmp_path / "out")
+    text = html_path.read_text(encoding="utf-8")
+    assert "against alpha" not in text and not list((tmp_path / "out" / "figures").glob("alpha*"))
+    assert "<th>β values</th><td>0.1</td>" in text  # kl does not use β; nothing is tied
+
+
+def test_report_says_when_a_preset_ties_beta_to_alpha(tmp_path):
+    """`sweep --grid alpha=[0.3,0.7]` runs the thesis preset with β = α: the report says so."""
+    runs = [_result(f"student-s{s}", "student", "student", 0.8, s) for s in range(2)]
+    runs += [
+        _result(f"thesis-a{a}-s{s}", "distilled", "thesis", 0.81, s, a, None, 4.0) for a in (0.3, 0.7) for s in range(2)
+    ]
+    html_path, _ = write_report(_folder(tmp_path / "sweep", runs), out_dir=tmp_path / "out")
+    text = html_path.read_text(encoding="utf-8")
+    assert "<th>β values</th><td>β = α (tied, thesis)</td>" in text and "against alpha" in text
+
+
 # ---------------------------------------------------------------- rendered in a browser
 
 CHROMIUM = Path("/usr/bin/chromium")

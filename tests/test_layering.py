@@ -193,13 +193,33 @@ def test_no_private_names_across_packages():
     assert bad == []
 
 
+def _lazy_ok(importer: str, imported: str) -> bool:
+    """Function-level imports: optional heavy packages anywhere; in the command line also the
+    API each command calls (and torch), so `geodistill --help` and a mistake caught before
+    training answer without importing torch or Lightning."""
+    if any(imported == ok or imported.startswith(ok + ".") for ok in LAZY_OK):
+        return True
+    in_cli = importer == f"{PKG}.cli" or importer.startswith(f"{PKG}.cli.")
+    return in_cli and (imported.startswith(PKG + ".") or imported == "torch")
+
+
 def test_function_level_imports_only_for_optional_heavy_dependencies():
-    bad = [
-        f"{a}: {b}"
-        for a, b, _, lazy in _imports(_modules())
-        if lazy and not any(b == ok or b.startswith(ok + ".") for ok in LAZY_OK)
-    ]
+    bad = [f"{a}: {b}" for a, b, _, lazy in _imports(_modules()) if lazy and not _lazy_ok(a, b)]
     assert bad == []
+
+
+def test_the_command_line_imports_no_torch_at_start_up():
+    """`geodistill --help` must not import torch (which takes seconds): read from -X importtime."""
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "geodistill.cli", "--help"], capture_output=True, text=True
+    )
+    assert r.returncode == 0 and "Usage: geodistill" in r.stdout, r.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
+    assert "geodistill.cli.app" in imported
+    assert not {"torch", "lightning", "timm", "onnx", "numpy"} & imported
 
 
 def test_no_module_longer_than_400_lines():

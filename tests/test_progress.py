@@ -173,3 +173,37 @@ def test_time_left_comes_from_the_student_runs_not_the_teacher(records):
     assert info[3] == "[s0] end [2/5 runs done, 5m20s spent, about 1m00s left]"  # 3 left × 20 s
     assert info[4] == "[s1] skipped [3/5 runs done, 5m20s spent, about 40s left]"
     assert info[6] == "[s2] end [4/5 runs done, 5m40s spent, about 30s left]"  # 1 left × mean(20, 40)
+
+
+def test_with_the_jobs_estimate_time_left_is_said_from_the_first_run_on(records):
+    """`expect` gives each run's expected seconds: the teacher's end line already says the time
+    left, corrected by how the teacher took against its estimate; inside a run, its unfinished
+    share counts; a run a worker trained ends by name."""
+    clock = Clock()
+    j = Job(3, clock=clock)
+    j.expect({"teacher": 100.0, "s0": 10.0, "s1": 10.0})
+    assert j.estimate() == "0s spent, about 2m00s left"
+    j.start_run("[teacher] start", role="teacher", name="teacher")
+    clock.t += 200  # twice its estimate
+    j.end_run("[teacher] end")
+    j.start_run("[s0] start", name="s0")
+    j.start_epochs("s0", epochs=10, done=0)
+    clock.t += 10
+    j.end_epoch(5, 10, "epoch 5/10", "")
+    assert j.estimate() == "3m30s spent, about 30s left"  # (half of s0 + s1) x 2
+    j.end_run(None)  # s0 failed: it is no longer expected
+    j.end_run("[s1] done by a worker", name="s1")
+    info = [r.getMessage() for r in records if r.levelno == logging.INFO]
+    assert info[1] == "[teacher] end [1/3 runs done, 3m20s spent, about 40s left]"
+    assert info[-1] == "[s1] done by a worker [3/3 runs done, 3m30s spent, about 0s left]"
+
+
+def test_a_single_run_with_an_estimate_says_its_time_left_in_its_epoch_lines(records):
+    clock = Clock()
+    j = Job(1, clock=clock)
+    j.expect({"m": 20.0})
+    j.start_run("[m] start", name="m")
+    j.start_epochs("m", epochs=10, done=0)
+    _epochs(j, clock, 10, 1.0)
+    lines = [r.getMessage() for r in records if r.levelno == logging.INFO]
+    assert lines[1] == "epoch 1/10  (about 18s left)" and lines[-1] == "epoch 10/10"

@@ -248,6 +248,17 @@ def plot_curves(history: Sequence[Epoch], out_stem: str | Path, title: str = "Tr
     return _save(fig, out_stem)
 
 
+def _log_ticks(ax: Any) -> None:
+    """A log x axis labelled at 1, 2 and 5 of each decade only: matplotlib's own minor labels
+    (2, 3, 4, 6 x 10^k) overlap on a panel that spans about one decade."""
+    from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def plot_compression(rows_with_cost: Iterable[RunResult], out_stem: str | Path) -> list[Path]:
     """Accuracy against parameters, FLOPs and latency (three panels, log x) for teachers,
     students alone and distilled students: one point per (role, model, setting), mean ± sd
@@ -291,7 +302,7 @@ def plot_compression(rows_with_cost: Iterable[RunResult], out_stem: str | Path) 
                     str(model), (statistics.fmean(xs), mu), textcoords="offset points", xytext=(4, 4), fontsize=7
                 )
         if ax.lines or ax.collections:
-            ax.set_xscale("log")
+            _log_ticks(ax)
         else:
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
         ax.set_xlabel(xlabel + " (log)")

@@ -102,11 +102,15 @@ def summarise(labelled: Sequence[tuple[str, RunResult]], budget: BudgetCheck | N
 def budget_line(b: BudgetCheck) -> str:
     """The budget check in one sentence, with what one seed can tell (on AID the best validation
     accuracy of one setting varies by ~0.9 points between seeds, more than the rule's margin)."""
-    state = "the budget is converged" if b.converged else "NOT converged: raise train.auto_images (or train.epochs)"
+    state = (
+        f"the budget is converged (a gain under {BUDGET_GAIN} points)"
+        if b.converged
+        else f"NOT converged (a gain of {BUDGET_GAIN} points or more): raise train.auto_images (or train.epochs)"
+    )
     return (
         f"Budget check: the student alone trained {b.epochs_2x} instead of {b.epochs} epochs reached "
         f"{100 * b.val_2x:.2f}% instead of {100 * b.val:.2f}% validation accuracy ({b.gain_pts:+.2f} points): "
-        f"{state} (< {BUDGET_GAIN} points). One seed screens out a budget far from converged; a small gain "
+        f"{state}. One seed screens out a budget far from converged; a small gain "
         "on one seed is within seed noise, so a claim needs the check on several seeds."
     )
 

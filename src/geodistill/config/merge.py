@@ -40,6 +40,15 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
+def yaml_error_place(e: yaml.YAMLError) -> str:
+    """'at line 3, column 7 (mapping values are not allowed here); fix that line' for a YAML error."""
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    if mark is None:
+        return f"({problem}); fix it"
+    return f"at line {mark.line + 1}, column {mark.column + 1} ({problem}); fix that line"
+
+
 def load_yaml(path: str | Path) -> dict:
     """Read a YAML config file into a dict, with a clear error when it is missing or malformed."""
     p = Path(path)
@@ -48,9 +57,7 @@ def load_yaml(path: str | Path) -> dict:
     try:
         d = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as e:
-        raise GeodistillError(
-            f"Config file {p} is not valid YAML ({str(e).splitlines()[0]}); fix the line it names."
-        ) from None
+        raise GeodistillError(f"Config file {p} is not valid YAML {yaml_error_place(e)}.") from None
     if not isinstance(d, dict):
         raise GeodistillError(f"Config file {p} must hold a mapping (section: {{key: value}}), not {type(d).__name__}.")
     return d

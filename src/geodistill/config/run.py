@@ -6,6 +6,7 @@ partial dicts merged under the user's overrides; YAML files give the same dicts.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -102,6 +103,13 @@ class TrainConfig(_Strict):
     strategy: str = "auto"
     num_nodes: int = Field(1, ge=1)
     progress: bool = True
+    # torch's CPU threads in the run. Part of the config because the count changes a CPU run's
+    # numbers: training steps differ (measured: cnn3 and cnn4 weights after 6 steps differ at 1,
+    # 2 and 3 threads, fp32 and bf16; inference is identical at any count). 1 by default: the same
+    # numbers on any host, and a shared machine is never oversubscribed (the demo took 8 minutes
+    # at torch's default beside one busy process, 98 s at 1 thread); more runs at once come from
+    # sweep --workers, each worker a process of its own.
+    threads: int = Field(1, ge=1, le=1024)
 
     @field_validator("epochs", mode="before")
     @classmethod
@@ -145,11 +153,53 @@ class RunConfig(_Strict):
     name: str | None = None
 
 
+def section_of(name: str) -> str | None:
+    """The section (data, train or distill) whose field is called ``name``; None for a field of
+    the run itself (out, name)."""
+    if name in RunConfig.model_fields:
+        return None
+    for section in ("data", "train", "distill"):
+        if name in RunConfig.model_fields[section].annotation.model_fields:
+            return section
+    raise KeyError(name)
+
+
+def default_of(dotted: str) -> Any:
+    """The default of a config field, e.g. ``default_of("train.epochs")`` -> 30."""
+    model: type[BaseModel] = RunConfig
+    *sections, name = dotted.split(".")
+    for s in sections:
+        model = model.model_fields[s].annotation
+    return model.model_fields[name].default
+
+
+def _fields_at(loc: tuple) -> list[str]:
+    """The field names of the config section holding ``loc``'s last part ([] if there is none)."""
+    model: Any = RunConfig
+    for part in loc[:-1]:
+        field = getattr(model, "model_fields", {}).get(part)
+        model = field.annotation if field is not None else None
+    return list(getattr(model, "model_fields", {}))
+
+
+def unknown_field(field: str, loc: tuple) -> str:
+    """'field 'train.epoch' is unknown; did you mean 'train.epochs'?' (or the section's fields)."""
+    names = _fields_at(loc)
+    near = [".".join([*map(str, loc[:-1]), n]) for n in difflib.get_close_matches(str(loc[-1]), names, n=2)]
+    if near:
+        return f"field {field!r} is unknown; did you mean {' or '.join(map(repr, near))}?"
+    where = ".".join(map(str, loc[:-1])) or "a config"
+    return f"field {field!r} is unknown; {where} has {', '.join(names)}."
+
+
 def build_config(d: dict, where: str = "config") -> RunConfig:
-    """Validate a nested dict into a :class:`RunConfig`, naming the first bad field."""
+    """Validate a nested dict into a :class:`RunConfig`, naming the first bad field (and, for
+    an unknown one, the fields closest to it)."""
     try:
         return RunConfig.model_validate(d)
     except ValidationError as e:
         err = e.errors()[0]
         field = ".".join(str(x) for x in err["loc"])
+        if err["type"] == "extra_forbidden":
+            raise GeodistillError(f"In {where}, {unknown_field(field, err['loc'])}") from None
         raise GeodistillError(f"In {where}, field {field!r} is invalid: {err['msg']}.") from None

@@ -117,6 +117,9 @@ class Study(_Strict):
     folds: int = Field(3, ge=2, le=20)
     splits: Literal["fixed", "per_seed"] = "fixed"
     budget_check: bool = False
+    # student runs trained at once, each in a process of its own (train.threads threads each); how
+    # runs are scheduled, never their numbers (a pool's runs equal a serial run's, test_sweep)
+    workers: int = Field(1, ge=1, le=256)
     teacher_ckpt: str | list[str] | None = None
 
     @field_validator("seeds", "teacher_seeds")

@@ -11,16 +11,16 @@ import os
 import sys
 import warnings
 
-from lightning.fabric.utilities.rank_zero import rank_zero_only
-
 ROOT = "geodistill"
 _CHATTY = ("lightning.fabric", "lightning.pytorch", "lightning_fabric")  # INFO only with --verbose
 _ENV_RANKS = ("RANK", "SLURM_PROCID", "LOCAL_RANK")
+_LIGHTNING_RANK = "lightning.fabric.utilities.rank_zero"  # read once imported, never imported here (start-up time)
 
 
 def process_rank() -> int:
-    """This process's global rank: Lightning's record once Fabric launched, else the launcher's env."""
-    rank = getattr(rank_zero_only, "rank", None)
+    """This process's global rank: Lightning's record once Lightning is imported (a launched Fabric
+    sets it), else the launcher's env."""
+    rank = getattr(getattr(sys.modules.get(_LIGHTNING_RANK), "rank_zero_only", None), "rank", None)
     if rank is not None:
         return int(rank)
     for key in _ENV_RANKS:
@@ -80,7 +80,19 @@ def setup(verbose: bool = False, stream=None) -> logging.Handler:
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
     logger.propagate = False
-    for name in _CHATTY:  # their per-process banners ("Initializing distributed: GLOBAL_RANK: 1 ...")
-        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)
+    handler._verbose = verbose  # type: ignore[attr-defined]
+    quiet_lightning()
     warnings.showwarning = _show_warning
     return handler
+
+
+def quiet_lightning() -> None:
+    """Lightning's information (its per-process banners, "Initializing distributed: GLOBAL_RANK:
+    1 ...") only with ``--verbose``, once `setup` ran. Lightning sets its loggers to INFO as it is
+    imported, which is after `setup` now that the command line imports it lazily: the code that
+    builds a Fabric calls this again."""
+    handlers = [h for h in logging.getLogger(ROOT).handlers if getattr(h, "_geodistill", False)]
+    if handlers:
+        verbose = getattr(handlers[-1], "_verbose", False)
+        for name in _CHATTY:
+            logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)

@@ -66,6 +66,10 @@ class Job:
         self.run_t0: float | None = None  # when the current run started training here
         self.run_f0, self.run_role = 0.0, "student"  # its fraction done when it started (resumed); its role
         self.durations: list[float] = []  # whole-run seconds of the non-teacher runs trained so far
+        self.expected: dict[str, float] = {}  # run name -> seconds the job's estimate expects, until it ends
+        self.measured: list[tuple[float, float]] = []  # (seconds taken, seconds expected) of runs ended here
+        self.run_name: str | None = None
+        self.planned = False  # whether `expect` gave the job's estimate
         self.bars = _bars(console) if live else None
         self.job_task: TaskID | None = None
         self.run_task: TaskID | None = None
@@ -79,7 +83,20 @@ class Job:
             return
         self.bars.start()
         if self.total > 1:
+            self._add_job_task()
+
+    def _add_job_task(self) -> None:
+        if self.bars is not None and self.job_task is None:
             self.job_task = self.bars.add_task("all runs", total=self.total, count=self._count(), info="")
+
+    def expect(self, expected: dict[str, float]) -> None:
+        """The job's estimate (run name -> the seconds of the job's wall time each run still to
+        train is expected to take): from now on the time left is counted down from it, corrected
+        by how the runs ended so far took against their estimate; a single run gets the job's
+        bar too."""
+        self.expected, self.planned = dict(expected), True
+        self._add_job_task()
+        self._refresh_job()
 
     def stop(self) -> None:
         """Remove the live view."""
@@ -107,20 +124,35 @@ class Job:
         logger.log(level, text)
 
     def estimate(self) -> str:
-        """'1m05s spent, about 2m10s left': the runs left times the mean duration of the student
-        runs trained so far (a teacher is slower and comes first, a skipped run took no time, a
-        resumed one counts as a whole run); no estimate before a student run has finished."""
+        """'1m05s spent, about 2m10s left'. With the job's estimate (`expect`): the expected
+        seconds of the runs not ended yet (the current one's unfinished share), times the ratio
+        taken / expected of the runs ended so far. Without it: the runs left times the mean
+        duration of the student runs trained so far (a teacher is slower and comes first, a
+        skipped run took no time, a resumed one counts as a whole run); no estimate before a
+        student run has finished."""
         text = f"{duration(self.clock() - self.t0)} spent"
+        if self.planned:
+            return text + f", about {duration(self._planned_left())} left"
         left = self.total - self.done - self.run_fraction
         if self.durations and left > 0:
             text += f", about {duration(statistics.fmean(self.durations) * left)} left"
         return text
 
+    def _planned_left(self) -> float:
+        rest = sum(v for k, v in self.expected.items() if k != self.run_name)
+        if self.run_name in self.expected:
+            share = (self.run_fraction - self.run_f0) / max(1 - self.run_f0, 1e-9)
+            rest += self.expected[self.run_name] * (1 - min(max(share, 0.0), 1.0))
+        taken, planned = (sum(x) for x in zip(*self.measured)) if self.measured else (1.0, 1.0)
+        return rest * (taken / planned if planned > 0 else 1.0)
+
     # ------------------------------------------------------------ runs
-    def start_run(self, line: str, role: str = "student") -> None:
+    def start_run(self, line: str, role: str = "student", name: str | None = None) -> None:
         """A run begins: log its line (what it trains, on what, how long); ``role``: teacher,
-        student or distilled (teachers do not set the time estimate)."""
+        student or distilled (teachers do not set the mean-run estimate); ``name``: its folder
+        name (the job's estimate knows it by that)."""
         self.run_fraction, self.run_f0, self.run_role, self.run_t0 = 0.0, 0.0, role, self.clock()
+        self.run_name = name
         self.say(line)
 
     def start_epochs(self, name: str, epochs: int, done: int, bar: bool = True) -> None:
@@ -149,6 +181,8 @@ class Job:
         run (outside a job's quiet period), else at DEBUG; ``info`` goes on the run's bar."""
         self.run_fraction = epoch / max(epochs, 1)
         quiet = self.total > 1 and self.clock() - self.last_line < QUIET_S
+        if self.planned and self.total == 1 and epoch < epochs:  # a single run: its own time left
+            line += f"  (about {duration(self._planned_left())} left)"
         self.say(line, logging.INFO if is_tenth(epoch, epochs) and not quiet else logging.DEBUG)
         self._drop(self.step_task)
         self.step_task = None
@@ -156,12 +190,16 @@ class Job:
             self.bars.update(self.run_task, completed=epoch, count=f"epoch {epoch}/{epochs}", info=info)
         self._refresh_job()
 
-    def end_run(self, line: str | None) -> None:
+    def end_run(self, line: str | None, name: str | None = None) -> None:
         """A run ended (finished, skipped as done, or failed): count it and log ``line`` with,
-        in a job of several runs, the count and the time estimate."""
+        in a job of several runs, the count and the time estimate; ``name``: the run's, when it
+        did not start here (a worker process trained it)."""
         if line is not None and self.run_t0 is not None and self.run_role != "teacher" and self.run_f0 < 1:
             self.durations.append((self.clock() - self.run_t0) / (1 - self.run_f0))
-        self.run_t0 = None
+        expected = self.expected.pop(name or self.run_name, None) if (name or self.run_name) else None
+        if line is not None and self.run_t0 is not None and expected:
+            self.measured.append((self.clock() - self.run_t0, expected))
+        self.run_t0, self.run_name = None, None
         self.done, self.run_fraction = min(self.done + 1, self.total), 0.0
         self._drop(self.step_task)
         self._drop(self.run_task)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from rich.console import Console
 from rich.table import Table
 
@@ -39,7 +39,8 @@ def data_info(
 
     Keys: name, title, root, classes, num_classes, num_images, counts (class -> n),
     split_counts (class -> {train, val, test}), split_totals, size, channels, native_size,
-    cache_path, key, skipped, fractions, seed, layout, source.
+    native_sizes (a folder's file sizes: 'W x H' -> count; None where the registry knows the
+    size), cache_path, key, skipped, fractions, seed, layout, source.
     """
     spec = get_spec(name)
     given = {
@@ -71,6 +72,7 @@ def data_info(
         "size": ds.size,
         "channels": ds.channels,
         "native_size": spec.native_size,
+        "native_sizes": native_sizes(ds) if spec.native_size is None else None,
         "cache_path": str(ds.cache_path) if ds.cache_path is not None else None,
         "key": ds.key,
         "skipped": list(ds.skipped),
@@ -81,11 +83,43 @@ def data_info(
     }
 
 
+def native_sizes(ds: ImageSet) -> dict[str, int]:
+    """'W x H' -> how many of a folder's files have that size (read from the file headers; files
+    whose header PIL cannot read are left out)."""
+    sizes: dict[str, int] = {}
+    if ds.root is None:
+        return sizes
+    for rel in ds.paths:
+        try:
+            with Image.open(ds.root / rel) as im:
+                key = f"{im.size[0]} x {im.size[1]}"
+        except (OSError, ValueError):
+            continue
+        sizes[key] = sizes.get(key, 0) + 1
+    return dict(sorted(sizes.items(), key=lambda kv: -kv[1]))
+
+
+def _native(info: dict) -> str:
+    if info.get("native_size"):
+        return f"{info['native_size']} px"
+    sizes = info.get("native_sizes") or {}
+    if len(sizes) == 1:
+        return f"{next(iter(sizes))} px"
+    if sizes:
+        return f"{len(sizes)} sizes, most often {next(iter(sizes))} px"
+    return "unknown"
+
+
+def _skipped(names: list[str], shown: int = 3) -> str:
+    more = f", and {len(names) - shown} more" if len(names) > shown else ""
+    return f"{len(names)} unreadable image(s): {', '.join(names[:shown])}{more}"
+
+
 def format_info(info: dict) -> str:
     """A plain-text table of ``data_info``'s dict (rendered with rich, no colour codes)."""
     buf = io.StringIO()
     console = Console(file=buf, width=100, force_terminal=False, color_system=None)
-    native = f"{info['native_size']} px" if info.get("native_size") else "varies"
+    native = _native(info)
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()
@@ -97,7 +131,7 @@ def format_info(info: dict) -> str:
     head.add_row("cache", info.get("cache_path") or "none (generated in memory)")
     head.add_row("split", f"{'/'.join(f'{f:g}' for f in info['fractions'])}, seed {info['seed']}")
     if info.get("skipped"):
-        head.add_row("skipped", f"{len(info['skipped'])} unreadable image(s)")
+        head.add_row("skipped", _skipped(info["skipped"]))
     console.print(head)
     table = Table(show_edge=False, pad_edge=False)
     table.add_column("class")
@@ -110,6 +144,21 @@ def format_info(info: dict) -> str:
     table.add_row("total", str(info["num_images"]), *(str(totals[s]) for s in SPLIT_NAMES), style="bold")
     console.print(table)
     return buf.getvalue().rstrip() + "\n"
+
+
+def label_font(size: int = 11) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """A font with glyphs for accented class names ('água', 'Área urbana'): DejaVu Sans from the
+    system, else matplotlib's copy, else Pillow's own (which draws such letters as boxes)."""
+    try:
+        return ImageFont.truetype("DejaVuSans.ttf", size)
+    except OSError:
+        pass
+    try:
+        import matplotlib
+
+        return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), size)
+    except (ImportError, OSError):
+        return ImageFont.load_default(size)
 
 
 def _display_rgb(ds: ImageSet, idx: np.ndarray, rgb_bands: tuple[int, int, int]) -> np.ndarray:
@@ -149,8 +198,9 @@ def preview(
         seed=seed,
     )
     rng = np.random.Generator(np.random.PCG64(seed))
+    font = label_font()
     draw_probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    label_w = 8 + max(int(draw_probe.textlength(c)) for c in ds.classes)
+    label_w = 8 + max(int(draw_probe.textlength(c, font=font)) for c in ds.classes)
     pad = 2
     cell = size + pad
     grid = Image.new("RGB", (label_w + per_class * cell + pad, ds.num_classes * cell + pad), (255, 255, 255))
@@ -159,7 +209,7 @@ def preview(
         members = np.flatnonzero(ds.labels == row)
         pick = np.sort(rng.choice(members, size=min(per_class, len(members)), replace=False))
         y = pad + row * cell
-        draw.text((4, y + size // 2 - 5), cls, fill=(0, 0, 0))
+        draw.text((4, y + size // 2 - 6), cls, fill=(0, 0, 0), font=font)
         for col, img in enumerate(_display_rgb(ds, pick, spec.rgb_bands)):
             grid.paste(Image.fromarray(np.ascontiguousarray(img)), (label_w + pad + col * cell, y))
     out = Path(out_png).expanduser()

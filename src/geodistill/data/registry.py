@@ -50,14 +50,16 @@ class DatasetSpec:
 
     def where_to_get(self, root: Path | None) -> str:
         """One sentence telling the user how to obtain the data and lay it out under ``root``."""
-        where = f"'{root}'" if root is not None else "a folder given with --root"
         how = (
-            f"download it with load_dataset('{self.name}', root, download=True) "
+            f"download it with 'geodistill data download {self.name} --root DIR' "
             f"(uses {self.download_via}) or get it from {self.source}"
             if self.downloader is not None
             else f"get it from {self.source}"
         )
-        return f"Dataset '{self.name}' was not found at {where}: {how} and lay it out as {self.layout}."
+        lay = f"{how} and lay it out as {self.layout}"
+        if root is None:
+            return f"Dataset '{self.name}' needs --root DIR, the folder that holds it: {lay}."
+        return f"Dataset '{self.name}' was not found at '{root}': {lay}."
 
 
 def _import_optional(module: str, extra: str):
@@ -251,6 +253,11 @@ def download(name: str, root: str | Path) -> Path:
     """Download dataset ``name`` into ``root`` (torchgeo/torchvision, optional extras)."""
     spec = get_spec(name)
     root = Path(root).expanduser()
+    if not spec.needs_root:
+        raise GeodistillError(
+            f"Dataset '{spec.name}' is generated in memory, so there is nothing to download: "
+            f"use --dataset {spec.name} (without --root)."
+        )
     if spec.downloader is None:
         raise GeodistillError(
             f"Dataset '{spec.name}' has no stable download source: get it from {spec.source} "

@@ -83,7 +83,7 @@ def _warn_skipped(skipped: list[str], root: Path | None) -> None:
     if skipped:
         warnings.warn(
             f"Skipped {len(skipped)} unreadable (corrupt or truncated) image(s) under '{root}': "
-            f"{_shown(skipped)}; replace or delete them, or pass strict=True to stop on them.",
+            f"{_shown(skipped)}; replace or delete them, or set data.strict=true to stop on them.",
             GeodistillWarning,
             stacklevel=3,
         )
@@ -132,7 +132,7 @@ def _decode_all(
             if strict:
                 raise GeodistillError(
                     f"Image '{files.root / rel}' cannot be read ({exc}): replace or delete it "
-                    "(or drop strict=True to skip unreadable images with a warning)."
+                    "(or leave data.strict false to skip unreadable images with a warning)."
                 ) from None
             bad.append(i)
             continue
@@ -281,7 +281,7 @@ def load_folder_dataset(
     if strict and meta["skipped"]:
         raise GeodistillError(
             f"Image '{files.root / meta['skipped'][0]}' cannot be read: replace or delete it "
-            "(or drop strict=True to skip unreadable images with a warning)."
+            "(or leave data.strict false to skip unreadable images with a warning)."
         )
     _warn_conversions(meta["notes"], channels, files.root)
     _warn_skipped(meta["skipped"], files.root)

@@ -31,6 +31,18 @@ RUNTIMES = ("torch", "onnx", "onnx-int8")
 
 
 # ---------------------------------------------------------------- many models, many runtimes
+def run_name(path: Path) -> str:
+    """A checkpoint's name in tables: its run folder's name (every run writes ``model.ckpt``), or
+    the file's stem when the file is named otherwise."""
+    return path.parent.name if path.name in ("model.ckpt", "last.ckpt") and path.parent.name else path.stem
+
+
+def label(row: dict) -> str:
+    """'teacher-s0 (cnn4)': a profile row's name and architecture (the name alone when they agree)."""
+    name, arch = str(row.get("name", "")), str(row.get("arch", ""))
+    return name if not arch or arch == name else f"{name} ({arch})"
+
+
 def _resolve(item: Any) -> tuple[str, nn.Module, dict]:
     """(name, model, meta) from a checkpoint path, an nn.Module or a (name, module) pair."""
     if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], nn.Module):
@@ -41,7 +53,7 @@ def _resolve(item: Any) -> tuple[str, nn.Module, dict]:
         name = getattr(item, "arch", type(item).__name__)
     elif isinstance(item, (str, Path)):
         model, meta = load_classifier(item)
-        name = Path(item).stem
+        name = run_name(Path(item))
     else:
         raise GeodistillError(f"Cannot profile {item!r}: pass checkpoint paths, nn.Modules or (name, module) pairs.")
     return str(name), model.eval(), meta
@@ -49,7 +61,7 @@ def _resolve(item: Any) -> tuple[str, nn.Module, dict]:
 
 def profile_models(
     items: Iterable[Any],
-    size: int = 64,
+    size: int | None = None,
     batches: Sequence[int] = (1, 32),
     runtimes: Sequence[str] = RUNTIMES,
     *,
@@ -60,7 +72,8 @@ def profile_models(
     threads: int | None = None,
     workdir: str | Path | None = None,
 ) -> list[dict]:
-    """One cost row per (model, runtime); every model is profiled at ``size`` px.
+    """One cost row per (model, runtime); every model is profiled at ``size`` px, by default
+    (None) at the size its checkpoint trained at (64 px for a module without one).
 
     ``items``: checkpoint paths, ``nn.Module``s or ``(name, module)`` pairs. Runtimes: ``torch``
     (eager), ``onnx`` (ONNX Runtime fp32) and ``onnx-int8`` (ONNX Runtime, static QDQ int8).
@@ -119,14 +132,15 @@ def _profile(items, size, batches, runtimes, calib, threads, workdir, kw) -> lis
     with tempfile.TemporaryDirectory(prefix="geodistill-profile-", dir=workdir) as tmp:
         for i, item in enumerate(items):
             name, model, meta = _resolve(item)
+            px = size or int(meta.get("size") or 64)
             c = int(meta.get("in_channels") or input_channels(model))
             normalizer = meta.get("normalizer")
             base = {
                 "name": name,
-                "arch": getattr(model, "arch", type(model).__name__),
-                "size": size,
+                "arch": meta.get("arch") or getattr(model, "arch", type(model).__name__),
+                "size": px,
                 "params": count_params(model),
-                "flops": count_flops(model, size, c),
+                "flops": count_flops(model, px, c),
             }
             onnx_path = None
             for runtime in runtimes:
@@ -134,23 +148,23 @@ def _profile(items, size, batches, runtimes, calib, threads, workdir, kw) -> lis
                 if runtime == "torch":
                     wrapped = with_preprocessing(model, normalizer, c).eval()
                     row["size_bytes"] = state_dict_bytes(model)
-                    row.update(runtime_cost(torch_runner(wrapped), c, size, batches, **kw))
+                    row.update(runtime_cost(torch_runner(wrapped), c, px, batches, **kw))
                 else:
                     if onnx_path is None:
                         onnx_path = export_onnx(
                             model,
                             Path(tmp) / f"{i}.onnx",
-                            size=size,
+                            size=px,
                             in_channels=c,
                             normalizer=normalizer,
                             meta={"arch": base["arch"]},
                         )
                     path = onnx_path
                     if runtime == "onnx-int8":
-                        images, row["calibration"] = _calibration(meta, calib, c, size)
+                        images, row["calibration"] = _calibration(meta, calib, c, px)
                         path = quantize_onnx(onnx_path, Path(tmp) / f"{i}.int8.onnx", images)
                     row["size_bytes"] = file_size(path)
-                    row.update(runtime_cost(onnx_runner(onnx_session(path, threads)), c, size, batches, **kw))
+                    row.update(runtime_cost(onnx_runner(onnx_session(path, threads)), c, px, batches, **kw))
                 rows.append(row)
     return rows
 
@@ -168,8 +182,8 @@ def compression(teacher_row: dict, student_row: dict) -> dict:
 
     out = {k: ratio(teacher_row.get(k), student_row.get(k)) for k in ("params", "flops", "size_bytes", "latency_ms")}
     out["throughput"] = ratio(student_row.get("throughput"), teacher_row.get("throughput"))
-    out["teacher"] = teacher_row.get("name")
-    out["student"] = student_row.get("name")
+    out["teacher"] = label(teacher_row)
+    out["student"] = label(student_row)
     out["runtime"] = student_row.get("runtime")
     return out
 
@@ -202,7 +216,7 @@ def format_profile(rows: Sequence[dict]) -> str:
         thr = r.get("throughput")
         lines.append(
             [
-                str(r.get("name", "")),
+                label(r),
                 runtime,
                 str(r.get("size", "")),
                 _human(r.get("params")),

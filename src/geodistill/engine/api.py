@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import platform
 import time
@@ -20,8 +21,8 @@ from geodistill.config.run import RunConfig
 from geodistill.core.errors import GeodistillError
 from geodistill.core.progress import Job, duration, job
 from geodistill.data.prepare import TrainData, checkpoint_data_config, prepare_data
-from geodistill.engine.context import RunContext, eval_fabric, run_context
-from geodistill.engine.convergence import run_evidence
+from geodistill.engine.context import RunContext, eval_fabric, run_context, use_threads
+from geodistill.engine.convergence import MIN_EPOCHS, run_evidence
 from geodistill.engine.evaluate import evaluate_split
 from geodistill.engine.objective import checked_objective
 from geodistill.engine.precision import precision_note
@@ -55,6 +56,11 @@ def _machine() -> dict:
     }
 
 
+def run_dir_of(cfg: RunConfig) -> Path:
+    """A single run's folder: ``out/name``, by default ``out/{model}-{loss}-s{seed}``."""
+    return Path(cfg.out) / (cfg.name or f"{cfg.train.model}-{cfg.distill.loss}-s{cfg.train.seed}")
+
+
 def train(
     cfg: RunConfig,
     run_dir: str | Path | None = None,
@@ -68,16 +74,27 @@ def train(
     A finished run (results.json present) is returned as is when ``resume`` is set. The run is
     one run of the process's progress job (`geodistill.core.progress`), or a job of its own.
     """
-    run_dir = Path(run_dir or Path(cfg.out) / (cfg.name or f"{cfg.train.model}-{cfg.distill.loss}-s{cfg.train.seed}"))
+    run_dir = Path(run_dir or run_dir_of(cfg))
     with job(1) as j:
         if resume and (run_dir / RESULTS_FILE).is_file():
             j.end_run(f"[{run_dir.name}] already finished, skipped ({run_dir})")
             return read_result(run_dir)
+        new = [d for d in (run_dir, *run_dir.parents) if not d.exists()]  # folders this run would create
         try:
             return _train(cfg, run_dir, j, resume=resume, data=data, role=role)
         except BaseException:
             j.end_run(None)
+            _remove_empty(new)
             raise
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders a failed run created that it left empty (deepest first)."""
+    for d in folders:
+        try:
+            d.rmdir()
+        except OSError:  # not empty (a checkpoint to resume from, another run) or not there
+            return
 
 
 def _train(cfg: RunConfig, run_dir: Path, j: Job, *, resume: bool, data: TrainData | None, role: str | None):
@@ -98,8 +115,10 @@ def _train(cfg: RunConfig, run_dir: Path, j: Job, *, resume: bool, data: TrainDa
     j.start_run(
         f"[{run_dir.name}] {cfg.train.model} on {cfg.data.dataset} ({len(data.train)} train / "
         f"{len(data.val)} val / {len(data.test)} test, {data.size}px): {objective}, "
-        f"{cfg.train.epochs} epochs{' (auto)' if ctx.epochs_auto else ''}{precision_note(ctx.precision)}",
+        f"{cfg.train.epochs} epochs{' (auto)' if ctx.epochs_auto else ''}{precision_note(ctx.precision)}, "
+        f"{_threads(cfg.train.threads)}",
         role=role or "student",
+        name=run_dir.name,
     )
     state = fit(ctx, student, objective, source, meta={"arch": cfg.train.model})
     best, _ = load_classifier(ctx.best)
@@ -122,13 +141,22 @@ def _train(cfg: RunConfig, run_dir: Path, j: Job, *, resume: bool, data: TrainDa
     return result
 
 
+def _threads(n: int) -> str:
+    return f"{n} thread{'s' if n != 1 else ''}"
+
+
 def result_line(r: RunResult) -> str:
     """'[name] test accuracy 85.24%, macro-F1 84.90%; converged (...); 12s': a run's end line."""
     m, conv = r.metrics or Metrics(), r.convergence or Convergence()
+    if math.isfinite(conv.late_slope_pts):
+        why = (
+            f"late slope {conv.late_slope_pts:.2f} points per 10% of the run, final lr {conv.lr_end_ratio:.0%} of peak"
+        )
+    else:  # too few epochs for a slope
+        why = f"{r.epochs} epochs, the rule needs at least {MIN_EPOCHS}"
     return (
         f"[{r.run_id}] test accuracy {100 * m.accuracy:.2f}%, macro-F1 {100 * m.f1_macro:.2f}%; "
-        f"{'converged' if conv.converged else 'NOT converged'} (late slope {conv.late_slope_pts:.2f} "
-        f"points per 10% of the run, final lr {conv.lr_end_ratio:.0%} of peak); {duration(r.wall_time_s or 0.0)}"
+        f"{'converged' if conv.converged else 'NOT converged'} ({why}); {duration(r.wall_time_s or 0.0)}"
     )
 
 
@@ -192,4 +220,5 @@ def evaluate(ckpt: str | Path, cfg: RunConfig | None = None, split: str = "test"
             f"{data.classes[:4]}...; evaluate it on the dataset it was trained on."
         )
     model, _ = load_classifier(ckpt)
+    use_threads(cfg.train)
     return Metrics(**evaluate_split(eval_fabric(cfg.train), model, data, getattr(data, split)))

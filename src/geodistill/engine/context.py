@@ -15,10 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from lightning.fabric import Fabric
 from torch import nn
 
 from geodistill.config.run import RunConfig, TrainConfig
+from geodistill.core import log as gdlog
 from geodistill.data.prepare import TrainData
 from geodistill.engine.convergence import resolve_epochs
 from geodistill.engine.precision import decide, with_precision
@@ -33,6 +35,7 @@ def fabric_for(t: TrainConfig) -> Fabric:
         raise ValueError("train.precision 'auto' must be decided (engine.precision.decide) before a Fabric exists")
     key = (t.accelerator, str(t.devices), t.strategy, t.num_nodes, t.precision)
     if key not in _LAUNCHED:
+        gdlog.quiet_lightning()
         fabric = Fabric(
             accelerator=t.accelerator,
             devices=t.devices,
@@ -74,10 +77,17 @@ class RunContext:
         return self.run_dir / "model.ckpt"
 
 
+def use_threads(t: TrainConfig) -> None:
+    """Give torch ``t.threads`` CPU threads (the count changes a CPU run's numbers: config/run.py)."""
+    if torch.get_num_threads() != t.threads:
+        torch.set_num_threads(t.threads)
+
+
 def run_context(cfg: RunConfig, run_dir: Path, data: TrainData, student: nn.Module, *, resume: bool) -> RunContext:
-    """Decide a run's epochs and precision once (the study folder is ``run_dir``'s parent) and
-    get its Fabric."""
+    """Decide a run's epochs and precision once (the study folder is ``run_dir``'s parent), set
+    its CPU threads and get its Fabric."""
     run_dir = Path(run_dir)
+    use_threads(cfg.train)
     cfg, epochs_auto = resolve_epochs(cfg, len(data.train))
     precision = decide(cfg.train, student, run_dir.parent, run_dir / "last.ckpt" if resume else None)
     cfg = cfg.model_copy(update={"train": with_precision(cfg.train, precision)})

@@ -11,6 +11,7 @@ so a run resumed from a mid-epoch checkpoint is bit-identical to an uninterrupte
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from geodistill.core import interrupt
 from geodistill.core.errors import GeodistillError
 from geodistill.core.progress import job
 from geodistill.data.views import plan_of
@@ -127,12 +129,14 @@ class Trainer:
 
     def fit(self, resume: bool = False) -> TrainState:
         """Set up, resume from ``last.ckpt`` when asked and present, train until the epochs run
-        out or the stop rule fires; returns the final state."""
+        out or the stop rule fires; returns the final state. A signal (`core.interrupt`) stops
+        it after the step in progress, with a resumable ``last.ckpt`` (`stop_if_asked`)."""
         self.setup()
         if resume and self.last.is_file():
             self.resume(self.last)
         t = self.cfg.train
-        with job(1) as j:  # the job this run belongs to, or one of its own
+        single = self.fabric.world_size == 1  # under DDP every rank would have to agree on the step
+        with job(1) as j, interrupt.deferred() if single else contextlib.nullcontext():
             self.report = RunOutputs(self.run_dir, rank0=self.fabric.is_global_zero, progress=t.progress, job=j)
             self.report.start(t.epochs, self.state.epoch)
             try:
@@ -141,11 +145,24 @@ class Trainer:
                     self.train_epoch()
                     train_took = time.perf_counter() - t0
                     val = self.validate()
-                    if self.end_epoch(val, train_took, time.perf_counter() - t0):
+                    stop = self.end_epoch(val, train_took, time.perf_counter() - t0)
+                    self.stop_if_asked()
+                    if stop:
                         break
             finally:
                 self.report.close()
         return self.state
+
+    def stop_if_asked(self) -> None:
+        """When a signal came (`core.interrupt.deferred`): write ``last.ckpt`` at this step
+        boundary and raise `Interrupted` naming it; resuming from it is exact."""
+        signum = interrupt.take()
+        if signum is None:
+            return
+        self.save(self.last, with_state=True)
+        st = self.state
+        where = f"epoch {st.epoch + 1}, step {st.step}" if st.step else f"the end of epoch {st.epoch}"
+        raise interrupt.Interrupted(signum, str(self.last), where)
 
     def train_epoch(self) -> None:
         """The remaining steps of the current epoch (all of them unless resumed mid-epoch)."""
@@ -184,6 +201,7 @@ class Trainer:
         self.report.step(st)
         for hook in self.hooks:
             hook(st)
+        self.stop_if_asked()
 
     def validate(self) -> dict:
         """Metrics of the student on the validation split."""

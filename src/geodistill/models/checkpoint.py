@@ -7,6 +7,7 @@ geodistill_version`` and, for resumable training state, ``train_state``.
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -86,12 +87,29 @@ def read_resumable(path: Path) -> dict:
     return ckpt
 
 
+def _other_format(path: Path) -> str | None:
+    """'an ONNX model' or 'a TorchScript model' for an exported file given where a checkpoint is needed."""
+    if path.suffix.lower() == ".onnx":
+        return "an ONNX model"
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            if any("/code/" in n or n.endswith("constants.pkl") for n in z.namelist()):
+                return "a TorchScript model"
+    return None
+
+
 def load_checkpoint(path: str | Path) -> dict:
     """Load a geodistill checkpoint dict safely (no arbitrary code), or explain what is wrong."""
     path = Path(path)
     if not path.is_file():
         raise GeodistillError(
             f"Checkpoint {path} does not exist; pass the path of a .ckpt written by 'geodistill train' or 'distill'."
+        )
+    other = _other_format(path)
+    if other is not None:
+        raise GeodistillError(
+            f"{path} is {other}; this command needs a .ckpt written by 'geodistill train' or 'distill' "
+            "(exported models go to 'geodistill predict')."
         )
     ckpt = _safe_load(
         path,

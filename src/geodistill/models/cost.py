@@ -24,14 +24,20 @@ normalisation inside the model (the exported-model contract of ``geodistill.depl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import platform
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: runs of a pool may each measure their own latency
+    fcntl = None
 
 import numpy as np
 import torch
@@ -195,6 +201,30 @@ def job_cost(
     cost = torch_cost(model, size, batches, in_channels=c, timing=False)
     key = latency_key(arch, num_classes, size, c, batches)
     path = Path(cache_file) if cache_file is not None else None
+    with _locked(path):  # runs of a pool measure one architecture once, not each its own
+        timing = _latency(model, size, batches, c, normalizer, key, path)
+    return {**cost, **timing, "latency_key": key}
+
+
+@contextlib.contextmanager
+def _locked(path: Path | None) -> Iterator[None]:
+    """An exclusive lock on ``path``'s hidden lock file, ``.{name}.flock`` (POSIX; none elsewhere
+    or without a path). It stays, empty: removing a lock file others may hold open is a race."""
+    if path is None or fcntl is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.flock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _latency(model: nn.Module, size: int, batches: Sequence[int], c: int, normalizer: dict | None, key: str,
+             path: Path | None) -> dict:  # fmt: skip
+    """The timing figures of ``key``: this process's memo, else ``path``'s, else measured now."""
     stored = _read_latencies(path)
     timing = _LATENCIES.get(key) or stored.get(key)
     if not isinstance(timing, dict) or not all(_is_number(timing.get(f)) for f in TIMING_FIELDS):
@@ -203,7 +233,7 @@ def job_cost(
     if path is not None and stored.get(key) != timing:  # a new job folder gets the memo's figures too
         write_json(path, dict(stored, **{key: timing}))
     _LATENCIES[key] = timing
-    return {**cost, **timing, "latency_key": key}
+    return timing
 
 
 def clear_latency_memo() -> None:

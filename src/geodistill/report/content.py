@@ -20,6 +20,7 @@ from geodistill.analysis.format import format_mean_std, format_points, format_va
 from geodistill.analysis.stats import Pairing
 from geodistill.analysis.table import ALPHA_FAMILY, Group, alpha_groups, converged_cell, has_nuclear
 from geodistill.analysis.verdict import pretty_objective, setting_label
+from geodistill.losses import get_preset
 from geodistill.report.sections import Figure
 from geodistill.results.files import FAILED_FILE, RESULTS_FILE
 from geodistill.results.result import RunResult, is_baseline
@@ -58,6 +59,22 @@ def _distinct(values: Sequence[Any]) -> str:
     return ", ".join(_scalar(v) for v in ordered)
 
 
+def _betas(results: Sequence[RunResult]) -> str:
+    """The β values the runs used; 'β = α (tied)' for the runs whose preset ties β to α (β not
+    given), so a sweep over α says that it moved β with it."""
+    shown = _distinct([r.beta for r in results])
+    tied = sorted({str(r.objective_name) for r in results if r.beta is None and _ties_beta(r)})
+    if not tied:
+        return shown
+    text = f"β = α (tied, {', '.join(tied)})"
+    return text if shown == "–" else f"{shown}; {text}"
+
+
+def _ties_beta(r: RunResult) -> bool:
+    preset = get_preset(str(r.objective_name))
+    return r.role == "distilled" and preset is not None and "beta" in preset.uses
+
+
 def runs_summary(results: Sequence[RunResult]) -> list[tuple[str, str]]:
     """How many runs, of which roles, over which datasets, sizes, models, objectives, α/β/T, seeds."""
     roles: dict[str, int] = {}
@@ -74,7 +91,7 @@ def runs_summary(results: Sequence[RunResult]) -> list[tuple[str, str]]:
         ("teachers", _distinct(teachers)),
         ("objectives", _distinct([r.objective_name for r in results])),
         ("α values", _distinct([r.alpha for r in results])),
-        ("β values", _distinct([r.beta for r in results])),
+        ("β values", _betas(results)),
         ("T values", _distinct([r.T for r in results])),
         ("seeds", _distinct([r.seed for r in results])),
         ("epochs", _distinct([r.epochs for r in results])),

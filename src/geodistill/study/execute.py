@@ -37,13 +37,13 @@ from geodistill.engine.precision import decide
 from geodistill.models import build_model
 from geodistill.results.files import FAILED_FILE, RESULTS_FILE, STUDY_FILE, finished, read_result
 from geodistill.results.result import RunResult
-from geodistill.study.plan import Job, StudyPlan
+from geodistill.study.estimate import Estimate, estimate
+from geodistill.study.plan import Job, StudyPlan, tied_notes
 from geodistill.study.runs import record_failure, run_job, run_parallel
-from geodistill.study.shards import Shard, describe_owner, parse_shard, release, try_lock, wait_lock
+from geodistill.study.shards import TEACHER_TIMEOUT_S, Shard, describe_owner, parse_shard, release, try_lock, wait_lock
 from geodistill.teachers.sets import load_teachers, teacher_source
 
 logger = logging.getLogger(__name__)
-TEACHER_TIMEOUT_S = 24 * 3600.0  # how long a shard waits for a teacher another shard builds
 BUSY = "busy"  # what preparing a teacher answers while another shard holds its lock
 
 
@@ -61,6 +61,7 @@ class Options:
     fail_fast: bool = False
     fresh: bool = False
     what: str = "sweep"  # what the log lines call the study
+    dry_run: bool = False  # print the plan and its expected time, write and train nothing
 
 
 @dataclass
@@ -195,7 +196,7 @@ def _group(job: Job) -> tuple[str, ...] | None:
     return () if given else None
 
 
-def _run(jobs: list[Job], broken: dict, out: Path, opts: Options, j: progress.Job) -> int:
+def _run(jobs: list[Job], broken: dict, out: Path, opts: Options, j: progress.Job, data: dict) -> int:
     """Run ``jobs`` (in a pool when ``opts.workers > 1``); a job whose teachers broke gets its
     failed.json instead. Returns how many ran."""
     todo = []
@@ -206,10 +207,14 @@ def _run(jobs: list[Job], broken: dict, out: Path, opts: Options, j: progress.Jo
         else:
             todo.append((job.spec, str(out / job.name)))
     if opts.workers > 1 and len(todo) > 1:
-        run_parallel(todo, opts.workers, opts.devices, j)
+        run_parallel(todo, opts.workers, opts.devices, j, opts.what)
+        if opts.fail_fast:  # a recipe stops at its first failure, in a pool as it does serially
+            failed = [r for r in (result_of(out, Path(d).name) for _, d in todo) if not r.ok]
+            if failed:
+                raise GeodistillError(f"Run {failed[0].run_id} failed: {failed[0].error}")
     else:
         for spec, run_dir in todo:
-            run_job(spec, run_dir, fail_fast=opts.fail_fast, resume=not opts.fresh)
+            run_job(spec, run_dir, fail_fast=opts.fail_fast, resume=not opts.fresh, data=data)
     return len(todo)
 
 
@@ -230,23 +235,23 @@ def _run_todo(todo: list[Job], teachers: _Teachers, out: Path, opts: Options, j:
             busy.append(key)
         elif state is not None:
             broken[key] = state
-    n = _run([job for job in todo if _group(job) not in busy], broken, out, opts, j)
+    n = _run([job for job in todo if _group(job) not in busy], broken, out, opts, j, teachers.data)
     for key in busy:
         if (state := teachers.prepare(key, groups[key], block=True)) is not None:
             broken[key] = state
             logger.warning(f"sweep: {state}")
-        n += _run(groups[key], broken, out, opts, j)
+        n += _run(groups[key], broken, out, opts, j, teachers.data)
     return n
 
 
-def _checks(plan: StudyPlan, mine: list[Job], out: Path, opts: Options, j: progress.Job) -> list[RunResult]:
+def _checks(plan: StudyPlan, mine: list[Job], out: Path, opts: Options, data: dict) -> list[RunResult]:
     """The budget checks of this shard's points: each doubles its point's resolved epochs."""
     results = []
     for check in (c for c in plan.checks if c.double_of in {m.name for m in mine}):
         source = result_of(out, check.double_of)
         if source.ok and (opts.fresh or not finished(out / check.name)):
             spec = deep_merge(check.spec, {"train": {"epochs": 2 * int(source.epochs or 0)}})
-            run_job(spec, str(out / check.name), fail_fast=opts.fail_fast, resume=not opts.fresh)
+            run_job(spec, str(out / check.name), fail_fast=opts.fail_fast, resume=not opts.fresh, data=data)
         results.append(result_of(out, check.name))
     return results
 
@@ -269,37 +274,78 @@ def _log_summary(out: Path, plan: StudyPlan, opts: Options, results: list[RunRes
     logger.info(text + f"\n{w}: results in {out}; write the report with: geodistill report {out}")
 
 
-def execute(plan: StudyPlan, out: str | Path, opts: Options | None = None, **kw: Any) -> Outcome:
-    """Run (or resume) ``plan`` in ``out``, or one shard of it (``opts``, or its fields as keywords)."""
-    opts = opts or Options(**kw)
-    opts.shard = parse_shard(opts.shard)
-    if opts.workers < 1:
-        raise GeodistillError(f"--workers must be at least 1, not {opts.workers}.")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_study_file(out, plan)
-    decide_precisions(plan, out)
+@dataclass
+class _Work:
+    """What this process has to do: its share of the points, those not finished, the teachers
+    they need that are not finished, and the budget checks of its points."""
 
+    mine: list[Job]
+    todo: list[Job]
+    teachers: list[str]
+    checks: list[Job]
+
+
+def _work(plan: StudyPlan, out: Path, opts: Options) -> _Work:
     def pending(job: Job) -> bool:
         d = out / job.name
         return opts.fresh or (not finished(d) and (opts.retry_failed or not (d / FAILED_FILE).is_file()))
 
     mine = opts.shard.take(plan.runs)
     todo = [job for job in mine if pending(job)]
-    share = "" if opts.shard.whole else f"; shard {opts.shard} runs {len(mine)} of them"
-    logger.info(
-        f"{opts.what}: {len(plan.runs)} points{share}, {len(mine) - len(todo)} already done, {len(todo)} to run"
-    )
-    teachers = _Teachers(plan, out, opts)
     needed = dict.fromkeys(t for job in todo for t in job.teachers)
-    teachers.counted = {t for t in needed if opts.fresh or not finished(out / t)}
-    checks = [
-        c for c in plan.checks if c.double_of in {m.name for m in mine} and (opts.fresh or not finished(out / c.name))
-    ]
+    teachers = [t for t in needed if opts.fresh or not finished(out / t)]
+    names = {m.name for m in mine}
+    checks = [c for c in plan.checks if c.double_of in names and (opts.fresh or not finished(out / c.name))]
+    return _Work(mine, todo, teachers, checks)
+
+
+def _estimate(plan: StudyPlan, out: Path, opts: Options, work: _Work, data: dict) -> Estimate | None:
+    """The expected time of the work, logged before it starts (None when it could not be timed:
+    the estimate never stops a study, except for a user error, which training would meet too)."""
+    jobs = [plan.teacher(t) for t in work.teachers] + work.todo
+    doubled = [(c, next(j for j in plan.runs if j.name == c.double_of)) for c in work.checks]
+    try:
+        e = estimate(jobs, out, teachers=plan.teachers, data=data, record=not opts.dry_run, doubled=doubled,
+                     resume=not opts.fresh)  # fmt: skip
+    except GeodistillError:
+        raise
+    except Exception as err:
+        logger.warning(f"{opts.what}: no time estimate ({type(err).__name__}: {err})")
+        return None
+    logger.info(e.line(opts.what, parallel=opts.workers))
+    return e
+
+
+def execute(plan: StudyPlan, out: str | Path, opts: Options | None = None, **kw: Any) -> Outcome:
+    """Run (or resume) ``plan`` in ``out``, or one shard of it (``opts``, or its fields as keywords);
+    with ``opts.dry_run`` only say what would run and how long it is expected to take."""
+    opts = opts or Options(**kw)
+    opts.shard = parse_shard(opts.shard)
+    if opts.workers < 1:
+        raise GeodistillError(f"--workers must be at least 1, not {opts.workers}.")
+    out = Path(out)
+    if not opts.dry_run:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_study_file(out, plan)
+        decide_precisions(plan, out)
+    work = _work(plan, out, opts)
+    share = "" if opts.shard.whole else f"; shard {opts.shard} runs {len(work.mine)} of them"
+    done = len(work.mine) - len(work.todo)
+    logger.info(f"{opts.what}: {len(plan.runs)} points{share}, {done} already done, {len(work.todo)} to run")
+    for note in tied_notes(plan):
+        logger.info(f"{opts.what}: {note}")
+    teachers = _Teachers(plan, out, opts)
+    e = _estimate(plan, out, opts, work, teachers.data)
+    if opts.dry_run:
+        logger.info(e.table() if e is not None else "\n".join(f"  {j.name}" for j in work.todo))
+        return Outcome([], [], 0)
+    teachers.counted = set(work.teachers)
     t0 = time.perf_counter()
-    with progress.job(len(teachers.counted) + len(todo) + len(checks)) as j:
-        ran = _run_todo(todo, teachers, out, opts, j)
-        check_results = _checks(plan, mine, out, opts, j)
-    results = [result_of(out, job.name) for job in mine]
+    with progress.job(len(teachers.counted) + len(work.todo) + len(work.checks)) as j:
+        if e is not None:
+            j.expect(e.expected(opts.workers))
+        ran = _run_todo(work.todo, teachers, out, opts, j)
+        check_results = _checks(plan, work.mine, out, opts, teachers.data)
+    results = [result_of(out, job.name) for job in work.mine]
     _log_summary(out, plan, opts, results, ran, time.perf_counter() - t0)
     return Outcome(results, check_results, ran)

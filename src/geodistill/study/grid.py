@@ -169,7 +169,8 @@ def sweep_study(sweep: Mapping[str, Any], where: str = "the sweep description") 
     base = dict(sweep.get("base") or {})
     overrides = deep_merge(base, {r: sweep[r] for r in ("teacher", "student") if sweep.get(r)})
     objectives = [Objective()] + (ablation(recipe) if sweep.get("ablation") else [])
-    doc = recipe.model_dump(exclude={"objectives", "choose_from", "about", "budget_check"}) if recipe else {}
+    exclude = {"objectives", "choose_from", "about", "budget_check", "workers"}
+    doc = recipe.model_dump(exclude=exclude) if recipe else {}
     doc.update({k: sweep[k] for k in SWEEP_KEYS[8:] if sweep.get(k) is not None})
     doc["teachers"] = sweep.get("teachers") or "per_seed"
     seeds = sweep.get("seeds") if sweep.get("seeds") is not None else doc.get("seeds", [0])

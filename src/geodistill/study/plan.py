@@ -19,7 +19,7 @@ from geodistill.config.merge import deep_merge
 from geodistill.config.run import build_config
 from geodistill.config.study import Objective, Student, Study, role_spec
 from geodistill.core.errors import GeodistillError, GeodistillWarning
-from geodistill.losses import loss_coords, loss_fragment, loss_label, loss_needs_teacher, safe_name
+from geodistill.losses import get_preset, loss_coords, loss_fragment, loss_label, loss_needs_teacher, safe_name
 from geodistill.results.result import Method
 
 _SUFFIX = {"one": "", "per_seed": "", "ensemble": "-ens", "out_of_fold": "-oof"}
@@ -192,3 +192,18 @@ def _same_model_warning(b: _Builder) -> None:
             GeodistillWarning,
             stacklevel=3,
         )
+
+
+def tied_notes(p: StudyPlan) -> list[str]:
+    """One sentence per preset of the plan whose β its runs leave tied to α (β = α): the sweep
+    changes β with α, which the run names and labels, holding α only, would not show."""
+    notes = {}
+    for job in p.runs:
+        d = job.spec.get("distill", {})
+        preset = get_preset(str(d.get("loss")))
+        if preset is not None and "beta" in preset.uses and d.get("beta") is None and preset.name not in notes:
+            notes[preset.name] = (
+                f"{preset.name}: β is tied to α (β = α, the preset's default), so β moves with α; set it "
+                "with --grid 'beta=[...]' or --set distill.beta=X"
+            )
+    return list(notes.values())

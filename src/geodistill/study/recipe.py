@@ -58,17 +58,25 @@ def run(
     out: str | Path | None = None,
     resume: bool = True,
     budget_check: bool | None = None,
-) -> Summary:
-    """Run a recipe end to end; returns its summary (also written to ``summary.json``/``.md``)."""
+    dry_run: bool = False,
+    workers: int | None = None,
+) -> Summary | None:
+    """Run a recipe end to end; returns its summary (also written to ``summary.json``/``.md``);
+    ``dry_run``: only say the plan and its expected time (returns None); ``workers``: student
+    runs at once (default: the recipe's)."""
     name = recipe if isinstance(recipe, str) else "study"
     study = recipe_study(recipe, overrides=overrides, teacher=teacher, seeds=seeds, budget_check=budget_check)
     out_dir = Path(out or Path((overrides or {}).get("out", "runs")) / name)
     t0 = time.perf_counter()
-    opts = Options(fail_fast=True, fresh=not resume, what=f"recipe {name}")
+    opts = Options(
+        fail_fast=True, fresh=not resume, what=f"recipe {name}", dry_run=dry_run, workers=workers or study.workers
+    )
     study, choice = _choose(study, out_dir, opts, name)
     p = plan(study, out_dir)
     logger.info(f"recipe {name}: {study.about}; compares {recipe_methods(p)} over seeds {study.seeds}")
     outcome = execute(p, out_dir, opts)
+    if dry_run:
+        return None
     summary = summarise(_labelled(p, out_dir), _check(p, outcome.checks, out_dir))
     summary.verdict = (choice + " " + summary.verdict).strip()
     summary.recipe, summary.about, summary.seeds = name, study.about, study.seeds
@@ -93,6 +101,9 @@ def _choose(study: Study, out: Path, opts: Options, name: str) -> tuple[Study, s
         raise GeodistillError("A recipe chooses one method for one student; for several students use frontier.")
     seeds = study.screen_seeds or study.seeds[:1]
     both = [*study.objectives, *study.choose_from]
+    if opts.dry_run:  # the choice needs trained runs: plan every method on every seed, an upper bound
+        logger.info(f"recipe {name}: the job keeps one of its {len(study.choose_from)} methods; counting them all")
+        return updated(study, objectives=both, choose_from=[]), ""
     screening = plan(updated(study, objectives=both, seeds=seeds, choose_from=[]), out)
     logger.info(f"recipe {name}: choosing a method on the validation split of seed(s) {seeds}")
     execute(screening, out, opts)

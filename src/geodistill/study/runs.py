@@ -7,6 +7,7 @@ stops the study. A finished job's ``failed.json`` is removed (it is stale).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -16,11 +17,9 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from geodistill.config.run import build_config
+from geodistill.core import interrupt, progress
 from geodistill.core import log as gdlog
-from geodistill.core import progress
 from geodistill.core.errors import GeodistillError
 from geodistill.engine import api
 from geodistill.engine.objective import objective_of
@@ -78,12 +77,22 @@ def record_failure(spec: dict[str, Any], run_dir: str | Path, error: BaseExcepti
     return result
 
 
-def run_job(spec: dict, run_dir: str, role: str | None = None, fail_fast: bool = False, resume: bool = True):
+_worker_data: dict | None = None  # a pool worker's prepared data, shared by the jobs it runs
+
+
+def run_job(
+    spec: dict, run_dir: str, role: str | None = None, fail_fast: bool = False, resume: bool = True,
+    data: dict | None = None,
+):  # fmt: skip
     """Train one job (resuming a half-done one); a failure becomes ``failed.json`` (or, fail-fast,
-    stops the study)."""
+    stops the study). ``data``: the study's memo of prepared data (`api.data_for`), so runs on the
+    same data do not prepare it again (a pool worker keeps its own)."""
     d = Path(run_dir)
+    memo = data if data is not None else _worker_data
     try:
-        result = api.train(build_config(spec, where=f"the study's run {d.name}"), d, resume=resume, role=role)
+        cfg = build_config(spec, where=f"the study's run {d.name}")
+        prepared = api.data_for(cfg, memo) if memo is not None else None
+        result = api.train(cfg, d, resume=resume, role=role, data=prepared)
         (d / FAILED_FILE).unlink(missing_ok=True)  # an earlier failure is now stale
         return result
     except Exception as e:
@@ -93,20 +102,16 @@ def run_job(spec: dict, run_dir: str, role: str | None = None, fail_fast: bool =
         return record_failure(spec, d, e, traceback.format_exc(limit=6), role or "")
 
 
-def worker_threads(workers: int) -> int:
-    """CPU threads per worker: the usable cores divided evenly, at least 1."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(1, workers))
-
-
-def _init_worker(threads: int, devices: Sequence[str] | None, slots: Any, printing: bool, verbose: bool) -> None:
-    """Pool worker start-up: a fair share of CPU threads, with ``devices`` one device, and the
-    parent's console output when it had one: warnings and errors only (the parent prints one
-    line per finished point and the progress view), everything with ``verbose``."""
+def _init_worker(devices: Sequence[str] | None, slots: Any, printing: bool, verbose: bool) -> None:
+    """Pool worker start-up: with ``devices`` one device, signals recorded (a run checkpoints at
+    its next step and stops; a copy forwarded by the parent, or one that comes while the worker
+    waits, changes nothing more), and the parent's console output when it had one: warnings and errors only (the
+    parent prints one line per finished point and the progress view), everything with
+    ``verbose``. Each run sets its own CPU threads (``train.threads``)."""
+    global _worker_data
+    _worker_data = {}
     progress.disable_live()
+    interrupt.handle_signals(record_only=True)
     if printing:
         gdlog.setup(verbose=verbose)
         if not verbose:
@@ -114,12 +119,18 @@ def _init_worker(threads: int, devices: Sequence[str] | None, slots: Any, printi
     slot = slots.get() if slots is not None else 0
     if devices:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(devices[slot % len(devices)])
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(threads)
-    torch.set_num_threads(threads)
 
 
-def run_parallel(jobs: list[tuple[dict, str]], workers: int, devices: Sequence[str] | None, j: progress.Job) -> None:
+def _forward(signum: int) -> None:
+    """Pass a signal on to the worker processes, which checkpoint their runs and stop."""
+    for child in multiprocessing.active_children():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, signum)
+
+
+def run_parallel(
+    jobs: list[tuple[dict, str]], workers: int, devices: Sequence[str] | None, j: progress.Job, what: str = "sweep"
+) -> None:
     """Run jobs in a process pool of spawned workers (torch is not fork-safe once its thread
     pools exist); a worker that dies records its job as failed. One line per finished job."""
     ctx = multiprocessing.get_context("spawn")
@@ -127,17 +138,24 @@ def run_parallel(jobs: list[tuple[dict, str]], workers: int, devices: Sequence[s
     slots = ctx.Queue()
     for i in range(n):
         slots.put(i)
-    threads = worker_threads(n)
+    threads = sorted({build_config(spec, where="a study's run").train.threads for spec, _ in jobs})
     on = f", devices {', '.join(map(str, devices))}" if devices else ""
-    logger.info(f"sweep: {len(jobs)} points on {n} worker processes, {threads} thread(s) each{on}")
+    each = "/".join(map(str, threads))
+    logger.info(f"{what}: {len(jobs)} points on {n} worker processes, {each} thread(s) each (train.threads){on}")
     verbose = logging.getLogger(gdlog.ROOT).getEffectiveLevel() <= logging.DEBUG
-    args = (threads, list(devices) if devices else None, slots, gdlog.is_setup(), verbose)
+    args = (list(devices) if devices else None, slots, gdlog.is_setup(), verbose)
     with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker, initargs=args) as pool:
         futures = {pool.submit(run_job, spec, run_dir): (spec, run_dir) for spec, run_dir in jobs}
-        for f in as_completed(futures):
-            spec, run_dir = futures[f]
-            try:
-                result = f.result()
-            except Exception as e:
-                result = record_failure(spec, run_dir, f"worker process failed: {type(e).__name__}: {e}")
-            j.end_run(api.result_line(result) if result.ok else f"[{result.run_id}] failed: {result.error}")
+        try:
+            for f in as_completed(futures):
+                spec, run_dir = futures[f]
+                try:
+                    result = f.result()
+                except Exception as e:
+                    result = record_failure(spec, run_dir, f"worker process failed: {type(e).__name__}: {e}")
+                line = api.result_line(result) if result.ok else f"[{result.run_id}] failed: {result.error}"
+                j.end_run(line, name=result.run_id)
+        except interrupt.Interrupted as e:  # the workers checkpoint their runs; then the parent stops
+            _forward(e.signum)
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise

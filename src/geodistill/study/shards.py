@@ -30,6 +30,8 @@ from typing import Any, TypeVar
 
 from geodistill.core.errors import GeodistillError
 
+TEACHER_TIMEOUT_S = 24 * 3600.0  # how long a shard waits for a teacher another shard builds
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")

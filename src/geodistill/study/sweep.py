@@ -26,6 +26,7 @@ def run_sweep(
     retry_failed: bool = True,
     shard: Shard | str | None = None,
     teacher_timeout: float = TEACHER_TIMEOUT_S,
+    dry_run: bool = False,
 ) -> list[RunResult]:
     """Run (or resume) a sweep (a description or a `Study`), or one shard of it, under ``out``;
     returns one result (or failure) per student point of the shard, in plan order.
@@ -34,7 +35,8 @@ def run_sweep(
     worker k sees only device ``devices[k % len(devices)]``; ``teacher_ckpt``: distil every point
     from this checkpoint instead of training teachers; ``retry_failed``: re-run points that
     failed before; ``shard``: ``"I/N"`` (1-based), ``"slurm"`` or a `Shard` (`study.shards`);
-    ``teacher_timeout``: seconds to wait for a teacher another shard is building.
+    ``teacher_timeout``: seconds to wait for a teacher another shard is building; ``dry_run``:
+    only say the plan and its expected time (returns no results).
     """
     shard = parse_shard(shard)
     if workers < 1:
@@ -52,6 +54,11 @@ def run_sweep(
         study = study.model_copy(update={"teacher_ckpt": str(Path(teacher_ckpt).resolve())})
     p = plan(study, out)
     opts = Options(
-        shard=shard, workers=workers, devices=devices, retry_failed=retry_failed, teacher_timeout=teacher_timeout
+        shard=shard,
+        workers=workers,
+        devices=devices,
+        retry_failed=retry_failed,
+        teacher_timeout=teacher_timeout,
+        dry_run=dry_run,
     )
     return execute(p, out, opts).runs
