@@ -63,6 +63,9 @@ USAGE = [  # (arguments, what the line must say)
     (["run", "--recipe", "demoo"], "choose one of demo, paper, thesis"),
     (["train", "--dataset", "ucmerced"], "needs --root DIR"),
     (["data", "download", "synthetic", "--root", "x"], "nothing to download"),
+    (["frontier", "--methods", "kl,foo"], "--methods: foo unknown; choose among kl, dist, ens"),
+    (["frontier", "--teacher", "nope.ckpt"], "--teacher nope.ckpt: no such file"),
+    (["frontier", "--teacher", "cnn4@big"], "the size after @ must be a number"),
 ]
 
 

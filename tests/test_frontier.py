@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,17 +103,25 @@ def test_each_student_gets_the_method_its_validation_split_prefers(tmp_path):
     assert record["cnn3@16"]["chosen"] == "dist T=1" and record["cnn3@16"]["mean_best_val"]["dist T=1"] == 0.6
 
 
-def test_a_tiny_frontier_end_to_end(tmp_path):
+def test_geodistill_frontier_end_to_end(tmp_path):
+    """The command: a teacher it trains per split, two students, the budget pick exported."""
     pytest.importorskip("onnxruntime")
-    from benchmarks.frontier import main
-
-    text = main(tmp_path / "f", quick=True)
+    args = ["frontier", "--students", "cnn3x0.5@16,cnn3@16", "--methods", "kl", "--teacher", "cnn4@16"]
+    args += ["--epochs", "2", "--workers", "1", "--out", "f", "--max-latency-ms", "1"]
+    args += ["--set", "data.n_per_class=12", "--set", "train.batch_size=32", "--set", "train.progress=false"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", GEODISTILL_CACHE=str(tmp_path / "cache"))
+    dry = subprocess.run([sys.executable, "-m", "geodistill.cli", *args, "--dry-run"], capture_output=True,
+                         text=True, env=env, cwd=tmp_path, timeout=600)  # fmt: skip
+    assert dry.returncode == 0 and "cnn3@16-kl-a0.9-T4-s1" in dry.stderr + dry.stdout and not (tmp_path / "f").exists()
+    r = subprocess.run([sys.executable, "-m", "geodistill.cli", *args], capture_output=True, text=True, env=env,
+                       cwd=tmp_path, timeout=600)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
     f = json.loads((tmp_path / "f" / "frontier.json").read_text())
     assert [c["student"] for c in f["students"]] == ["cnn3x0.5@16", "cnn3@16"]
     assert all(c["int8_latency_ms"] > 0 and c["n_seeds"] == 2 for c in f["students"])
-    assert f["pick"]["int8_latency_ms"] <= 1.0 and Path(f["exported"]).is_file()
+    assert f["pick"]["int8_latency_ms"] <= 1.0 and (tmp_path / f["exported"]).is_file()
     assert set(f["pareto_distilled"]) <= {"cnn3x0.5@16", "cnn3@16"} and f["pareto_distilled"]
-    assert "| student | params |" in text and (tmp_path / "f" / "frontier.png").is_file()
+    assert "| student | params |" in r.stderr + r.stdout and (tmp_path / "f" / "frontier.png").is_file()
     page = (tmp_path / "f" / "frontier.html").read_text()
     assert '<section id="frontier">' in page and '<section id="results">' in page and "data:image/png" in page
     assert not math.isnan(f["teacher_acc"])

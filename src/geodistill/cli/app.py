@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from geodistill.cli import data, deploy, errors, study, train
+from geodistill.cli import data, deploy, errors, frontier, study, train
 from geodistill.cli.options import Verbose, verbosity
 from geodistill.core import interrupt
 from geodistill.core import log as gdlog
@@ -59,6 +59,7 @@ for group, name, fn in (
     (app, "evaluate", train.evaluate),
     (app, "run", study.run),
     (app, "sweep", study.sweep),
+    (app, "frontier", frontier.frontier),
     (app, "report", deploy.report),
     (app, "export", deploy.export),
     (app, "predict", deploy.predict),

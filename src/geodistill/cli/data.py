@@ -66,5 +66,5 @@ def list_names() -> None:
     ]
     lines += ["objectives (--loss):"] + [f"  {n:<15} {p.about}" for n, p in PRESETS.items()]
     lines += ["  or a spec such as 'ce:0.5 + kl:0.5@T=4'", "recipes (run --recipe): " + ", ".join(recipe_names())]
-    lines += ["protocols (--set data.protocol=NAME): " + ", ".join(PROTOCOLS)]
+    lines += ["protocols (--protocol NAME): " + ", ".join(PROTOCOLS)]
     typer.echo("\n".join(lines))

@@ -49,6 +49,15 @@ Dataset = Annotated[
     str | None,
     option(help=f"Dataset name ({LIST_HINT}).", default_text=shown("data.dataset"), metavar="NAME"),
 ]
+Protocol = Annotated[
+    str | None,
+    option(
+        help=f"A protocol of the field: its dataset and per-class training ratio, the rest is test, e.g. aid-20 "
+        f"({LIST_HINT}; with --dataset folder --root DIR for a local copy).",
+        default_text="none",
+        metavar="NAME",
+    ),
+]
 Root = Annotated[str | None, typer.Option("--root", help="Dataset folder (not needed for synthetic).", metavar="DIR")]
 Size = Annotated[
     int | None,

@@ -16,6 +16,7 @@ from geodistill.cli.options import (
     RECIPES,
     SIZE_HELP,
     DryRun,
+    Protocol,
     Recipe,
     Root,
     Seeds,
@@ -41,6 +42,7 @@ StudySize = Annotated[int | None, option("--size", help=SIZE_HELP, default_text=
 def run(
     recipe: Recipe = "demo",
     dataset: StudyDataset = None,
+    protocol: Protocol = None,
     root: Root = None,
     size: StudySize = None,
     epochs: StudyEpochs = None,
@@ -69,7 +71,9 @@ def run(
 ) -> None:
     """The main job: teacher, its cache, student alone and distilled, compared on the test split."""
     verbosity(verbose)
-    over = study_overrides(set_, dataset=dataset, root=root, size=size, epochs=epochs, threads=threads)
+    over = study_overrides(
+        set_, dataset=dataset, protocol=protocol, root=root, size=size, epochs=epochs, threads=threads
+    )
     load_recipe(recipe)  # an unknown recipe is said before anything is imported or trained
     from geodistill.study.recipe import run as run_api
 
@@ -115,6 +119,7 @@ SweepOut = Annotated[Path, typer.Option(help="Folder of the sweep.")]
 def sweep(
     recipe: BaseRecipe = None,
     dataset: StudyDataset = None,
+    protocol: Protocol = None,
     root: Root = None,
     size: StudySize = None,
     epochs: StudyEpochs = None,
@@ -137,7 +142,9 @@ def sweep(
     """Run (or resume) an α/β grid and/or a loss ablation over seeds, or one shard of it; then
     `geodistill report OUT`."""
     verbosity(verbose)
-    over = study_overrides(set_, dataset=dataset, root=root, size=size, epochs=epochs, threads=threads)
+    over = study_overrides(
+        set_, dataset=dataset, protocol=protocol, root=root, size=size, epochs=epochs, threads=threads
+    )
     if recipe:
         load_recipe(recipe)  # an unknown recipe is said before anything is imported or trained
     from geodistill.study.grid import load_sweep_file, parse_grid

@@ -24,6 +24,7 @@ from geodistill.cli.options import (
     Name,
     Out,
     PrecisionChoice,
+    Protocol,
     Resume,
     Root,
     Sets,
@@ -115,6 +116,7 @@ def _has_gpu() -> bool:
 
 def train(
     dataset: Dataset = None,
+    protocol: Protocol = None,
     root: Root = None,
     model: Model = None,
     size: Size = None,
@@ -138,8 +140,9 @@ def train(
 ) -> None:
     """Train a teacher or a student alone; writes model.ckpt and results.json."""
     verbosity(verbose)
-    flags = dict(dataset=dataset, root=root, model=model, size=size, epochs=epochs, batch_size=batch_size, lr=lr)
-    flags.update(seed=seed, weights=weights, precision=precision, devices=parse_devices(devices), strategy=strategy)
+    flags = dict(dataset=dataset, protocol=protocol, root=root, model=model, size=size, epochs=epochs, lr=lr)
+    flags.update(batch_size=batch_size, seed=seed, weights=weights, precision=precision, strategy=strategy)
+    flags.update(devices=parse_devices(devices))
     _train(build(config, set_, **flags, num_nodes=num_nodes, threads=threads, out=out, name=name), resume, dry_run)
 
 
@@ -156,6 +159,7 @@ def distill(
     beta: Annotated[float | None, option(min=0, default_text="alpha where the loss uses β")] = None,
     T: Annotated[float | None, option("--T", default_text=shown("distill.T"))] = None,
     dataset: Dataset = None,
+    protocol: Protocol = None,
     root: Root = None,
     size: Size = None,
     epochs: Epochs = None,
@@ -174,7 +178,15 @@ def distill(
     """Train a student under a distillation objective from a trained teacher."""
     verbosity(verbose)
     flags = dict(teacher=teacher, model=student, loss=loss or "kl+cos", alpha=alpha, beta=beta, T=T, dataset=dataset)
-    flags.update(root=root, size=size, epochs=epochs, seed=seed, devices=parse_devices(devices), strategy=strategy)
+    flags.update(
+        protocol=protocol,
+        root=root,
+        size=size,
+        epochs=epochs,
+        seed=seed,
+        devices=parse_devices(devices),
+        strategy=strategy,
+    )
     cfg = build(config, set_, **flags, threads=threads, out=out, name=name)
     from geodistill.models.checkpoint import load_checkpoint
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import statistics
+import time
 from pathlib import Path
 
 from geodistill.analysis.plots import plot_frontier
@@ -24,25 +25,36 @@ from geodistill.frontier.build import candidate, choose, cost, split_teachers
 from geodistill.frontier.pareto import Candidate, Frontier, alone, distilled, pareto, pick
 from geodistill.frontier.report import frontier_text, verdict, write_frontier_report
 from geodistill.frontier.spec import FrontierSpec
+from geodistill.results.files import FAILED_FILE, RESULTS_FILE
 from geodistill.study.execute import Options, execute
-from geodistill.study.plan import plan
+from geodistill.study.plan import StudyPlan, plan
+from geodistill.study.shards import parse_shard
 
 logger = logging.getLogger(__name__)
 FRONTIER_FILE = "frontier.json"
 
 
-def frontier(spec: FrontierSpec, out: str | Path, opts: Options | None = None) -> Frontier:
+def frontier(spec: FrontierSpec, out: str | Path, opts: Options | None = None) -> Frontier | None:
     """Run (or resume) the frontier job ``spec`` in ``out``; returns its outcome, also written
-    to ``frontier.json``, ``frontier.html``, ``frontier.md`` and ``frontier.png``."""
+    to ``frontier.json``, ``frontier.html``, ``frontier.md`` and ``frontier.png``. One shard of
+    several waits for the others' screening runs before choosing, and for their final runs
+    before measuring; ``opts.dry_run``: say the plan (every method on every seed, an upper
+    bound, since the choice needs trained runs) and its expected time; returns None."""
     out = Path(out)
     opts = opts or Options()
     opts.what = "frontier"
+    if opts.dry_run:
+        execute(plan(spec.upper_bound(), out), out, opts)
+        return None
     screening = plan(spec.screening(), out)
     execute(screening, out, opts)
+    _wait_for_shards(screening, out, opts)
     chosen = choose(spec, screening, out)
     finals = {s.name: plan(spec.final(s, chosen[s.name]), out) for s in spec.students}
     for p in finals.values():
         execute(p, out, opts)
+    for p in finals.values():
+        _wait_for_shards(p, out, opts)
     cands = []
     for s in spec.students:
         ckpt = out / next(j.name for j in finals[s.name].runs if j.label == "student") / "model.ckpt"
@@ -57,6 +69,18 @@ def frontier(spec: FrontierSpec, out: str | Path, opts: Options | None = None) -
     result.verdict = verdict(result, spec)
     _write(result, spec, out)
     return result
+
+
+def _wait_for_shards(p: StudyPlan, out: Path, opts: Options, poll_s: float = 30.0) -> None:
+    """Until every run of ``p`` has a result or a failure (the other shards' runs included)."""
+    if parse_shard(opts.shard).whole:
+        return
+    waiting = [j.name for j in p.runs if not any((out / j.name / f).is_file() for f in (RESULTS_FILE, FAILED_FILE))]
+    if waiting:
+        logger.info(f"frontier: waiting for {len(waiting)} run(s) of the other shards, e.g. {waiting[0]}")
+    while waiting:
+        time.sleep(poll_s)
+        waiting = [n for n in waiting if not any((out / n / f).is_file() for f in (RESULTS_FILE, FAILED_FILE))]
 
 
 def _teacher_acc(spec: FrontierSpec, chosen: dict, out: Path) -> float:

@@ -71,6 +71,10 @@ class FrontierSpec(BaseModel):
         """Phase one: every student alone and under every method, on the screening seeds."""
         return self._study(self.students, self.objectives(), self.screen_seeds)
 
+    def upper_bound(self) -> Study:
+        """Every student alone and under every method on every seed: what a dry run counts."""
+        return self._study(self.students, self.objectives(), self.seeds)
+
     def final(self, student: Student, chosen: Objective | None) -> Study:
         """Phase two of one student: alone and under its chosen method, on every seed."""
         return self._study([student], [chosen] if chosen is not None else [], self.seeds)
