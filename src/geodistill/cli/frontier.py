@@ -105,32 +105,40 @@ def frontier(
     accuracy-latency frontier and the best student under the budget."""
     verbosity(verbose)
     over = study_overrides(set_, dataset=dataset, protocol=protocol, root=root, epochs=epochs, threads=threads)
-    from geodistill.config.study import Student
-    from geodistill.frontier.defaults import embedded
     from geodistill.frontier.run import frontier as frontier_api
     from geodistill.study.execute import Options
     from geodistill.study.shards import parse_shard
 
+    given = dict(teacher=teacher, teacher_weights=teacher_weights, students=students, weights=weights)
+    given.update(methods=methods, seeds=seeds, screen_seeds=screen_seeds, max_latency_ms=max_latency_ms)
+    spec = _spec(over, **given, max_size_kb=max_size_kb)
+    errors.resume_with()
+    frontier_api(spec, out, Options(shard=parse_shard(shard), workers=workers, dry_run=dry_run))
+
+
+def _spec(over: dict, **given: Any) -> Any:
+    """The embedded `FrontierSpec` with the user's config layer and options over it."""
+    from geodistill.config.study import Student
+    from geodistill.frontier.defaults import embedded
+
     spec = embedded()
     roles = {r: over.pop(r) for r in ("teacher", "student") if r in over}
     update: dict[str, Any] = {"base": _base(spec.base, over)}
-    if teacher:
-        update.update(_teacher(teacher, teacher_weights))
+    if given["teacher"]:
+        update.update(_teacher(given["teacher"], given["teacher_weights"]))
     for role, layer in roles.items():  # --set teacher.KEY / student.KEY over the role's layer
         update[role] = deep_merge(update.get(role, getattr(spec, role)), layer)
-    if students:
-        update["students"] = [Student.parse(s, weights=weights) for s in students.split(",") if s.strip()]
+    weights = given["weights"]
+    if given["students"]:
+        update["students"] = [Student.parse(s, weights=weights) for s in given["students"].split(",") if s.strip()]
     elif weights:
         update["students"] = [s.model_copy(update={"weights": weights}) for s in spec.students]
-    for key, value in (("methods", _methods(methods)), ("seeds", seed_list(seeds))):
+    for key, value in (("methods", _methods(given["methods"])), ("seeds", seed_list(given["seeds"]))):
         if value:
             update[key] = value
-    update["screen_seeds"] = seed_list(screen_seeds) or (update.get("seeds") or spec.seeds)[:1]
-    update.update(max_latency_ms=max_latency_ms or spec.max_latency_ms, max_size_kb=max_size_kb)
-    spec = type(spec).model_validate({**spec.model_dump(), **update})
-    errors.resume_with()
-    opts = Options(shard=parse_shard(shard), workers=workers, dry_run=dry_run)
-    frontier_api(spec, out, opts)
+    update["screen_seeds"] = seed_list(given["screen_seeds"]) or (update.get("seeds") or spec.seeds)[:1]
+    update.update(max_latency_ms=given["max_latency_ms"] or spec.max_latency_ms, max_size_kb=given["max_size_kb"])
+    return type(spec).model_validate({**spec.model_dump(), **update})
 
 
 def _base(embedded: dict, over: dict) -> dict:
