@@ -261,3 +261,19 @@ def test_a_recipe_chooses_its_method_on_the_validation_split_of_the_first_seed(t
         "kl alpha=0.5" if best == "kl-a0.5" else "dist",
     ]
     assert [line.n for line in summary.lines][1:] == [2, 2]  # the chosen method over both seeds
+
+
+def test_a_dry_run_of_a_choosing_recipe_counts_the_screening_then_one_method_and_writes_nothing(tmp_path):
+    tiny = spec(tmp_path)
+    recipe = Study(
+        base={"data": tiny["data"], "train": tiny["train"]},
+        teacher={"train": {"model": "cnn4"}},
+        choose_from=[{"loss": "kl", "alpha": 0.5}, {"loss": "dist"}],
+        seeds=[0, 1],
+    )
+    with captured_log() as lines:
+        assert run(recipe, out=tmp_path / "job", dry_run=True) is None
+    text = "\n".join(lines).splitlines()
+    listed = [line.split()[0] for line in text if line.startswith("  ")]
+    assert listed == ["teacher-s0", "student-s0", "kl-a0.5-s0", "dist-s0", "student-s1", "kl-a0.5-s1"]
+    assert any("6 runs to train" in line for line in text) and not (tmp_path / "job").exists()

@@ -50,6 +50,12 @@ class StudyPlan:
     def teacher(self, name: str) -> Job:
         return next(t for t in self.teachers if t.name == name)
 
+    def union(self, other: StudyPlan) -> StudyPlan:
+        """This plan, then the teachers, runs and checks of ``other`` it does not name yet."""
+        have = {j.name for j in [*self.teachers, *self.runs, *self.checks]}
+        new = [[j for j in jobs if j.name not in have] for jobs in (other.teachers, other.runs, other.checks)]
+        return StudyPlan(self.study, self.teachers + new[0], self.runs + new[1], self.checks + new[2])
+
 
 def objectives_of(study: Study) -> list[Objective]:
     """The study's objectives, then its grid's (a Cartesian product; ``loss`` thesis unless the

@@ -71,6 +71,10 @@ def run(
     opts = Options(
         fail_fast=True, fresh=not resume, what=f"recipe {name}", dry_run=dry_run, workers=workers or study.workers
     )
+    if dry_run and study.choose_from:  # no choice without trained runs: time the screening, then one method
+        first = updated(study, objectives=[*study.objectives, study.choose_from[0]], choose_from=[])
+        execute(_screening(study, out_dir).union(plan(first, out_dir)), out_dir, opts)
+        return None
     study, choice = _choose(study, out_dir, opts, name)
     p = plan(study, out_dir)
     logger.info(f"recipe {name}: {study.about}; compares {recipe_methods(p)} over seeds {study.seeds}")
@@ -99,12 +103,8 @@ def _choose(study: Study, out: Path, opts: Options, name: str) -> tuple[Study, s
         return study, ""
     if study.students:
         raise GeodistillError("A recipe chooses one method for one student; for several students use frontier.")
-    seeds = study.screen_seeds or study.seeds[:1]
-    both = [*study.objectives, *study.choose_from]
-    if opts.dry_run:  # the choice needs trained runs: plan every method on every seed, an upper bound
-        logger.info(f"recipe {name}: the job keeps one of its {len(study.choose_from)} methods; counting them all")
-        return updated(study, objectives=both, choose_from=[]), ""
-    screening = plan(updated(study, objectives=both, seeds=seeds, choose_from=[]), out)
+    screening = _screening(study, out)
+    seeds = screening.study.seeds
     logger.info(f"recipe {name}: choosing a method on the validation split of seed(s) {seeds}")
     execute(screening, out, opts)
     n = len(seeds)
@@ -117,6 +117,13 @@ def _choose(study: Study, out: Path, opts: Options, name: str) -> tuple[Study, s
     return updated(
         study, objectives=[*study.objectives, study.choose_from[labels.index(best)]], choose_from=[]
     ), sentence
+
+
+def _screening(study: Study, out: Path) -> StudyPlan:
+    """Every objective and every method to choose from, on the screening seeds."""
+    seeds = study.screen_seeds or study.seeds[:1]
+    both = [*study.objectives, *study.choose_from]
+    return plan(updated(study, objectives=both, seeds=seeds, choose_from=[]), out)
 
 
 def _labelled(p: StudyPlan, out: Path) -> list:
