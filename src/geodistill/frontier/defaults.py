@@ -7,7 +7,7 @@ from geodistill.config.study import Student
 from geodistill.frontier.spec import FrontierSpec
 
 LADDER = ("cnn3x0.5@16", "cnn3@24", "cnn3@32")
-DATA = {"dataset": "synthetic", "n_per_class": 150, "train_ratio": 0.5, "val_ratio": 0.3}
+DATA = {"dataset": "synthetic", "n_per_class": 200, "train_ratio": 0.5, "val_ratio": 0.4}
 TRAIN = {"batch_size": 64, "lr": 3e-3, "weight_decay": 5e-4}
 
 
