@@ -240,14 +240,19 @@ def test_a_teacher_at_twice_the_students_size_answers_from_its_own_size_exactly(
         teacher_source(grid, prepare_data(grid), load_teachers(grid, prepare_data(grid)), feats=False)
 
 
-def test_a_recipe_chooses_its_method_on_the_validation_split_of_the_first_seed(tmp_path):
+def _choosing(tmp_path: Path) -> Study:
+    """A tiny recipe that chooses between KL and DIST on seed 0, over seeds 0 and 1."""
     tiny = spec(tmp_path)
-    recipe = Study(
+    return Study(
         base={"data": tiny["data"], "train": tiny["train"]},
         teacher={"train": {"model": "cnn4"}},
         choose_from=[{"loss": "kl", "alpha": 0.5}, {"loss": "dist"}],
         seeds=[0, 1],
     )
+
+
+def test_a_recipe_chooses_its_method_on_the_validation_split_of_the_first_seed(tmp_path):
+    recipe = _choosing(tmp_path)
     summary = run(recipe, out=tmp_path / "job")
     job = tmp_path / "job"
     vals = {name: read_result(job / f"{name}-s0").val_accuracy for name in ("kl-a0.5", "dist")}
@@ -264,13 +269,7 @@ def test_a_recipe_chooses_its_method_on_the_validation_split_of_the_first_seed(t
 
 
 def test_a_dry_run_of_a_choosing_recipe_counts_the_screening_then_one_method_and_writes_nothing(tmp_path):
-    tiny = spec(tmp_path)
-    recipe = Study(
-        base={"data": tiny["data"], "train": tiny["train"]},
-        teacher={"train": {"model": "cnn4"}},
-        choose_from=[{"loss": "kl", "alpha": 0.5}, {"loss": "dist"}],
-        seeds=[0, 1],
-    )
+    recipe = _choosing(tmp_path)
     with captured_log() as lines:
         assert run(recipe, out=tmp_path / "job", dry_run=True) is None
     text = "\n".join(lines).splitlines()

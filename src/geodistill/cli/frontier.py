@@ -5,7 +5,7 @@ frontier (`frontier.defaults.embedded`), a few minutes on a laptop CPU."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -25,6 +25,9 @@ from geodistill.cli.options import (
 from geodistill.cli.study import ShardOpt
 from geodistill.config.merge import deep_merge
 from geodistill.core.errors import GeodistillError
+
+if TYPE_CHECKING:
+    from geodistill.frontier.spec import FrontierSpec
 
 Teacher = Annotated[
     str | None,
@@ -116,7 +119,19 @@ def frontier(
     frontier_api(spec, out, Options(shard=parse_shard(shard), workers=workers, dry_run=dry_run))
 
 
-def _spec(over: dict, **given: Any) -> Any:
+def _spec(
+    over: dict,
+    *,
+    teacher: str | None,
+    teacher_weights: str | None,
+    students: str | None,
+    weights: str | None,
+    methods: str | None,
+    seeds: str | None,
+    screen_seeds: str | None,
+    max_latency_ms: float | None,
+    max_size_kb: float | None,
+) -> FrontierSpec:
     """The embedded `FrontierSpec` with the user's config layer and options over it."""
     from geodistill.config.study import Student
     from geodistill.frontier.defaults import embedded
@@ -124,20 +139,19 @@ def _spec(over: dict, **given: Any) -> Any:
     spec = embedded()
     roles = {r: over.pop(r) for r in ("teacher", "student") if r in over}
     update: dict[str, Any] = {"base": _base(spec.base, over)}
-    if given["teacher"]:
-        update.update(_teacher(given["teacher"], given["teacher_weights"]))
+    if teacher:
+        update.update(_teacher(teacher, teacher_weights))
     for role, layer in roles.items():  # --set teacher.KEY / student.KEY over the role's layer
         update[role] = deep_merge(update.get(role, getattr(spec, role)), layer)
-    weights = given["weights"]
-    if given["students"]:
-        update["students"] = [Student.parse(s, weights=weights) for s in given["students"].split(",") if s.strip()]
+    if students:
+        update["students"] = [Student.parse(s, weights=weights) for s in students.split(",") if s.strip()]
     elif weights:
         update["students"] = [s.model_copy(update={"weights": weights}) for s in spec.students]
-    for key, value in (("methods", _methods(given["methods"])), ("seeds", seed_list(given["seeds"]))):
+    for key, value in (("methods", _methods(methods)), ("seeds", seed_list(seeds))):
         if value:
             update[key] = value
-    update["screen_seeds"] = seed_list(given["screen_seeds"]) or (update.get("seeds") or spec.seeds)[:1]
-    update.update(max_latency_ms=given["max_latency_ms"] or spec.max_latency_ms, max_size_kb=given["max_size_kb"])
+    update["screen_seeds"] = seed_list(screen_seeds) or (update.get("seeds") or spec.seeds)[:1]
+    update.update(max_latency_ms=max_latency_ms or spec.max_latency_ms, max_size_kb=max_size_kb)
     return type(spec).model_validate({**spec.model_dump(), **update})
 
 

@@ -25,7 +25,7 @@ from geodistill.frontier.build import candidate, choose, cost, split_teachers
 from geodistill.frontier.pareto import Candidate, Frontier, alone, distilled, pareto, pick
 from geodistill.frontier.report import frontier_text, verdict, write_frontier_report
 from geodistill.frontier.spec import FrontierSpec
-from geodistill.results.files import FAILED_FILE, RESULTS_FILE
+from geodistill.results.files import ended
 from geodistill.study.execute import Options, execute
 from geodistill.study.plan import StudyPlan, plan
 from geodistill.study.shards import parse_shard
@@ -75,12 +75,12 @@ def _wait_for_shards(p: StudyPlan, out: Path, opts: Options, poll_s: float = 30.
     """Until every run of ``p`` has a result or a failure (the other shards' runs included)."""
     if parse_shard(opts.shard).whole:
         return
-    waiting = [j.name for j in p.runs if not any((out / j.name / f).is_file() for f in (RESULTS_FILE, FAILED_FILE))]
+    waiting = [j.name for j in p.runs if not ended(out / j.name)]
     if waiting:
         logger.info(f"frontier: waiting for {len(waiting)} run(s) of the other shards, e.g. {waiting[0]}")
     while waiting:
         time.sleep(poll_s)
-        waiting = [n for n in waiting if not any((out / n / f).is_file() for f in (RESULTS_FILE, FAILED_FILE))]
+        waiting = [n for n in waiting if not ended(out / n)]
 
 
 def _teacher_acc(spec: FrontierSpec, chosen: dict, out: Path) -> float:

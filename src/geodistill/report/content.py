@@ -22,7 +22,7 @@ from geodistill.analysis.table import ALPHA_FAMILY, Group, alpha_groups, converg
 from geodistill.analysis.verdict import pretty_objective, setting_label
 from geodistill.losses import get_preset
 from geodistill.report.sections import Figure
-from geodistill.results.files import FAILED_FILE, RESULTS_FILE
+from geodistill.results.files import ended
 from geodistill.results.result import RunResult, is_baseline
 
 COMPACT_COLUMNS = (
@@ -105,11 +105,7 @@ def pending_points(folder: Path, study: dict[str, Any] | None) -> list[str]:
     points = study.get("points") if study else None
     if not isinstance(points, list):
         return []
-    return [
-        str(p)
-        for p in points
-        if isinstance(p, str) and not (folder / p / RESULTS_FILE).is_file() and not (folder / p / FAILED_FILE).is_file()
-    ]
+    return [str(p) for p in points if isinstance(p, str) and not ended(folder / p)]
 
 
 def objectives(results: Sequence[RunResult]) -> list[dict[str, Any]]:

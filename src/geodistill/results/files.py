@@ -65,6 +65,11 @@ def finished(run_dir: str | Path) -> bool:
     return (Path(run_dir) / RESULTS_FILE).is_file()
 
 
+def ended(run_dir: str | Path) -> bool:
+    """Whether the run in ``run_dir`` ended: finished, or failed (its failed.json exists)."""
+    return finished(run_dir) or (Path(run_dir) / FAILED_FILE).is_file()
+
+
 def collect(directory: str | Path) -> list[RunResult]:
     """Every run under ``directory`` (any depth; a run folder, a study folder, or one result
     file), sorted by path; one sentence when there is none."""

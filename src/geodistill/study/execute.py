@@ -35,7 +35,7 @@ from geodistill.engine import api
 from geodistill.engine.convergence import NOT_CONVERGED
 from geodistill.engine.precision import decide
 from geodistill.models import build_model
-from geodistill.results.files import FAILED_FILE, RESULTS_FILE, STUDY_FILE, finished, read_result
+from geodistill.results.files import FAILED_FILE, STUDY_FILE, ended, finished, read_result
 from geodistill.results.result import RunResult
 from geodistill.study.estimate import Estimate, estimate
 from geodistill.study.plan import Job, StudyPlan, tied_notes
@@ -75,7 +75,7 @@ class Outcome:
 
 def result_of(out: Path, name: str) -> RunResult:
     """A run's result, or its failure, or a failure saying it was not run."""
-    if (out / name / RESULTS_FILE).is_file() or (out / name / FAILED_FILE).is_file():
+    if ended(out / name):
         return read_result(out / name)
     return RunResult(name, "student", status="failed", error="not run")
 
