@@ -124,3 +124,35 @@ def test_geodistill_frontier_end_to_end(tmp_path):
     page = (tmp_path / "f" / "frontier.html").read_text()
     assert '<section id="frontier">' in page and '<section id="results">' in page and "data:image/png" in page
     assert not math.isnan(f["teacher_acc"])
+
+
+def test_claim_seeds_go_to_the_pareto_members_only(tmp_path, monkeypatch):
+    """Students on either Pareto set (found on the first seeds) get the claim seeds; a dominated
+    one does not. Training and latency are stand-ins: runs get hand-made results."""
+    import geodistill.frontier.run as run
+    from results_helpers import result
+
+    acc = {"cnn3x0.5": 0.6, "cnn3": 0.55, "cnn3x2": 0.8}  # cnn3 is slower than x0.5 and worse
+    ms = {"cnn3x0.5@16": 0.1, "cnn3@16": 0.2, "cnn3x2@16": 0.3}
+
+    def execute(p, out, opts):
+        for job in [*p.teachers, *p.runs]:
+            seed, model = job.spec["train"]["seed"], job.spec["train"]["model"]
+            name = "student" if job.label == "student" else "teacher" if job in p.teachers else "kl"
+            a = 0.9 if name == "teacher" else acc[model] + (0.02 if name == "kl" else 0.0)
+            r = result(name, seed, a, role="teacher" if name == "teacher" else None, model=model, run_id=job.name,
+                       val_accuracy=a)  # fmt: skip
+            write_result(out / job.name, r)
+
+    monkeypatch.setattr(run, "execute", execute)
+    monkeypatch.setattr(run, "cost", lambda s, ckpt, out, threads: {"params": 1, "flops": 1, "size_kb": 1.0,
+                        "int8_latency_ms": ms[s.name], "fp32_latency_ms": ms[s.name]})  # fmt: skip
+    monkeypatch.setattr(run, "_write", lambda result, spec, out: None)
+    students = [Student.parse(s) for s in ms]
+    spec = _spec(students=students, methods=["kl"], seeds=[0, 1], claim_seeds=[2], teacher_seeds=[0])
+    f = run.frontier(spec, tmp_path)
+    claimed = sorted(p.name for p in tmp_path.glob("*-s2") if not p.name.startswith("teacher"))
+    assert claimed == ["cnn3x0.5@16-kl-a0.9-T4-s2", "cnn3x0.5@16-student-s2", "cnn3x2@16-kl-a0.9-T4-s2",
+                       "cnn3x2@16-student-s2"]  # fmt: skip
+    assert {c.student: c.n_seeds for c in f.candidates} == {"cnn3x0.5@16": 3, "cnn3@16": 2, "cnn3x2@16": 3}
+    assert f.pareto_distilled == ["cnn3x0.5@16", "cnn3x2@16"] and math.isclose(f.candidates[0].gain_mean, 0.02)

@@ -56,6 +56,25 @@ Methods = Annotated[
         metavar="LIST",
     ),
 ]
+Seeds = Annotated[
+    str | None, option(help="Split seeds, comma-separated (each its own split).", default_text="0,1", metavar="LIST")
+]
+ScreenSeeds = Annotated[
+    str | None,
+    option(
+        help="Seeds whose validation split chooses each student's method.",
+        default_text="the first seed",
+        metavar="LIST",
+    ),
+]
+ClaimSeeds = Annotated[
+    str | None,
+    option(
+        help="More seeds for the students on either Pareto set, e.g. 3,4 (5 splits for a claim).",
+        default_text="none",
+        metavar="LIST",
+    ),
+]
 
 
 def frontier(
@@ -69,18 +88,9 @@ def frontier(
     students: Students = None,
     weights: Weights = None,
     methods: Methods = None,
-    seeds: Annotated[
-        str | None,
-        option(help="Split seeds, comma-separated (each its own split).", default_text="0,1", metavar="LIST"),
-    ] = None,
-    screen_seeds: Annotated[
-        str | None,
-        option(
-            help="Seeds whose validation split chooses each student's method.",
-            default_text="the first seed",
-            metavar="LIST",
-        ),
-    ] = None,
+    seeds: Seeds = None,
+    screen_seeds: ScreenSeeds = None,
+    claim_seeds: ClaimSeeds = None,
     epochs: Annotated[
         str | None,
         option(
@@ -113,7 +123,8 @@ def frontier(
     from geodistill.study.shards import parse_shard
 
     given = dict(teacher=teacher, teacher_weights=teacher_weights, students=students, weights=weights)
-    given.update(methods=methods, seeds=seeds, screen_seeds=screen_seeds, max_latency_ms=max_latency_ms)
+    given.update(methods=methods, seeds=seeds, screen_seeds=screen_seeds, claim_seeds=claim_seeds)
+    given.update(max_latency_ms=max_latency_ms)
     spec = _spec(over, **given, max_size_kb=max_size_kb)
     errors.resume_with()
     frontier_api(spec, out, Options(shard=parse_shard(shard), workers=workers, dry_run=dry_run))
@@ -129,6 +140,7 @@ def _spec(
     methods: str | None,
     seeds: str | None,
     screen_seeds: str | None,
+    claim_seeds: str | None,
     max_latency_ms: float | None,
     max_size_kb: float | None,
 ) -> FrontierSpec:
@@ -151,6 +163,7 @@ def _spec(
         if value:
             update[key] = value
     update["screen_seeds"] = seed_list(screen_seeds) or (update.get("seeds") or spec.seeds)[:1]
+    update["claim_seeds"] = seed_list(claim_seeds) or []
     update.update(max_latency_ms=max_latency_ms or spec.max_latency_ms, max_size_kb=max_size_kb)
     return type(spec).model_validate({**spec.model_dump(), **update})
 

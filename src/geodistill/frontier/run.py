@@ -5,12 +5,15 @@ Steps (resumable and shardable like any study, since each is one): phase one tra
 student alone and under every method on the screening seeds; each student's method is chosen
 on validation (`frontier.build.choose`); phase two trains the student alone and under its
 method on every seed; each student's int8 and fp32 ONNX latency at batch 1 is measured on this
-machine; then the table, the Pareto sets of both curves, the pick under the budget (exported
+machine (by the first shard, so every shard sees the same numbers); the students on either
+Pareto set train on the claim seeds too (their membership decided once, on the first seeds);
+then the table, the Pareto sets of both curves, the pick under the budget (exported
 as int8 ONNX) and the verdict against the best student alone under the same budget.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import statistics
@@ -21,7 +24,7 @@ from geodistill.analysis.plots import plot_frontier
 from geodistill.core.atomic import write_json
 from geodistill.deploy.verified import export
 from geodistill.engine.api import evaluate
-from geodistill.frontier.build import candidate, choose, cost, split_teachers
+from geodistill.frontier.build import COST_FILE, candidate, choose, cost, split_teachers
 from geodistill.frontier.pareto import Candidate, Frontier, alone, distilled, pareto, pick
 from geodistill.frontier.report import frontier_text, verdict, write_frontier_report
 from geodistill.frontier.spec import FrontierSpec
@@ -50,15 +53,12 @@ def frontier(spec: FrontierSpec, out: str | Path, opts: Options | None = None) -
     execute(screening, out, opts)
     _wait_for_shards(screening, out, opts)
     chosen = choose(spec, screening, out)
-    finals = {s.name: plan(spec.final(s, chosen[s.name]), out) for s in spec.students}
-    for p in finals.values():
-        execute(p, out, opts)
-    for p in finals.values():
-        _wait_for_shards(p, out, opts)
-    cands = []
-    for s in spec.students:
-        ckpt = out / next(j.name for j in finals[s.name].runs if j.label == "student") / "model.ckpt"
-        cands.append(candidate(s, finals[s.name], chosen[s.name], cost(s, ckpt, out, spec.latency_threads), out))
+    finals = _train(spec, chosen, spec.students, out, opts)
+    cands = _candidates(spec, finals, chosen, out, opts)
+    members = {c.student for c in (*pareto(cands, acc=alone), *pareto(cands, acc=distilled))}
+    if spec.claim_seeds and members:
+        finals |= _train(spec, chosen, [s for s in spec.students if s.name in members], out, opts, claim=True)
+        cands = _candidates(spec, finals, chosen, out, opts)
     result = Frontier(cands, _teacher_acc(spec, chosen, out))
     result.pareto_alone = [c.student for c in pareto(cands, acc=alone)]
     result.pareto_distilled = [c.student for c in pareto(cands, acc=distilled)]
@@ -69,6 +69,35 @@ def frontier(spec: FrontierSpec, out: str | Path, opts: Options | None = None) -
     result.verdict = verdict(result, spec)
     _write(result, spec, out)
     return result
+
+
+def _train(spec: FrontierSpec, chosen: dict, students: list, out: Path, opts: Options, claim: bool = False) -> dict:
+    """Phase two of ``students`` (on the claim seeds too, for ``claim``), the other shards'
+    runs awaited; returns each student's plan."""
+    finals = {s.name: plan(spec.final(s, chosen[s.name], claim), out) for s in students}
+    for p in finals.values():
+        execute(p, out, opts)
+    for p in finals.values():
+        _wait_for_shards(p, out, opts)
+    return finals
+
+
+def _candidates(spec: FrontierSpec, finals: dict, chosen: dict, out: Path, opts: Options) -> list[Candidate]:
+    """One line per student. Its cost is a timing, so only the first shard measures it and the
+    others read it: every shard then sees the same Pareto sets and plans the same claim runs."""
+    ckpts = {s.name: out / next(j.name for j in finals[s.name].runs if j.label == "student") / "model.ckpt"
+             for s in spec.students}  # fmt: skip
+    if parse_shard(opts.shard).index != 1:
+        _wait_for_costs(spec, out)
+    costs = {s.name: cost(s, ckpts[s.name], out, spec.latency_threads) for s in spec.students}
+    return [candidate(s, finals[s.name], chosen[s.name], costs[s.name], out) for s in spec.students]
+
+
+def _wait_for_costs(spec: FrontierSpec, out: Path, poll_s: float = 30.0) -> None:
+    """Until the first shard has measured every student's cost."""
+    path = out / COST_FILE
+    while not (path.is_file() and all(s.name in json.loads(path.read_text()) for s in spec.students)):
+        time.sleep(poll_s)
 
 
 def _wait_for_shards(p: StudyPlan, out: Path, opts: Options, poll_s: float = 30.0) -> None:

@@ -28,7 +28,9 @@ class FrontierSpec(BaseModel):
     """A frontier job. ``teacher``: the teacher role's config (a pretrained model at its own
     size, say), trained once per split; or ``teacher_ckpt``, a trained teacher, which fixes the
     split to the one it trained on; ``students``: the candidates; ``methods``: names of `METHODS` or objectives;
-    ``screen_seeds``: the seeds on which every method is trained and the choice made; budgets:
+    ``screen_seeds``: the seeds on which every method is trained and the choice made;
+    ``claim_seeds``: more seeds for the students on either Pareto set (found on ``seeds``), so
+    that the claims the frontier makes rest on more splits (5 in all, say); budgets:
     the deployment limits the pick must meet (int8 ONNX latency at batch 1, model file size)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -42,6 +44,7 @@ class FrontierSpec(BaseModel):
     methods: list[str | Objective] = ["kl", "dist", "ens"]
     seeds: list[int] = [0, 1, 2]
     screen_seeds: list[int] = [0]
+    claim_seeds: list[int] = []
     teacher_seeds: list[int] = [0, 1, 2]
     budget_check: bool = True
     max_latency_ms: float | None = Field(None, gt=0)
@@ -72,9 +75,13 @@ class FrontierSpec(BaseModel):
         return self._study(self.students, self.objectives(), self.screen_seeds)
 
     def upper_bound(self) -> Study:
-        """Every student alone and under every method on every seed: what a dry run counts."""
-        return self._study(self.students, self.objectives(), self.seeds)
+        """Every student alone and under every method on every seed, the claim seeds included:
+        what a dry run counts."""
+        seeds = [*self.seeds, *(k for k in self.claim_seeds if k not in self.seeds)]
+        return self._study(self.students, self.objectives(), seeds)
 
-    def final(self, student: Student, chosen: Objective | None) -> Study:
-        """Phase two of one student: alone and under its chosen method, on every seed."""
-        return self._study([student], [chosen] if chosen is not None else [], self.seeds)
+    def final(self, student: Student, chosen: Objective | None, claim: bool = False) -> Study:
+        """Phase two of one student: alone and under its chosen method, on every seed (and the
+        claim seeds, for ``claim``)."""
+        seeds = [*self.seeds, *(k for k in self.claim_seeds if k not in self.seeds)] if claim else self.seeds
+        return self._study([student], [chosen] if chosen is not None else [], seeds)
