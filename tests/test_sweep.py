@@ -119,6 +119,21 @@ def test_rerun_of_finished_sweep_trains_and_writes_nothing(alpha_sweep, monkeypa
     assert [r.metrics for r in again] == [r.metrics for r in results]
     assert "sweep: 12 points, 12 already done, 0 to run" in lines
     assert _snapshot(out) == before  # not even sweep.json is rewritten
+    assert not any("reused as trained" in line for line in lines)
+
+
+def test_a_rerun_whose_config_changed_reuses_the_runs_and_says_so(alpha_sweep, monkeypatch, tmp_path):
+    out, sweep, results, _ = alpha_sweep
+    copy = tmp_path / "alpha"
+    shutil.copytree(out, copy)  # the teachers' paths differ in the copy: not a change of config
+    monkeypatch.setattr(api, "fit", lambda *a, **k: pytest.fail("a finished run must not train again"))
+    changed = {**sweep, "base": {**sweep["base"], "train": {**sweep["base"]["train"], "lr": 0.5}}}
+    with captured_log() as lines:
+        again = run_sweep(changed, copy)
+    assert [r.metrics for r in again] == [r.metrics for r in results]
+    stale = [line for line in lines if "reused as trained" in line]
+    assert len(stale) == 1 and stale[0].startswith(f"12 finished run(s) in {copy} are reused as trained")
+    assert "e.g. student-s0 (train.lr: 0.5 planned, 0.01 stored); delete their folders" in stale[0]
 
 
 def test_report_of_the_alpha_sweep(alpha_sweep, work):

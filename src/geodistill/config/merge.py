@@ -61,3 +61,19 @@ def load_yaml(path: str | Path) -> dict:
     if not isinstance(d, dict):
         raise GeodistillError(f"Config file {p} must hold a mapping (section: {{key: value}}), not {type(d).__name__}.")
     return d
+
+
+def first_difference(planned: dict, stored: dict, skip: tuple[str, ...] = (), prefix: str = "") -> str | None:
+    """The first dotted key whose ``planned`` value differs from ``stored`` (say 'train.lr: 0.003
+    planned, 0.01 stored'), or None. Keys ``stored`` lacks (an older run), values planned as
+    'auto' (resolved when the run trained) and the dotted keys in ``skip`` are not differences."""
+    for k, v in planned.items():
+        if k not in stored or v == "auto" or f"{prefix}{k}" in skip:
+            continue
+        if isinstance(v, dict) and isinstance(stored[k], dict):
+            found = first_difference(v, stored[k], skip, f"{prefix}{k}.")
+            if found:
+                return found
+        elif v != stored[k]:
+            return f"{prefix}{k}: {v!r} planned, {stored[k]!r} stored"
+    return None

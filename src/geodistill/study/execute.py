@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from geodistill.config.merge import deep_merge
+from geodistill.config.merge import deep_merge, first_difference
 from geodistill.config.run import build_config
 from geodistill.core import progress
 from geodistill.core.atomic import write_text
@@ -294,9 +294,31 @@ def _work(plan: StudyPlan, out: Path, opts: Options) -> _Work:
     todo = [job for job in mine if pending(job)]
     needed = dict.fromkeys(t for job in todo for t in job.teachers)
     teachers = [t for t in needed if opts.fresh or not finished(out / t)]
+    _warn_stale(
+        [j for j in mine if j not in todo] + [t for t in plan.teachers if t.name in needed and t.name not in teachers],
+        out,
+    )
     names = {m.name for m in mine}
     checks = [c for c in plan.checks if c.double_of in names and (opts.fresh or not finished(out / c.name))]
     return _Work(mine, todo, teachers, checks)
+
+
+NOT_COMPARED = ("data.cache_dir", "train.progress", "distill.teacher", "out", "name")
+"""Config keys a reused run may differ in without a warning: where caches and outputs go, whether
+progress is shown, and the teachers' paths (the plan names each teacher, compared as a run)."""
+
+
+def _warn_stale(reused: list[Job], out: Path) -> None:
+    """One warning for the finished runs reused although the plan now configures them otherwise."""
+    stale = {}
+    for job in reused:
+        stored = read_result(out / job.name).config if finished(out / job.name) else {}
+        if diff := first_difference(job.spec, stored, NOT_COMPARED):
+            stale[job.name] = diff
+    if stale:
+        first, diff = next(iter(stale.items()))
+        logger.warning(f"{len(stale)} finished run(s) in {out} are reused as trained although their config has "
+                       f"changed, e.g. {first} ({diff}); delete their folders to train them again")  # fmt: skip
 
 
 def _estimate(plan: StudyPlan, out: Path, opts: Options, work: _Work, data: dict) -> Estimate | None:
