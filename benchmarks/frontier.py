@@ -127,11 +127,40 @@ def quick_spec() -> FrontierSpec:
     )
 
 
-def summary(result: Frontier, spec: FrontierSpec, minutes: float | None = None) -> str:
-    """The Markdown section of a finished frontier."""
+PARTS = ("teacher candidates (split 0)", "teachers of the other splits", "students alone", "distilled students",
+         "budget checks (2x epochs)")  # fmt: skip
+
+
+def part_of(path: Path, out: Path) -> str:
+    """Which part of the benchmark a run folder belongs to (`PARTS`)."""
+    name = path.name
+    if path.parent != out:
+        return PARTS[0]
+    if name.startswith("teacher-"):
+        return PARTS[1]
+    return PARTS[4] if "-2x-" in name else PARTS[2] if "-student-" in name else PARTS[3]
+
+
+def minutes_by_part(out: Path) -> dict[str, tuple[int, float]]:
+    """Runs and one-core minutes (training, validation and teacher cache, resumes included) per
+    part; the split-0 teacher is a copy of its candidate, so it counts once."""
+    parts = {p: (0, 0.0) for p in PARTS}
+    for path in [*out.glob("*/results.json"), *out.glob("selection/*/results.json")]:
+        if path.parent.name == "teacher-split0-s0":
+            continue
+        r, part = read_result(path.parent), part_of(path.parent, out)
+        n, m = parts[part]
+        parts[part] = (n + 1, m + ((r.train_time_s or 0.0) + (r.teacher_cache_s or 0.0)) / 60)
+    return parts
+
+
+def summary(result: Frontier, spec: FrontierSpec, out: Path, minutes: float | None = None) -> str:
+    """The Markdown section of a finished frontier, with the minutes each part took."""
     head = "## The accuracy-latency frontier on AID at the 20% protocol (issue 27)\n\n"
+    rows = "".join(f"| {p} | {n} | {m:.0f} |\n" for p, (n, m) in minutes_by_part(out).items())
+    parts = "\n| part | runs | one-core minutes |\n|:---|---:|---:|\n" + rows
     spent = f"\nWall time of this run: {minutes:.0f} min.\n" if minutes is not None else ""
-    return head + frontier_text(result, spec) + spent
+    return head + frontier_text(result, spec) + parts + spent
 
 
 def main(out: Path, quick: bool = False, shard: str | None = None, stage: str = "all") -> str:
@@ -155,7 +184,7 @@ def main(out: Path, quick: bool = False, shard: str | None = None, stage: str = 
     if not quick:
         rows = [dict(c.to_dict(), teacher_acc=result.teacher_acc, protocol="aid-20") for c in result.candidates]
         write_json(HERE / "results" / "frontier.json", [_json_safe(r) for r in rows])
-    return summary(result, spec, minutes)
+    return summary(result, spec, out, minutes)
 
 
 def _chosen(out: Path) -> tuple[str, int]:
