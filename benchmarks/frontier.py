@@ -190,13 +190,14 @@ def main(out: Path, quick: bool = False, shard: str | None = None, stage: str = 
 
 
 def keep(out: Path, dest: Path | None = None) -> int:
-    """Write every finished run's ``results.json`` in ``out`` (and the frontier's choice and cost
-    files) to one JSON-lines file in the repository, so that a later session resumes a benchmark
-    that outlived this one (run folders live outside the repository); returns the run count."""
+    """Write every finished run's ``results.json`` in ``out`` (less its per-epoch history, whose
+    verdict ``convergence`` keeps) and the frontier's choice and cost files to one JSON-lines
+    file in the repository, so that a later session resumes a benchmark that outlived this one
+    (run folders live outside the repository); returns the run count."""
     lines = [{"file": f.name, "data": json.loads(f.read_text())} for f in (out / CHOICE_FILE, out / COST_FILE)
              if f.is_file()]  # fmt: skip
     runs = sorted(out.glob(f"*/{RESULTS_FILE}"))
-    lines += [{"run": p.parent.name, "data": json.loads(p.read_text())} for p in runs]
+    lines += [{"run": p.parent.name, "data": json.loads(p.read_text()) | {"history": []}} for p in runs]
     write_text(dest or KEPT, "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines))
     return len(runs)
 
