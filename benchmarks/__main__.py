@@ -1,9 +1,10 @@
 """Run the benchmarks; a full run rewrites their sections in BENCHMARKS.md.
 
 Each benchmark module has ``main(out_dir, quick) -> str`` (a Markdown section). A full run keeps
-the section in ``benchmarks/results/NAME.md`` (so one benchmark can be re-run without the
-others) and rewrites BENCHMARKS.md from the sections; ``--quick`` (seconds, the synthetic set)
-writes only under ``--out``: ``OUT/NAME.md`` for each benchmark, nothing in the repository.
+the section in ``benchmarks/results/NAME.md`` and puts it in BENCHMARKS.md in place of the
+section with its heading, leaving the others (and notes written by hand) as they are; ``--quick``
+(seconds, the synthetic set) writes only under ``--out``: ``OUT/NAME.md`` for each benchmark,
+nothing in the repository.
 """
 
 from __future__ import annotations
@@ -47,19 +48,24 @@ def main(argv: list[str] | None = None) -> None:
         write_text(target, section.rstrip() + "\n\n" + stamp)
         print(section, flush=True)
     if not args.quick:
-        assemble(HERE / "results")
+        for name in names:
+            replace_section(HERE.parent / "BENCHMARKS.md", (HERE / "results" / f"{name}.md").read_text())
 
 
-def assemble(results: Path) -> None:
-    """Rewrite BENCHMARKS.md from the sections in ``results`` (in ``ORDER``)."""
-    parts = [
-        "# geodistill benchmarks\n",
-        "Every section says the command that produced it; re-run one with "
-        "`OMP_NUM_THREADS=1 python -m benchmarks NAME` (`make bench` runs the hour's worth). Speed is measured as "
-        "ratios within one run on one machine.\n",
-    ]
-    parts += [(results / f"{n}.md").read_text() for n in ORDER if (results / f"{n}.md").is_file()]
-    write_text(HERE.parent / "BENCHMARKS.md", "\n".join(parts))
+def replace_section(doc: Path, section: str) -> None:
+    """Put ``section`` (Markdown starting with its ``## `` heading) in ``doc`` in place of the
+    section with the same heading (up to the next ``## `` heading), or at the end: the other
+    sections, notes written by hand among them, stay as they are."""
+    heading = section.splitlines()[0]
+    lines = doc.read_text().splitlines(keepends=True) if doc.is_file() else ["# geodistill benchmarks\n", "\n"]
+    start = next((i for i, line in enumerate(lines) if line.rstrip("\n") == heading), None)
+    if start is None:
+        head, tail = lines + (["\n"] if lines and lines[-1].strip() else []), []
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        head, tail = lines[:start], lines[end:]
+    body = section.rstrip("\n") + "\n" + ("\n" if tail else "")
+    write_text(doc, "".join(head) + body + "".join(tail))
 
 
 if __name__ == "__main__":

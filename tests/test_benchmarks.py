@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from benchmarks import frontier as fb
-from benchmarks.__main__ import ORDER, main
+from benchmarks.__main__ import ORDER, main, replace_section
 
 from geodistill.results import finished, write_result
 from results_helpers import result
@@ -67,3 +67,12 @@ def test_the_frontier_benchmark_keeps_its_finished_runs_for_a_later_session(tmp_
     assert back == {"teacher-split0-s0", "cnn3@32-student-s1", "cnn3@32-kl-a0.9-T4-s1", "cnn3x2@32-student-s0"}
     assert (new / fb.COST_FILE).read_text().startswith("{")
     assert fb.restore(new, spec, kept) == 0  # nothing twice
+
+
+def test_a_full_run_replaces_its_own_section_and_keeps_the_others(tmp_path):
+    doc = tmp_path / "BENCHMARKS.md"
+    doc.write_text("# b\n\n## A\nold a\n\n## B\nold b\nnote by hand\n\n## C\nc\n")
+    replace_section(doc, "## B\nnew b\n")
+    assert doc.read_text() == "# b\n\n## A\nold a\n\n## B\nnew b\n\n## C\nc\n"
+    replace_section(doc, "## D\nd\n")  # a new section goes at the end
+    assert doc.read_text().endswith("## C\nc\n\n## D\nd\n")
