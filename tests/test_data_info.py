@@ -49,6 +49,16 @@ def test_data_info_on_folder(tmp_path):
     assert info["native_sizes"] == {"8 x 8": 15} and "(native 8 x 8 px)" in text  # one size, said as such
 
 
+def test_data_info_shows_a_protocols_split_and_names_its_seed(tmp_path):
+    root = make_folder(tmp_path / "d", {"farm": 20, "forest": 40})
+    infos = [gd.data_info("folder", root, size=8, cache_dir=tmp_path / "c", protocol="aid-20", seed=k) for k in (0, 1)]
+    assert infos[0]["split_counts"]["farm"] == {"train": 3, "val": 1, "test": 16}  # 20% trains, a fifth of it validates
+    assert infos[0]["split_counts"]["forest"] == {"train": 6, "val": 2, "test": 32}
+    assert "protocol aid-20: 0.2 of each class trains (0.2 of it validates), the rest tests, seed 1" in gd.format_info(
+        infos[1]
+    )
+
+
 def test_data_info_names_the_unreadable_images(tmp_path):
     root = make_folder(tmp_path / "d", {"farm": 5, "forest": 5}, size=12)
     (root / "farm" / "broken.png").write_bytes(b"not a png")

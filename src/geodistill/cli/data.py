@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from geodistill.cli.options import Root
+from geodistill.cli.options import Protocol, Root
 
 DatasetArg = Annotated[str, typer.Argument(help="Dataset name (`geodistill list`).", metavar="DATASET")]
 
@@ -17,13 +17,15 @@ def data_info(
     dataset: DatasetArg,
     root: Root = None,
     size: Annotated[int, typer.Option(help="Square size the images are decoded at.")] = 32,
+    protocol: Protocol = None,
+    seed: Annotated[int, typer.Option(help="Split seed (each seed its own random split).")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the facts as JSON.")] = False,
 ) -> None:
     """Classes, counts per class and split, image size, channels and cache location."""
     from geodistill.data import data_info as info_api
     from geodistill.data import format_info
 
-    info = info_api(dataset, root, size=size)
+    info = info_api(dataset, root, size=size, protocol=protocol, seed=seed)
     typer.echo(json.dumps(info, indent=2, default=str, ensure_ascii=False) if json_out else format_info(info))
 
 

@@ -32,10 +32,12 @@ def data_info(
     seed: int = 0,
     strict: bool = False,
     n_per_class: int | None = None,
+    protocol: str | None = None,
 ) -> dict:
     """Load ``name`` through ``prepare_data`` (the cache and split training uses) and summarise it.
 
-    ``cache_dir`` is the cache root (as ``data.cache_dir``); ``seed`` is the split seed.
+    ``cache_dir`` is the cache root (as ``data.cache_dir``); ``seed`` is the split seed;
+    ``protocol`` a named protocol (`config.protocols`), whose split replaces ``fractions``.
 
     Keys: name, title, root, classes, num_classes, num_images, counts (class -> n),
     split_counts (class -> {train, val, test}), split_totals, size, channels, native_size,
@@ -53,6 +55,7 @@ def data_info(
         "split_seed": seed,
         "strict": strict,
         "n_per_class": n_per_class,
+        "protocol": protocol,
     }
     d = build_config({"data": given}, where="data info").data
     data = prepare_data(d)
@@ -77,6 +80,9 @@ def data_info(
         "key": ds.key,
         "skipped": list(ds.skipped),
         "fractions": [float(f) for f in fractions],
+        "protocol": protocol,
+        "train_ratio": d.train_ratio,
+        "val_ratio": d.val_ratio,
         "seed": seed,
         "layout": spec.layout,
         "source": spec.source,
@@ -110,6 +116,16 @@ def _native(info: dict) -> str:
     return "unknown"
 
 
+def _split_rule(info: dict) -> str:
+    """How the split was drawn: the fractions, or a per-class training ratio (a protocol's)."""
+    if info.get("train_ratio") is None:
+        return "/".join(f"{f:g}" for f in info["fractions"])
+    named = f"protocol {info['protocol']}: " if info.get("protocol") else ""
+    return (
+        f"{named}{info['train_ratio']:g} of each class trains ({info['val_ratio']:g} of it validates), the rest tests"
+    )
+
+
 def _skipped(names: list[str], shown: int = 3) -> str:
     more = f", and {len(names) - shown} more" if len(names) > shown else ""
     return f"{len(names)} unreadable image(s): {', '.join(names[:shown])}{more}"
@@ -129,7 +145,7 @@ def format_info(info: dict) -> str:
     head.add_row("images", f"{info['num_images']} in {info['num_classes']} classes")
     head.add_row("image size", f"{info['size']} x {info['size']} px, {info['channels']} channels (native {native})")
     head.add_row("cache", info.get("cache_path") or "none (generated in memory)")
-    head.add_row("split", f"{'/'.join(f'{f:g}' for f in info['fractions'])}, seed {info['seed']}")
+    head.add_row("split", f"{_split_rule(info)}, seed {info['seed']}")
     if info.get("skipped"):
         head.add_row("skipped", _skipped(info["skipped"]))
     console.print(head)
