@@ -10,8 +10,9 @@ import pytest
 from benchmarks import frontier as fb
 from benchmarks.__main__ import ORDER, main, replace_section
 
+from geodistill.frontier.pareto import Frontier
 from geodistill.results import finished, write_result
-from results_helpers import result
+from results_helpers import cand, result
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,3 +77,16 @@ def test_a_full_run_replaces_its_own_section_and_keeps_the_others(tmp_path):
     assert doc.read_text() == "# b\n\n## A\nold a\n\n## B\nnew b\n\n## C\nc\n"
     replace_section(doc, "## D\nd\n")  # a new section goes at the end
     assert doc.read_text().endswith("## C\nc\n\n## D\nd\n")
+
+
+def test_the_aid_section_says_each_goal_with_its_numbers(tmp_path):
+    """+3 points with the interval above 0 (met by one of two), the best student under 1 ms
+    against the teacher (alone beats distilled here), and the teacher's own latency."""
+    a, b = cand("a", 0.05, 0.60, 0.64), cand("b", 0.5, 0.80, 0.79)
+    f = Frontier([a, b], teacher_acc=0.90, pick=b, best_alone=b)
+    (tmp_path / fb.COST_FILE).write_text('{"t@128": {"int8_latency_ms": 0.84, "size_kb": 3500}}')
+    text = fb.goals_text(f, tmp_path, "t@128")
+    assert "interval above 0: met by 1 of 2 (a); the largest mean gain is +4.00 points" in text
+    assert "b alone, 80.00%, 10.00 points below it (missed by 5.00 points)" in text
+    assert "The teacher itself (t@128) runs in 0.840 ms int8 here" in text
+    assert "validation chose **efficientnet_lite0@128**" in fb.selection_text()

@@ -14,16 +14,11 @@ import pytest
 
 from geodistill.config import Student, Study
 from geodistill.frontier.build import choose
-from geodistill.frontier.pareto import Candidate, alone, fits, pareto, pick
+from geodistill.frontier.pareto import alone, fits, pareto, pick
 from geodistill.frontier.spec import FrontierSpec
 from geodistill.results import Metrics, RunResult, write_result
 from geodistill.study.plan import plan
-
-
-def cand(student: str, ms: float, a: float, d: float, kb: float = 100.0) -> Candidate:
-    return Candidate(student, 32, 1000, 1e6, kb, ms, 2 * ms, a, 0.01, d, 0.01, d - a, d - a - 0.01, d - a + 0.01,
-                     "seeds", 3, 6, 6, "kl")  # fmt: skip
-
+from results_helpers import cand
 
 STUDENTS = [
     cand("tiny", 0.05, 0.60, 0.66),
