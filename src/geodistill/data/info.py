@@ -42,21 +42,15 @@ def data_info(
     Keys: name, title, root, classes, num_classes, num_images, counts (class -> n),
     split_counts (class -> {train, val, test}), split_totals, size, channels, native_size,
     native_sizes (a folder's file sizes: 'W x H' -> count; None where the registry knows the
-    size), cache_path, key, skipped, fractions, seed, layout, source.
+    size), cache_path, key, skipped, fractions, protocol, train_ratio, val_ratio, seed, layout,
+    source.
     """
     spec = get_spec(name)
-    given = {
-        "dataset": spec.name,
-        "root": None if root is None else str(root),
-        "size": size,
-        "channels": channels,
-        "cache_dir": None if cache_dir is None else str(cache_dir),
-        "fractions": list(fractions),
-        "split_seed": seed,
-        "strict": strict,
-        "n_per_class": n_per_class,
-        "protocol": protocol,
-    }
+    text = {"root": root, "cache_dir": cache_dir}
+    given = {k: None if v is None else str(v) for k, v in text.items()} | {
+        "dataset": spec.name, "size": size, "channels": channels, "fractions": list(fractions), "split_seed": seed,
+        "strict": strict, "n_per_class": n_per_class, "protocol": protocol,
+    }  # fmt: skip
     d = build_config({"data": given}, where="data info").data
     data = prepare_data(d)
     ds, split = data.dataset, data.split
